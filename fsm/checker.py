@@ -1,0 +1,363 @@
+"""Exhaustive breadth-first exploration of the composed system, and its verdicts.
+
+The explorer visits every reachable world of :class:`~fsm.system.System` once,
+up to a permutation of the messages (they are interchangeable, so sorting them
+is a sound symmetry reduction). States are numbered in breadth-first order, so
+the first violating state found is one at the least depth, and the path of
+parents to it is a shortest counterexample. Paths are replayed on concrete,
+unsorted worlds before they are shown, so a message keeps its name (``m1`` is
+the first one the user sent) along the whole trace.
+
+Properties (ids as on the command line):
+
+``no-silent-loss``
+    No reachable world has a sent message that is not on the server, not held
+    by the client anywhere it will be retried from, and not shown as failed.
+``no-duplicate-delivery``
+    The server never applies one message twice.
+``no-forbidden-transition``
+    No step fires a row that matches a rule of :data:`fsm.model.FORBIDDEN`.
+``connected-means-acked``
+    The connection is ``connected`` only on an acknowledged, open socket.
+``eventual-delivery``
+    From every reachable world, a world where every sent message is confirmed
+    or visibly failed is reachable (AG EF settled).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict
+
+from fsm.design import Design, Environment
+from fsm.errors import StateLimitExceeded
+from fsm.model import CONNECTION, FORBIDDEN, MESSAGE, ForbiddenRule
+from fsm.system import Stimulus, System, Transition, World
+
+__all__ = [
+    "PROPERTIES",
+    "CheckReport",
+    "Exploration",
+    "FiredView",
+    "MessageView",
+    "PropertyResult",
+    "RuleResult",
+    "StepView",
+    "check",
+    "explore",
+]
+
+#: Property ids, in the order reports list them, with a one-line statement.
+PROPERTIES: dict[str, str] = {
+    "no-silent-loss": "every sent message is on the server, held for retry, or shown as failed",
+    "no-duplicate-delivery": "the server never applies one message twice",
+    "no-forbidden-transition": "no step takes a forbidden transition (F-rules)",
+    "connected-means-acked": "'connected' only after the server acknowledged the handshake",
+    "eventual-delivery": "from every state, all sent messages can still end confirmed or failed",
+}
+
+Label = tuple[Stimulus, "int | None", str]
+
+
+class MessageView(BaseModel):
+    """One message in one step of a trace."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    state: str
+    held: bool
+    on_server: int
+
+
+class FiredView(BaseModel):
+    """A table row a step fired: ``machine`` is 'connection' or a message id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    machine: str
+    source: str
+    event: str
+    target: str
+
+
+class StepView(BaseModel):
+    """One step of a counterexample: the event and the world after it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event: str
+    message: str | None
+    detail: str
+    connection: str
+    socket: str
+    foreground: bool
+    network: bool
+    messages: list[MessageView]
+    fired: list[FiredView]
+
+
+class PropertyResult(BaseModel):
+    id: str
+    statement: str
+    holds: bool
+    rule: str | None = None
+    counterexample: list[StepView] | None = None
+
+
+class RuleResult(BaseModel):
+    """A forbidden transition: is it in the design's table, is it reachable."""
+
+    id: str
+    machine: str
+    reason: str
+    evidence: str
+    edges: list[str]
+    reachable: bool
+    counterexample: list[StepView] | None = None
+
+
+class CheckReport(BaseModel):
+    """The verdicts for one design in one environment."""
+
+    design: str
+    environment: str
+    messages: int
+    states: int
+    transitions: int
+    properties: list[PropertyResult]
+    forbidden: list[RuleResult]
+
+    @property
+    def holds(self) -> bool:
+        return all(p.holds for p in self.properties)
+
+    def property(self, pid: str) -> PropertyResult:
+        return next(p for p in self.properties if p.id == pid)
+
+
+@dataclass
+class Exploration:
+    """The reachable graph of one system, states numbered in BFS order."""
+
+    system: System
+    worlds: list[World] = field(default_factory=list)
+    parent: list[int] = field(default_factory=list)
+    via: list[Label | None] = field(default_factory=list)
+    successors: list[list[int]] = field(default_factory=list)
+    transitions: int = 0
+    #: For each rule id: (source state, step) of the first step that took it.
+    rule_hits: dict[str, tuple[int, Transition]] = field(default_factory=dict)
+
+    def path(self, sid: int) -> list[tuple[Label, World]]:
+        """The shortest path from the initial state to ``sid``."""
+        steps: list[tuple[Label, World]] = []
+        while sid != 0:
+            label = self.via[sid]
+            assert label is not None
+            steps.append((label, self.worlds[sid]))
+            sid = self.parent[sid]
+        steps.reverse()
+        return steps
+
+    def first(self, predicate: Callable[[World], bool]) -> int | None:
+        return next((i for i, w in enumerate(self.worlds) if predicate(w)), None)
+
+    def cannot_settle(self) -> int | None:
+        """The first state from which no settled state is reachable, if any."""
+        n = len(self.worlds)
+        back: list[list[int]] = [[] for _ in range(n)]
+        for src, targets in enumerate(self.successors):
+            for dst in targets:
+                back[dst].append(src)
+        good = [False] * n
+        queue = deque(i for i, w in enumerate(self.worlds) if System.settled(w))
+        for i in queue:
+            good[i] = True
+        while queue:
+            for src in back[queue.popleft()]:
+                if not good[src]:
+                    good[src] = True
+                    queue.append(src)
+        return next((i for i in range(n) if not good[i]), None)
+
+
+def explore(system: System, max_states: int | None = None) -> Exploration:
+    """Visit every reachable world of ``system``, breadth first."""
+    ex = Exploration(system)
+    start = System.canonical(system.initial())
+    index: dict[World, int] = {start: 0}
+    ex.worlds.append(start)
+    ex.parent.append(0)
+    ex.via.append(None)
+    rules = [(rule, rule.machine) for rule in FORBIDDEN]
+    sid = 0
+    while sid < len(ex.worlds):
+        world = ex.worlds[sid]
+        targets: list[int] = []
+        for t in system.successors(world):
+            ex.transitions += 1
+            for rule, machine in rules:
+                if rule.id not in ex.rule_hits and any(
+                    f.machine == machine and rule.matches_step(f.row, f.connection) for f in t.fired
+                ):
+                    ex.rule_hits[rule.id] = (sid, t)
+            target = System.canonical(t.target)
+            tid = index.get(target)
+            if tid is None:
+                tid = len(ex.worlds)
+                if max_states is not None and tid >= max_states:
+                    raise StateLimitExceeded(max_states)
+                index[target] = tid
+                ex.worlds.append(target)
+                ex.parent.append(sid)
+                ex.via.append(t.label)
+            targets.append(tid)
+        ex.successors.append(targets)
+        sid += 1
+    return ex
+
+
+def replay(system: System, path: list[tuple[Label, World]]) -> list[StepView]:
+    """Turn a path of (label, canonical world) pairs into a trace of concrete worlds.
+
+    At each step any concrete successor with the same label whose canonical
+    form is the next world on the path will do: they differ only in which
+    interchangeable message is which.
+    """
+    world = system.initial()
+    views: list[StepView] = []
+    for (stimulus, _message, detail), canonical in path:
+        chosen = next(
+            t
+            for t in system.successors(world)
+            if t.stimulus is stimulus
+            and t.detail == detail
+            and System.canonical(t.target) == canonical
+        )
+        views.append(_view(chosen))
+        world = chosen.target
+    return views
+
+
+def _view(t: Transition) -> StepView:
+    w = t.target
+    return StepView(
+        event=t.stimulus.value,
+        message=None if t.message is None else f"m{t.message + 1}",
+        detail=t.detail,
+        connection=w.connection.value,
+        socket=w.socket.value,
+        foreground=w.foreground,
+        network=w.network,
+        messages=[
+            MessageView(
+                id=f"m{i + 1}",
+                state="-" if m.state is None else m.state.value,
+                held=m.held,
+                on_server=m.server,
+            )
+            for i, m in enumerate(w.messages)
+        ],
+        fired=[
+            FiredView(
+                machine="connection" if f.message is None else f"m{f.message + 1}",
+                source=f.row.source.value,
+                event=f.row.event.value,
+                target=f.row.target.value,
+            )
+            for f in t.fired
+        ],
+    )
+
+
+def static_edges(design: Design, rule: ForbiddenRule) -> list[str]:
+    """The rows of the design's table that match ``rule``, as ``source -event-> target``."""
+    spec = CONNECTION if rule.machine == "connection" else MESSAGE
+    table = spec.table(design)
+    return [
+        f"{row.source.value} -{row.event.value}-> {row.target.value}"
+        for row in table
+        if rule.matches_row(row)
+    ]
+
+
+def check(
+    design: Design, environment: Environment, messages: int = 2, max_states: int | None = None
+) -> CheckReport:
+    """Explore the design exhaustively and judge every property."""
+    system = System(design, environment, messages)
+    ex = explore(system, max_states)
+
+    def trace_to(sid: int) -> list[StepView]:
+        return replay(system, ex.path(sid))
+
+    def trace_through(src: int, t: Transition) -> list[StepView]:
+        return replay(system, [*ex.path(src), (t.label, System.canonical(t.target))])
+
+    results: list[PropertyResult] = []
+    state_predicates: dict[str, Callable[[World], bool]] = {
+        "no-silent-loss": lambda w: bool(system.lost(w)),
+        "no-duplicate-delivery": lambda w: bool(System.duplicated(w)),
+        "connected-means-acked": System.connected_unacked,
+    }
+    for pid, statement in PROPERTIES.items():
+        if pid in state_predicates:
+            bad = ex.first(state_predicates[pid])
+            cex = None if bad is None else trace_to(bad)
+            results.append(
+                PropertyResult(id=pid, statement=statement, holds=bad is None, counterexample=cex)
+            )
+        elif pid == "eventual-delivery":
+            bad = ex.cannot_settle()
+            cex = None if bad is None else trace_to(bad)
+            results.append(
+                PropertyResult(id=pid, statement=statement, holds=bad is None, counterexample=cex)
+            )
+        else:
+            hit = _shortest_hit(ex)
+            if hit is None:
+                results.append(PropertyResult(id=pid, statement=statement, holds=True))
+            else:
+                rule_id, (src, t) = hit
+                results.append(
+                    PropertyResult(
+                        id=pid,
+                        statement=statement,
+                        holds=False,
+                        rule=rule_id,
+                        counterexample=trace_through(src, t),
+                    )
+                )
+    forbidden = []
+    for rule in FORBIDDEN:
+        hit_at = ex.rule_hits.get(rule.id)
+        forbidden.append(
+            RuleResult(
+                id=rule.id,
+                machine=rule.machine,
+                reason=rule.reason,
+                evidence=rule.evidence,
+                edges=static_edges(design, rule),
+                reachable=hit_at is not None,
+                counterexample=None if hit_at is None else trace_through(*hit_at),
+            )
+        )
+    return CheckReport(
+        design=design.name,
+        environment=environment.name,
+        messages=messages,
+        states=len(ex.worlds),
+        transitions=ex.transitions,
+        properties=results,
+        forbidden=forbidden,
+    )
+
+
+def _shortest_hit(ex: Exploration) -> tuple[str, tuple[int, Transition]] | None:
+    if not ex.rule_hits:
+        return None
+    return min(ex.rule_hits.items(), key=lambda item: (len(ex.path(item[1][0])), item[0]))

@@ -1,0 +1,357 @@
+"""The ``fsm`` command line.
+
+Exit codes: 0 when everything checked holds, 1 when a property is violated (or
+a scenario loses a message, or ``diagrams --check`` finds stale files), 2 on bad
+usage or input, with one line on standard error that names the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn, TextIO
+
+from fsm.checker import CheckReport, StepView, check
+from fsm.design import (
+    DEFAULT_ENVIRONMENT,
+    DESIGNS,
+    ENVIRONMENTS,
+    Design,
+    get_design,
+    get_environment,
+    load_design,
+)
+from fsm.errors import FsmError
+from fsm.scenario import SCENARIOS, ScenarioReport, get_scenario, run
+
+__all__ = ["main"]
+
+MAX_MESSAGES = 8
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def _messages(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 1 <= n <= MAX_MESSAGES:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_MESSAGES}, got {n}")
+    return n
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def add_design_options(parser: argparse.ArgumentParser, *, many_specs: bool = False) -> None:
+    """``--design NAME`` / ``--spec FILE``, shared by every command that takes a design."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--design", metavar="NAME", help="a built-in design (see `fsm designs`)")
+    if many_specs:
+        group.add_argument(
+            "--spec",
+            metavar="FILE",
+            action="append",
+            default=[],
+            help="a design file (.toml or .json); may be repeated",
+        )
+    else:
+        group.add_argument("--spec", metavar="FILE", help="a design file (.toml or .json)")
+
+
+def selected_designs(args: argparse.Namespace) -> list[Design]:
+    """The designs named by ``--design``/``--spec``; every built-in one if neither."""
+    specs = args.spec if isinstance(args.spec, list) else ([args.spec] if args.spec else [])
+    if args.design:
+        return [get_design(args.design)]
+    if specs:
+        return [load_design(path) for path in specs]
+    return list(DESIGNS.values())
+
+
+# -- text rendering -------------------------------------------------------------------
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def message_cell(state: str, held: bool, on_server: int) -> str:
+    parts = [state]
+    if held:
+        parts.append("held")
+    if on_server:
+        parts.append(f"srv:{on_server}")
+    return " ".join(parts)
+
+
+def trace_table(steps: Sequence[StepView], messages: int) -> str:
+    names = [f"m{i + 1}" for i in range(messages)]
+    start = ["0", "(start)", "", "idle", "closed", "fg", "up", *(["-"] * messages)]
+    rows = [start]
+    for n, s in enumerate(steps, start=1):
+        rows.append(
+            [
+                str(n),
+                s.event + (f" {s.message}" if s.message else ""),
+                s.detail,
+                s.connection,
+                s.socket,
+                "fg" if s.foreground else "bg",
+                "up" if s.network else "down",
+                *(message_cell(m.state, m.held, m.on_server) for m in s.messages),
+            ]
+        )
+    return table(["#", "event", "detail", "connection", "socket", "app", "net", *names], rows)
+
+
+LEGEND = (
+    "held = in the pending-retry list; srv:N = copies the server applied; "
+    "app fg/bg = foreground/background"
+)
+
+
+def print_report(report: CheckReport, out: TextIO) -> None:
+    out.write(
+        f"design {report.design}   environment {report.environment}   "
+        f"messages {report.messages}   states {report.states}   "
+        f"transitions {report.transitions}\n\n"
+    )
+    out.write(
+        table(
+            ["property", "holds", "statement"],
+            [[p.id, "yes" if p.holds else "NO", p.statement] for p in report.properties],
+        )
+        + "\n"
+    )
+    out.write(
+        "\n"
+        + table(
+            ["rule", "in the table", "reachable", "reason"],
+            [
+                [r.id, "; ".join(r.edges) or "no", "yes" if r.reachable else "no", r.reason]
+                for r in report.forbidden
+            ],
+        )
+        + "\n"
+    )
+    for p in report.properties:
+        if p.counterexample is None:
+            continue
+        rule = f", rule {p.rule}" if p.rule else ""
+        out.write(f"\ncounterexample: {p.id}{rule} ({len(p.counterexample)} steps)\n")
+        out.write(trace_table(p.counterexample, report.messages) + "\n")
+    for r in report.forbidden:
+        if r.counterexample is not None:
+            out.write(
+                f"\nforbidden transition {r.id} reached ({len(r.counterexample)} steps): "
+                f"{r.reason}\n"
+            )
+            out.write(trace_table(r.counterexample, report.messages) + "\n")
+    if not report.holds:
+        out.write(f"\n{LEGEND}\n")
+
+
+def print_scenario(report: ScenarioReport, messages: int, out: TextIO) -> None:
+    out.write(
+        f"scenario {report.scenario}   design {report.design}   "
+        f"environment {report.environment}\n\n"
+    )
+    rows = []
+    for s in report.steps:
+        label = s.stimulus + (f" {s.message}" if s.message else "")
+        if s.step is None:
+            rows.append(
+                [
+                    str(s.index),
+                    label,
+                    "(not possible: skipped)",
+                    "",
+                    "",
+                    "",
+                    *([""] * messages),
+                    s.why,
+                ]
+            )
+            continue
+        v = s.step
+        rows.append(
+            [
+                str(s.index),
+                label,
+                v.detail,
+                v.connection,
+                v.socket,
+                "fg" if v.foreground else "bg",
+                *(message_cell(m.state, m.held, m.on_server) for m in v.messages),
+                s.why,
+            ]
+        )
+    names = [f"m{i + 1}" for i in range(messages)]
+    out.write(table(["#", "event", "detail", "connection", "socket", "app", *names, "why"], rows))
+    out.write("\n\n")
+    for name, fate in report.outcome.items():
+        out.write(f"{name}: {fate}\n")
+
+
+# -- commands -------------------------------------------------------------------------
+def cmd_designs(args: argparse.Namespace, out: TextIO) -> int:
+    width = max(len(n) for n in DESIGNS)
+    for design in DESIGNS.values():
+        out.write(f"{design.name.ljust(width)}  {design.summary}\n")
+    return 0
+
+
+def cmd_environments(args: argparse.Namespace, out: TextIO) -> int:
+    width = max(len(n) for n in ENVIRONMENTS)
+    for env in ENVIRONMENTS.values():
+        default = " (default)" if env.name == DEFAULT_ENVIRONMENT else ""
+        out.write(f"{env.name.ljust(width)}  {env.summary}{default}\n")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    designs = selected_designs(args)
+    environment = get_environment(args.environment)
+    reports = [check(d, environment, args.messages, args.max_states) for d in designs]
+    if args.json:
+        if len(reports) == 1:
+            out.write(reports[0].model_dump_json(indent=2) + "\n")
+        else:
+            out.write("[\n" + ",\n".join(r.model_dump_json(indent=2) for r in reports) + "\n]\n")
+    else:
+        for n, report in enumerate(reports):
+            if n:
+                out.write("\n" + "=" * 72 + "\n\n")
+            print_report(report, out)
+    return 0 if all(r.holds for r in reports) else 1
+
+
+def cmd_scenario(args: argparse.Namespace, out: TextIO) -> int:
+    scenario = get_scenario(args.name)
+    environment = get_environment(args.environment)
+    designs = selected_designs(args)
+    reports = [run(scenario, d, environment) for d in designs]
+    for n, report in enumerate(reports):
+        if args.json:
+            out.write(report.model_dump_json(indent=2) + "\n")
+            continue
+        if n:
+            out.write("\n")
+        print_scenario(report, scenario.messages, out)
+    return 1 if any(r.lost for r in reports) else 0
+
+
+Command = Callable[[argparse.Namespace, TextIO], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fsm", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("designs", help="list the built-in designs")
+    p.set_defaults(func=cmd_designs)
+
+    p = sub.add_parser("environments", help="list the built-in environments")
+    p.set_defaults(func=cmd_environments)
+
+    p = sub.add_parser("check", help="explore a design exhaustively and judge every property")
+    add_design_options(p)
+    p.add_argument(
+        "--environment",
+        metavar="NAME",
+        default=DEFAULT_ENVIRONMENT,
+        help=f"how dead sockets behave (default {DEFAULT_ENVIRONMENT})",
+    )
+    p.add_argument(
+        "--messages",
+        metavar="N",
+        type=_messages,
+        default=2,
+        help=f"messages the user may send (1-{MAX_MESSAGES}, default 2)",
+    )
+    p.add_argument(
+        "--max-states",
+        metavar="K",
+        type=_positive,
+        default=None,
+        help="stop with an error when more states than this are reachable",
+    )
+    p.add_argument("--json", action="store_true", help="print a CheckReport as JSON")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("scenario", help="replay a named scenario step by step")
+    p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(sorted(SCENARIOS))}")
+    add_design_options(p)
+    p.add_argument("--environment", metavar="NAME", default=DEFAULT_ENVIRONMENT)
+    p.add_argument("--json", action="store_true", help="print the ScenarioReport as JSON")
+    p.set_defaults(func=cmd_scenario)
+
+    for register in _EXTENSIONS:
+        register(sub)
+    return parser
+
+
+#: Functions that add further subcommands (diagrams, review) to the parser.
+_EXTENSIONS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = []
+
+
+def _load_extensions() -> None:
+    if _EXTENSIONS:
+        return
+    try:
+        from fsm import review
+    except ImportError:  # pragma: no cover - the review module ships with the package
+        return
+    _EXTENSIONS.append(review.register)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = sys.stdout if out is None else out
+    _load_extensions()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        func: Command = args.func
+        return func(args, out)
+    except _UsageError as exc:
+        print(f"{exc}  (see --help)", file=sys.stderr)
+        return 2
+    except FsmError as exc:
+        print(f"fsm: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # pragma: no cover - e.g. `fsm check | head`
+        return 0
+    except KeyboardInterrupt:  # pragma: no cover
+        return 130
+
+
+def entry() -> NoReturn:
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()

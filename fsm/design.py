@@ -1,0 +1,279 @@
+"""Designs (what the client does) and environments (what the world does to it).
+
+A :class:`Design` is a set of named resilience features. The transition tables
+in :mod:`fsm.model` select their rows from these fields, so a design file is all
+it takes to check a variant. Three designs are built in:
+
+``pre-fix``
+    The client of the seed bug note, before its fix.
+``fixed``
+    Exactly the seed's fix, no more.
+``hardened``
+    The fix plus what production clients do (REFERENCES.md, sections 2-3).
+
+An :class:`Environment` says how a dead socket behaves when the client writes
+to it. Both built-ins let iOS suspend the app's sockets in the background.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fsm import model
+from fsm.errors import SpecError, UnknownName
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "DESIGNS",
+    "ENVIRONMENTS",
+    "ClearPolicy",
+    "Design",
+    "Environment",
+    "get_design",
+    "get_environment",
+    "load_design",
+]
+
+ClearPolicy = Literal["ws_send", "any_done", "own_confirmation"]
+
+_NAME = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class Design(BaseModel):
+    """A client design: which resilience features it has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_NAME, max_length=64, description="Short name, e.g. 'fixed'.")
+    summary: str = Field(min_length=1, max_length=200, description="One line for listings.")
+    await_handshake: bool = Field(
+        description="isConnected becomes true only when the server acknowledged the handshake "
+        "(Ably RTN6, Apple didOpenWithProtocol), not on resume()."
+    )
+    send_failure_disconnects: bool = Field(
+        description="A WebSocket send that raises is treated as a full disconnect "
+        "(handleDisconnect()), not only logged."
+    )
+    write_ahead: bool = Field(
+        description="The message is written into the pending-retry list before the WebSocket send."
+    )
+    rest_fallback: bool = Field(
+        description="A failed WebSocket send retries every message of the pending-retry list "
+        "over REST (onSendFailed)."
+    )
+    pending_cleared_on: ClearPolicy = Field(
+        description="When pending-retry entries are removed: 'ws_send' (when the send returns), "
+        "'any_done' (the whole list on any done/toolUse or REST success, as the seed's fix "
+        "does), or 'own_confirmation' (each entry on its own message's confirmation)."
+    )
+    reconnect_on_foreground: bool = Field(
+        description="Returning to the foreground closes a possibly stale socket and reconnects."
+    )
+    heartbeat: bool = Field(
+        description="An unanswered ping declares the socket dead while the app is in the "
+        "foreground (Phoenix heartbeat, Apple sendPing, Ably RTN23a)."
+    )
+    resend_on_reconnect: bool = Field(
+        description="When a new connection is acknowledged, every message in the pending-retry "
+        "list is resent over the WebSocket (Ably RTN19a)."
+    )
+    message_ids: bool = Field(
+        description="Messages carry client-chosen ids and the server deduplicates on both "
+        "WebSocket and REST (Ably RSL1k, Socket.IO)."
+    )
+    max_rest_attempts: int = Field(
+        ge=1,
+        le=5,
+        description="REST attempts per message before the failure is shown to the user.",
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Design:
+        if self.rest_fallback and not self.write_ahead:
+            raise ValueError(
+                "rest_fallback needs write_ahead: the REST retry sends the pending-retry list"
+            )
+        if self.resend_on_reconnect and not self.write_ahead:
+            raise ValueError(
+                "resend_on_reconnect needs write_ahead: the resend reads the pending-retry list"
+            )
+        return self
+
+    @property
+    def retries_pending(self) -> bool:
+        """Whether anything ever sends a message again from the pending-retry list."""
+        return self.write_ahead and (self.rest_fallback or self.resend_on_reconnect)
+
+    def features(self) -> dict[str, Any]:
+        """The feature fields, without name and summary."""
+        return self.model_dump(exclude={"name", "summary"})
+
+
+class Environment(BaseModel):
+    """What the network and the OS may do to the client's socket."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_NAME, max_length=64)
+    summary: str = Field(min_length=1, max_length=200)
+    dead_send_may_vanish: bool = Field(
+        description="A send into a dead socket may return without an error while the bytes "
+        "never reach the server (a half-open TCP connection)."
+    )
+    silent_drops: bool = Field(
+        description="A live connection may die without any event reaching the client "
+        "(NAT timeout, server killed; Starscream#935, SignalR#1518)."
+    )
+
+
+_PRE_FIX = Design(
+    name="pre-fix",
+    summary="The seed's client before the fix: flag set on resume(), send errors only logged.",
+    await_handshake=False,
+    send_failure_disconnects=False,
+    write_ahead=False,
+    rest_fallback=False,
+    pending_cleared_on="any_done",
+    reconnect_on_foreground=False,
+    heartbeat=False,
+    resend_on_reconnect=False,
+    message_ids=False,
+    max_rest_attempts=1,
+)
+
+_FIXED = _PRE_FIX.model_copy(
+    update={
+        "name": "fixed",
+        "summary": "Exactly the seed's fix: send failure disconnects, pending list, REST retry.",
+        "send_failure_disconnects": True,
+        "write_ahead": True,
+        "rest_fallback": True,
+        "pending_cleared_on": "any_done",
+    }
+)
+
+_HARDENED = _FIXED.model_copy(
+    update={
+        "name": "hardened",
+        "summary": "The fix plus handshake ack, heartbeat, foreground reconnect, resend, ids.",
+        "await_handshake": True,
+        "pending_cleared_on": "own_confirmation",
+        "reconnect_on_foreground": True,
+        "heartbeat": True,
+        "resend_on_reconnect": True,
+        "message_ids": True,
+        "max_rest_attempts": 2,
+    }
+)
+
+#: The built-in designs, by name.
+DESIGNS: dict[str, Design] = {d.name: d for d in (_PRE_FIX, _FIXED, _HARDENED)}
+
+#: The built-in environments, by name. The first is the default.
+ENVIRONMENTS: dict[str, Environment] = {
+    e.name: e
+    for e in (
+        Environment(
+            name="ios-suspend",
+            summary="iOS suspends sockets in the background; a send into a dead socket raises.",
+            dead_send_may_vanish=False,
+            silent_drops=False,
+        ),
+        Environment(
+            name="half-open",
+            summary="Also half-open connections: sockets die silently and may swallow sends.",
+            dead_send_may_vanish=True,
+            silent_drops=True,
+        ),
+    )
+}
+
+DEFAULT_ENVIRONMENT = "ios-suspend"
+
+
+def get_design(name: str) -> Design:
+    try:
+        return DESIGNS[name]
+    except KeyError:
+        raise UnknownName("design", name, sorted(DESIGNS)) from None
+
+
+def get_environment(name: str) -> Environment:
+    try:
+        return ENVIRONMENTS[name]
+    except KeyError:
+        raise UnknownName("environment", name, sorted(ENVIRONMENTS)) from None
+
+
+def load_design(path: str | Path) -> Design:
+    """Read a design from a TOML or JSON file.
+
+    ``based_on = "fixed"`` takes every field not given from a built-in design.
+    Any problem raises :class:`SpecError` with one line naming the file, the
+    field and what is wrong.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not UTF-8 text") from None
+    data = _parse(path, text)
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: the top level must be a table of design fields")
+    base = data.pop("based_on", None)
+    if base is not None:
+        if not isinstance(base, str) or base not in DESIGNS:
+            raise SpecError(
+                f"{path}: based_on: must be one of {', '.join(sorted(DESIGNS))}, got {base!r}"
+            )
+        data = {**DESIGNS[base].model_dump(), **data}
+    try:
+        return Design.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"{path}: {_first_error(exc)}") from None
+
+
+def _parse(path: Path, text: str) -> Any:
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    if path.suffix.lower() == ".toml":
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecError(f"{path}: invalid TOML: {exc}") from None
+    raise SpecError(f"{path}: unknown format {path.suffix!r}; use a .toml or .json file")
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    err = errors[0]
+    where = ".".join(str(part) for part in err["loc"])
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif err["type"] == "missing":
+        message = 'missing (or give based_on = "pre-fix" | "fixed" | "hardened")'
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    if where:
+        return f"{where}: {message}{more}"
+    return f"{message}{more}"
+
+
+model._validate()
+for _design in DESIGNS.values():
+    model.CONNECTION.table(_design)
+    model.MESSAGE.table(_design)

@@ -1,0 +1,71 @@
+"""The exceptions ``fsm`` raises.
+
+::
+
+    FsmError
+    ├── ForbiddenTransition   an event with no entry in a machine's table
+    ├── DefinitionError       a transition table that cannot be a machine
+    ├── SpecError             a design or environment file that does not validate
+    ├── UnknownName           a design, environment or scenario name that does not exist
+    └── StateLimitExceeded    the exploration passed ``--max-states``
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = [
+    "DefinitionError",
+    "ForbiddenTransition",
+    "FsmError",
+    "SpecError",
+    "StateLimitExceeded",
+    "UnknownName",
+]
+
+
+class FsmError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class ForbiddenTransition(FsmError):
+    """An event arrived in a state whose table has no entry for it.
+
+    The machine that refused it is left in ``state``; nothing changed.
+    """
+
+    def __init__(self, machine: str, state: Enum, event: Enum) -> None:
+        self.machine = machine
+        self.state = state
+        self.event = event
+        super().__init__(
+            f"{machine} machine: event {event.value!r} is forbidden in state {state.value!r}"
+        )
+
+
+class DefinitionError(FsmError):
+    """A transition table is inconsistent; the message says how to fix it."""
+
+
+class SpecError(FsmError):
+    """A design or environment description is malformed or out of bounds."""
+
+
+class UnknownName(FsmError):
+    """A design, environment or scenario was asked for by a name nobody defined."""
+
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = known
+        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(known)}")
+
+
+class StateLimitExceeded(FsmError):
+    """Breadth-first exploration found more states than it was allowed to keep."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"state space exceeds --max-states {limit}; raise the limit or lower --messages"
+        )

@@ -1,0 +1,114 @@
+"""Live ``transitions`` machines built from a design's tables.
+
+``transitions`` is convenient for driving a real object through the model, but
+two of its defaults are wrong for a model whose point is what must *not* happen:
+
+* ``auto_transitions=True`` adds ``to_<state>()`` from every state, i.e. every
+  forbidden edge. It is switched off here.
+* destinations are checked only when a transition fires. Here every row's
+  source and target is resolved against the machine when it is built.
+
+An event with no row in the current state raises
+:class:`~fsm.errors.ForbiddenTransition` and leaves the state unchanged, whether
+the event exists elsewhere in the table or not.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import transitions
+
+from fsm.design import Design
+from fsm.errors import DefinitionError, ForbiddenTransition
+from fsm.model import (
+    CONNECTION,
+    MESSAGE,
+    ConnectionEvent,
+    ConnectionState,
+    MachineSpec,
+    MessageEvent,
+    MessageState,
+    Table,
+)
+
+__all__ = ["Machine", "build_machine", "connection_machine", "message_machine"]
+
+S = TypeVar("S", ConnectionState, MessageState)
+E = TypeVar("E", ConnectionEvent, MessageEvent)
+
+
+class _Model:
+    """The object ``transitions`` decorates with ``state`` and trigger methods."""
+
+    state: Any
+    trigger: Any
+
+
+class Machine(Generic[S, E]):
+    """One machine instance, driven by events of its table."""
+
+    def __init__(self, table: Table[S, E], initial: S | None = None) -> None:
+        self.table: Table[S, E] = table
+        self._model = _Model()
+        start = table.initial if initial is None else initial
+        self.machine = transitions.Machine(
+            model=self._model,
+            states=list(table.states),
+            initial=start,
+            auto_transitions=False,
+            ignore_invalid_triggers=False,
+            send_event=False,
+        )
+        for row in table:
+            for state in (row.source, row.target):
+                try:
+                    self.machine.get_state(state)
+                except ValueError:
+                    raise DefinitionError(
+                        f"{table.machine} machine: row {row.source}-{row.event}->{row.target} "
+                        f"names {state!r}, which is not one of its states"
+                    ) from None
+            self.machine.add_transition(row.event.value, row.source, row.target)
+
+    @property
+    def state(self) -> S:
+        state: S = self._model.state
+        return state
+
+    def may(self, event: E) -> bool:
+        """Whether ``event`` is allowed in the current state."""
+        return self.table.allows(self.state, event)
+
+    def fire(self, event: E) -> S:
+        """Take ``event``; return the new state or raise :class:`ForbiddenTransition`."""
+        before = self.state
+        if event.value not in self.machine.events:
+            raise ForbiddenTransition(self.table.machine, before, event)
+        try:
+            self._model.trigger(event.value)
+        except transitions.MachineError:
+            raise ForbiddenTransition(self.table.machine, before, event) from None
+        return self.state
+
+    def __repr__(self) -> str:
+        return f"<{self.table.machine} machine in {self.state.value!r}>"
+
+
+def build_machine(
+    spec: MachineSpec[S, E], design: Design, initial: S | None = None
+) -> Machine[S, E]:
+    """A live machine for ``design``'s selection of ``spec``'s rows."""
+    return Machine(spec.table(design), initial)
+
+
+def connection_machine(
+    design: Design, initial: ConnectionState | None = None
+) -> Machine[ConnectionState, ConnectionEvent]:
+    return build_machine(CONNECTION, design, initial)
+
+
+def message_machine(
+    design: Design, initial: MessageState | None = None
+) -> Machine[MessageState, MessageEvent]:
+    return build_machine(MESSAGE, design, initial)

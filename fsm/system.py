@@ -1,0 +1,462 @@
+"""The composed system: one connection, N messages, a server and the world around them.
+
+The machines in :mod:`fsm.model` say what the *client* does with an event. This
+module says which events can happen at all, and what they do to the parts the
+client cannot see: the socket (is it really open?), the app's lifecycle, the
+network, and the server (how many copies of each message has it applied; does
+it still owe a done/toolUse on the current socket?).
+
+Each step is one :class:`Stimulus`. Its effect on the client is always a row of
+the design's tables, looked up, never restated here; a row's actions (retry the
+pending list over REST, resend it over the WebSocket, ...) may fire rows of the
+message machine in turn. Every fired row is reported with the step, so the
+checker can see forbidden transitions and a test generator can measure row
+coverage.
+
+Modelling choices, each one a statement about real clients:
+
+* A WebSocket send on an open socket reaches the server at once; the server
+  then owes a done/toolUse on that socket, which is lost if the socket dies.
+* A send on a socket that is still opening waits for the handshake (Swift's
+  ``try await task.send`` suspends), so the model lets the handshake finish first.
+* A send into a dead socket raises; in an environment with half-open
+  connections it may instead return normally while the bytes go nowhere.
+* iOS suspends every socket when the app goes to the background: an open or
+  opening socket becomes dead, and no event reaches the client until it runs
+  again in the foreground.
+* A REST request may succeed, fail before reaching the server, or be applied by
+  the server while its response is lost (Ably RSL1k's test case).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import NamedTuple
+
+from fsm.design import Design, Environment
+from fsm.errors import DefinitionError, SpecError
+from fsm.model import (
+    CONNECTION,
+    MESSAGE,
+    Action,
+    ConnectionEvent,
+    ConnectionState,
+    MessageEvent,
+    MessageState,
+    Row,
+    Table,
+    _Documented,
+)
+
+__all__ = [
+    "Fired",
+    "Message",
+    "Socket",
+    "Stimulus",
+    "System",
+    "Transition",
+    "World",
+]
+
+
+class Socket(Enum):
+    """What the socket under the client really is."""
+
+    #: No socket exists.
+    closed = "closed"
+    #: resume() was called; the handshake has not completed.
+    opening = "opening"
+    #: The handshake completed and the peer is reachable.
+    open = "open"
+    #: The socket is dead but nothing has told the client.
+    dead = "dead"
+
+
+class Stimulus(_Documented):
+    """One thing that happens in a step of the composed system."""
+
+    send = ("send", "The user sends a new message.")
+    connect = ConnectionEvent.connect.value, ConnectionEvent.connect.doc
+    handshake_ack = ConnectionEvent.handshake_ack.value, ConnectionEvent.handshake_ack.doc
+    handshake_fail = ConnectionEvent.handshake_fail.value, ConnectionEvent.handshake_fail.doc
+    app_background = ConnectionEvent.app_background.value, ConnectionEvent.app_background.doc
+    app_foreground = ConnectionEvent.app_foreground.value, ConnectionEvent.app_foreground.doc
+    network_lost = ConnectionEvent.network_lost.value, ConnectionEvent.network_lost.doc
+    network_restored = ConnectionEvent.network_restored.value, ConnectionEvent.network_restored.doc
+    socket_error = ConnectionEvent.socket_error.value, ConnectionEvent.socket_error.doc
+    connection_dropped = (
+        ConnectionEvent.connection_dropped.value,
+        ConnectionEvent.connection_dropped.doc,
+    )
+    ping_timeout = ConnectionEvent.ping_timeout.value, ConnectionEvent.ping_timeout.doc
+    done = ("done", "The server's done/toolUse for a message arrives over the WebSocket.")
+    rest_ok = ("rest_ok", "A REST request for a message succeeds.")
+    rest_error = ("rest_error", "A REST request fails before the server applied it.")
+    rest_lost_response = (
+        "rest_lost_response",
+        "The server applied a REST request but its response was lost.",
+    )
+
+
+class Message(NamedTuple):
+    """One message slot: the client's view and the server's."""
+
+    #: The message machine's state; ``None`` until the user sends it.
+    state: MessageState | None = None
+    #: Whether the message is in the client's pending-retry list.
+    held: bool = False
+    #: How many times the server applied it (capped at 2: a duplicate).
+    server: int = 0
+    #: REST attempts that failed.
+    attempts: int = 0
+    #: The server owes a done/toolUse for it on the current socket.
+    done_owed: bool = False
+
+
+class World(NamedTuple):
+    """A state of the composed system."""
+
+    connection: ConnectionState
+    socket: Socket
+    foreground: bool
+    network: bool
+    messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True)
+class Fired:
+    """A table row that a step fired, with the connection state it fired in."""
+
+    machine: str
+    row: Row[ConnectionState, ConnectionEvent] | Row[MessageState, MessageEvent]
+    connection: ConnectionState
+    message: int | None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One step: what happened, to which message, and the world after it."""
+
+    stimulus: Stimulus
+    message: int | None
+    detail: str
+    target: World
+    fired: tuple[Fired, ...]
+
+    @property
+    def label(self) -> tuple[Stimulus, int | None, str]:
+        return (self.stimulus, self.message, self.detail)
+
+
+_STATE_ORDER: dict[MessageState | None, int] = {None: 0} | {
+    s: i + 1 for i, s in enumerate(MessageState)
+}
+_FINAL = frozenset({MessageState.confirmed, MessageState.failed})
+_BELIEVES_CONNECTED = frozenset({ConnectionState.connected, ConnectionState.suspended_stale})
+
+
+def _message_key(m: Message) -> tuple[int, bool, int, int, bool]:
+    return (_STATE_ORDER[m.state], m.held, m.server, m.attempts, m.done_owed)
+
+
+class _Step:
+    """A mutable scratch copy of a world while one step's effects are applied."""
+
+    __slots__ = ("connection", "fired", "foreground", "messages", "network", "socket", "sys")
+
+    def __init__(self, sys: System, world: World) -> None:
+        self.sys = sys
+        self.connection = world.connection
+        self.socket = world.socket
+        self.foreground = world.foreground
+        self.network = world.network
+        self.messages = list(world.messages)
+        self.fired: list[Fired] = []
+
+    def world(self) -> World:
+        return World(
+            self.connection, self.socket, self.foreground, self.network, tuple(self.messages)
+        )
+
+    def kill_socket(self, to: Socket) -> None:
+        self.socket = to
+        for i, m in enumerate(self.messages):
+            if m.done_owed:
+                self.messages[i] = m._replace(done_owed=False)
+
+    def server_applies(self, i: int, *, over_ws: bool) -> None:
+        m = self.messages[i]
+        server = m.server
+        if not (self.sys.design.message_ids and server >= 1):
+            server = min(server + 1, 2)
+        self.messages[i] = m._replace(server=server, done_owed=m.done_owed or over_ws)
+
+    def fire_connection(self, event: ConnectionEvent) -> None:
+        row = self.sys.connection.step(self.connection, event)
+        self.fired.append(Fired("connection", row, self.connection, None))
+        self.connection = row.target
+        for action in row.actions:
+            self.run(action, None)
+
+    def fire_message(self, i: int, event: MessageEvent) -> None:
+        state = self.messages[i].state
+        assert state is not None
+        row = self.sys.message.step(state, event)
+        self.fired.append(Fired("message", row, self.connection, i))
+        self.messages[i] = self.messages[i]._replace(state=row.target)
+        for action in row.actions:
+            self.run(action, i)
+
+    def run(self, action: Action, i: int | None) -> None:
+        if action is Action.open_socket:
+            self.kill_socket(Socket.opening)
+        elif action is Action.close_socket:
+            self.kill_socket(Socket.closed)
+        elif action is Action.release:
+            assert i is not None
+            self.messages[i] = self.messages[i]._replace(held=False)
+        elif action is Action.release_all:
+            self.messages = [m._replace(held=False) if m.held else m for m in self.messages]
+        elif action is Action.retry_pending_rest:
+            self._each_held(MessageEvent.retry_rest, over_ws=False)
+        elif action is Action.resend_pending_ws:
+            self._each_held(MessageEvent.resend_ws, over_ws=True)
+        else:  # pragma: no cover - every Action is handled above
+            raise DefinitionError(f"no semantics for action {action.value!r}")
+
+    def _each_held(self, event: MessageEvent, *, over_ws: bool) -> None:
+        table = self.sys.message
+        for i, m in enumerate(self.messages):
+            if m.held and m.state is not None and table.allows(m.state, event):
+                if over_ws:
+                    self.server_applies(i, over_ws=True)
+                self.fire_message(i, event)
+
+
+class System:
+    """The composed state space of one design in one environment.
+
+    >>> from fsm.design import get_design, get_environment
+    >>> system = System(get_design("fixed"), get_environment("ios-suspend"), messages=2)
+    >>> [t.stimulus.value for t in system.successors(system.initial())]
+    ['send', 'connect', 'app_background', 'network_lost']
+    """
+
+    def __init__(self, design: Design, environment: Environment, messages: int) -> None:
+        if messages < 1:
+            raise SpecError(f"--messages must be at least 1, got {messages}")
+        self.design = design
+        self.environment = environment
+        self.n = messages
+        try:
+            self.connection: Table[ConnectionState, ConnectionEvent] = CONNECTION.table(design)
+            self.message: Table[MessageState, MessageEvent] = MESSAGE.table(design)
+        except DefinitionError as exc:
+            raise SpecError(f"design {design.name!r}: {exc}") from None
+
+    def initial(self) -> World:
+        """The app has just launched: no socket, foreground, network up, nothing sent."""
+        return World(ConnectionState.idle, Socket.closed, True, True, (Message(),) * self.n)
+
+    @staticmethod
+    def canonical(world: World) -> World:
+        """The representative of ``world`` under permutations of the messages."""
+        return world._replace(messages=tuple(sorted(world.messages, key=_message_key)))
+
+    # -- properties of a single world ---------------------------------------------
+    def lost(self, world: World) -> list[int]:
+        """Messages that are nowhere: not on the server, not held, not shown as failed."""
+        retries = self.design.retries_pending
+        return [
+            i
+            for i, m in enumerate(world.messages)
+            if m.state is not None
+            and m.server == 0
+            and m.state is not MessageState.failed
+            and m.state not in (MessageState.pending, MessageState.retrying_rest)
+            and not (m.held and retries)
+        ]
+
+    @staticmethod
+    def duplicated(world: World) -> list[int]:
+        return [i for i, m in enumerate(world.messages) if m.server >= 2]
+
+    @staticmethod
+    def connected_unacked(world: World) -> bool:
+        return world.connection is ConnectionState.connected and world.socket is not Socket.open
+
+    @staticmethod
+    def settled(world: World) -> bool:
+        """Every message the user sent is confirmed or visibly failed."""
+        return all(m.state is None or m.state in _FINAL for m in world.messages)
+
+    @staticmethod
+    def believes_connected(world: World) -> bool:
+        return world.connection in _BELIEVES_CONNECTED
+
+    # -- steps ------------------------------------------------------------------------
+    def successors(self, world: World) -> list[Transition]:
+        return list(self._successors(world))
+
+    def _successors(self, w: World) -> Iterator[Transition]:
+        conn = self.connection
+        c = w.connection
+        env = self.environment
+
+        if w.foreground and None in (m.state for m in w.messages):
+            yield from self._send(w)
+        if w.foreground and conn.allows(c, ConnectionEvent.connect):
+            yield self._conn_step(w, Stimulus.connect, ConnectionEvent.connect)
+        if w.socket is Socket.opening and w.network:
+            yield self._conn_step(
+                w, Stimulus.handshake_ack, ConnectionEvent.handshake_ack, socket=Socket.open
+            )
+        if w.foreground and (
+            w.socket is Socket.opening
+            or (w.socket is Socket.dead and c is ConnectionState.handshaking)
+        ):
+            yield self._conn_step(
+                w, Stimulus.handshake_fail, ConnectionEvent.handshake_fail, socket=Socket.closed
+            )
+        if w.foreground:
+            yield self._conn_step(
+                w,
+                Stimulus.app_background,
+                ConnectionEvent.app_background,
+                foreground=False,
+                socket=Socket.dead if w.socket in _LIVE else None,
+            )
+        else:
+            yield self._conn_step(
+                w, Stimulus.app_foreground, ConnectionEvent.app_foreground, foreground=True
+            )
+        if w.network:
+            yield self._conn_step(
+                w, Stimulus.network_lost, ConnectionEvent.network_lost, network=False
+            )
+        else:
+            yield self._conn_step(
+                w, Stimulus.network_restored, ConnectionEvent.network_restored, network=True
+            )
+        if (
+            w.foreground
+            and w.socket is Socket.dead
+            and conn.allows(c, ConnectionEvent.socket_error)
+        ):
+            yield self._conn_step(w, Stimulus.socket_error, ConnectionEvent.socket_error)
+        if (
+            env.silent_drops
+            and w.socket is Socket.open
+            and conn.allows(c, ConnectionEvent.connection_dropped)
+        ):
+            yield self._conn_step(
+                w,
+                Stimulus.connection_dropped,
+                ConnectionEvent.connection_dropped,
+                socket=Socket.dead,
+            )
+        if (
+            w.foreground
+            and w.socket is Socket.dead
+            and conn.allows(c, ConnectionEvent.ping_timeout)
+        ):
+            yield self._conn_step(w, Stimulus.ping_timeout, ConnectionEvent.ping_timeout)
+
+        for i, m in enumerate(w.messages):
+            if m.done_owed and w.socket is Socket.open:
+                yield self._done(w, i)
+            if m.state is MessageState.retrying_rest:
+                if w.network:
+                    yield self._rest(w, i, Stimulus.rest_ok)
+                yield self._rest(w, i, Stimulus.rest_error)
+                if w.network:
+                    yield self._rest(w, i, Stimulus.rest_lost_response)
+
+    def _conn_step(
+        self,
+        w: World,
+        stimulus: Stimulus,
+        event: ConnectionEvent,
+        *,
+        socket: Socket | None = None,
+        foreground: bool | None = None,
+        network: bool | None = None,
+    ) -> Transition:
+        s = _Step(self, w)
+        if foreground is not None:
+            s.foreground = foreground
+        if network is not None:
+            s.network = network
+        if socket is not None:
+            if socket is Socket.open:
+                s.socket = socket
+            else:
+                s.kill_socket(socket)
+        s.fire_connection(event)
+        return Transition(stimulus, None, "", s.world(), tuple(s.fired))
+
+    def _send(self, w: World) -> Iterator[Transition]:
+        i = next(k for k, m in enumerate(w.messages) if m.state is None)
+        ws = w.connection in _BELIEVES_CONNECTED
+        if ws and w.socket is Socket.opening:
+            return  # the send awaits the handshake
+        created = Message(MessageState.pending, held=self.design.write_ahead)
+        if not ws:
+            s = _Step(self, w)
+            s.messages[i] = created
+            s.fire_message(i, MessageEvent.send_rest)
+            yield Transition(
+                Stimulus.send, i, "not connected: sent over REST", s.world(), tuple(s.fired)
+            )
+            return
+        if w.socket is Socket.open:
+            s = _Step(self, w)
+            s.messages[i] = created
+            s.server_applies(i, over_ws=True)
+            s.fire_message(i, MessageEvent.ws_send_ok)
+            yield Transition(Stimulus.send, i, "sent over the WebSocket", s.world(), tuple(s.fired))
+            return
+        s = _Step(self, w)
+        s.messages[i] = created
+        s.fire_message(i, MessageEvent.ws_send_failed)
+        s.fire_connection(ConnectionEvent.send_failed)
+        yield Transition(
+            Stimulus.send, i, "WebSocket send into a dead socket raised", s.world(), tuple(s.fired)
+        )
+        if self.environment.dead_send_may_vanish:
+            s = _Step(self, w)
+            s.messages[i] = created
+            s.fire_message(i, MessageEvent.ws_send_ok)
+            yield Transition(
+                Stimulus.send,
+                i,
+                "WebSocket send into a dead socket returned; the bytes vanished",
+                s.world(),
+                tuple(s.fired),
+            )
+
+    def _done(self, w: World, i: int) -> Transition:
+        s = _Step(self, w)
+        s.messages[i] = s.messages[i]._replace(done_owed=False)
+        s.fire_message(i, MessageEvent.done)
+        return Transition(Stimulus.done, i, "", s.world(), tuple(s.fired))
+
+    def _rest(self, w: World, i: int, stimulus: Stimulus) -> Transition:
+        s = _Step(self, w)
+        if stimulus is not Stimulus.rest_error:
+            s.server_applies(i, over_ws=False)
+        if stimulus is Stimulus.rest_ok:
+            s.fire_message(i, MessageEvent.rest_ok)
+        else:
+            m = s.messages[i]
+            s.messages[i] = m._replace(attempts=m.attempts + 1)
+            retry = m.attempts + 1 < self.design.max_rest_attempts and self.message.allows(
+                MessageState.retrying_rest, MessageEvent.rest_failed
+            )
+            s.fire_message(i, MessageEvent.rest_failed if retry else MessageEvent.retries_exhausted)
+        return Transition(stimulus, i, "", s.world(), tuple(s.fired))
+
+
+_LIVE = frozenset({Socket.open, Socket.opening})
