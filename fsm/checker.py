@@ -22,10 +22,16 @@ Properties (ids as on the command line):
 ``eventual-delivery``
     From every reachable world, a world where every sent message is confirmed
     or visibly failed is reachable (AG EF settled).
+``recovers-unaided``
+    The same, through steps of the client, the server, the network and the OS
+    only: no new send and no trip to the background. AG EF is weak (any helpful
+    path will do); this is the question a reviewer means by "does it recover by
+    itself", and the one that tells a heartbeat from no heartbeat.
 """
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,9 +63,16 @@ PROPERTIES: dict[str, str] = {
     "no-forbidden-transition": "no step takes a forbidden transition (F-rules)",
     "connected-means-acked": "'connected' only after the server acknowledged the handshake",
     "eventual-delivery": "from every state, all sent messages can still end confirmed or failed",
+    "recovers-unaided": "they can also end so with no further send and no trip to the background",
 }
 
 Label = tuple[Stimulus, "int | None", str]
+
+#: Steps only the user takes. ``recovers-unaided`` asks whether the client
+#: settles every message without them: the user neither sends again (a failed
+#: send is what makes the seed's fix retry) nor leaves the app (iOS then resets
+#: every socket, which heals a half-open one by accident).
+USER_STIMULI = frozenset({Stimulus.send, Stimulus.app_background})
 
 
 class MessageView(BaseModel):
@@ -148,6 +161,8 @@ class Exploration:
     parent: list[int] = field(default_factory=list)
     via: list[Label | None] = field(default_factory=list)
     successors: list[list[int]] = field(default_factory=list)
+    #: The successors through steps the user does not take (see :data:`USER_STIMULI`).
+    unaided: list[list[int]] = field(default_factory=list)
     transitions: int = 0
     #: For each rule id: (source state, step) of the first step that took it.
     rule_hits: dict[str, tuple[int, Transition]] = field(default_factory=dict)
@@ -166,11 +181,14 @@ class Exploration:
     def first(self, predicate: Callable[[World], bool]) -> int | None:
         return next((i for i, w in enumerate(self.worlds) if predicate(w)), None)
 
-    def cannot_settle(self) -> int | None:
-        """The first state from which no settled state is reachable, if any."""
+    def cannot_settle(self, *, unaided: bool = False) -> int | None:
+        """The first state from which no settled state is reachable, if any.
+
+        With ``unaided``, only steps the user does not take count.
+        """
         n = len(self.worlds)
         back: list[list[int]] = [[] for _ in range(n)]
-        for src, targets in enumerate(self.successors):
+        for src, targets in enumerate(self.unaided if unaided else self.successors):
             for dst in targets:
                 back[dst].append(src)
         good = [False] * n
@@ -185,27 +203,49 @@ class Exploration:
         return next((i for i in range(n) if not good[i]), None)
 
 
-def explore(system: System, max_states: int | None = None) -> Exploration:
-    """Visit every reachable world of ``system``, breadth first."""
+def explore(system: System, max_states: int | None = None, *, symmetry: bool = True) -> Exploration:
+    """Visit every reachable world of ``system``, breadth first.
+
+    With ``symmetry`` (the default) worlds that differ only in which message is
+    which are visited once. Without it every concrete world is visited; that is
+    slower and exists to measure and cross-check the reduction.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()  # millions of small tuples, none of them in a cycle
+    try:
+        return _explore(system, max_states, symmetry)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _explore(system: System, max_states: int | None, symmetry: bool) -> Exploration:
+    canonical: Callable[[World], World] = System.canonical if symmetry else _identity
     ex = Exploration(system)
-    start = System.canonical(system.initial())
+    start = canonical(system.initial())
     index: dict[World, int] = {start: 0}
     ex.worlds.append(start)
     ex.parent.append(0)
     ex.via.append(None)
-    rules = [(rule, rule.machine) for rule in FORBIDDEN]
+    # Which rules each row could match, worked out once per row.
+    row_rules: dict[int, list[ForbiddenRule]] = {}
+    for spec, table in ((CONNECTION, system.connection), (MESSAGE, system.message)):
+        for row in table:
+            row_rules[id(row)] = [
+                r for r in FORBIDDEN if r.machine == spec.name and r.matches_row(row)
+            ]
     sid = 0
     while sid < len(ex.worlds):
         world = ex.worlds[sid]
         targets: list[int] = []
-        for t in system.successors(world):
+        unaided: list[int] = []
+        for t in system.successors(world, up_to_symmetry=symmetry):
             ex.transitions += 1
-            for rule, machine in rules:
-                if rule.id not in ex.rule_hits and any(
-                    f.machine == machine and rule.matches_step(f.row, f.connection) for f in t.fired
-                ):
-                    ex.rule_hits[rule.id] = (sid, t)
-            target = System.canonical(t.target)
+            for f in t.fired:
+                for rule in row_rules[id(f.row)]:
+                    if rule.id not in ex.rule_hits and rule.matches_step(f.row, f.connection):
+                        ex.rule_hits[rule.id] = (sid, t)
+            target = canonical(t.target)
             tid = index.get(target)
             if tid is None:
                 tid = len(ex.worlds)
@@ -216,9 +256,16 @@ def explore(system: System, max_states: int | None = None) -> Exploration:
                 ex.parent.append(sid)
                 ex.via.append(t.label)
             targets.append(tid)
+            if t.stimulus not in USER_STIMULI:
+                unaided.append(tid)
         ex.successors.append(targets)
+        ex.unaided.append(unaided)
         sid += 1
     return ex
+
+
+def _identity(world: World) -> World:
+    return world
 
 
 def replay(system: System, path: list[tuple[Label, World]]) -> list[StepView]:
@@ -230,7 +277,8 @@ def replay(system: System, path: list[tuple[Label, World]]) -> list[StepView]:
     """
     world = system.initial()
     views: list[StepView] = []
-    for (stimulus, _message, detail), canonical in path:
+    for (stimulus, _message, detail), on_path in path:
+        canonical = System.canonical(on_path)
         chosen = next(
             t
             for t in system.successors(world)
@@ -311,8 +359,8 @@ def check(
             results.append(
                 PropertyResult(id=pid, statement=statement, holds=bad is None, counterexample=cex)
             )
-        elif pid == "eventual-delivery":
-            bad = ex.cannot_settle()
+        elif pid in ("eventual-delivery", "recovers-unaided"):
+            bad = ex.cannot_settle(unaided=pid == "recovers-unaided")
             cex = None if bad is None else trace_to(bad)
             results.append(
                 PropertyResult(id=pid, statement=statement, holds=bad is None, counterexample=cex)

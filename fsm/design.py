@@ -11,8 +11,8 @@ it takes to check a variant. Three designs are built in:
 ``hardened``
     The fix plus what production clients do (REFERENCES.md, sections 2-3).
 
-An :class:`Environment` says how a dead socket behaves when the client writes
-to it. Both built-ins let iOS suspend the app's sockets in the background.
+An :class:`Environment` says what the world may do to a socket besides iOS
+suspending it with the app, which both built-ins allow.
 """
 
 from __future__ import annotations
@@ -125,13 +125,13 @@ class Environment(BaseModel):
 
     name: str = Field(pattern=_NAME, max_length=64)
     summary: str = Field(min_length=1, max_length=200)
-    dead_send_may_vanish: bool = Field(
-        description="A send into a dead socket may return without an error while the bytes "
-        "never reach the server (a half-open TCP connection)."
-    )
     silent_drops: bool = Field(
-        description="A live connection may die without any event reaching the client "
-        "(NAT timeout, server killed; Starscream#935, SignalR#1518)."
+        description="A live connection may go half-open without any event reaching the "
+        "client, ever (NAT timeout, server killed; Starscream#935, SignalR#1518)."
+    )
+    half_open_sends_vanish: bool = Field(
+        description="A send into a half-open socket may return without an error while the "
+        "bytes never reach the server."
     )
 
 
@@ -184,14 +184,14 @@ ENVIRONMENTS: dict[str, Environment] = {
     for e in (
         Environment(
             name="ios-suspend",
-            summary="iOS suspends sockets in the background; a send into a dead socket raises.",
-            dead_send_may_vanish=False,
+            summary="iOS suspends sockets in the background; a send into one raises.",
+            half_open_sends_vanish=False,
             silent_drops=False,
         ),
         Environment(
             name="half-open",
             summary="Also half-open connections: sockets die silently and may swallow sends.",
-            dead_send_may_vanish=True,
+            half_open_sends_vanish=True,
             silent_drops=True,
         ),
     )

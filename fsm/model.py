@@ -60,6 +60,10 @@ class _Documented(Enum):
 
     doc: str
 
+    # Members are singletons, so identity hashing is exact, and it runs in C:
+    # the explorer hashes millions of worlds made of these.
+    __hash__ = object.__hash__
+
     def __new__(cls, value: str, doc: str) -> _Documented:
         member = object.__new__(cls)
         member._value_ = value

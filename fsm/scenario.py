@@ -90,7 +90,7 @@ def get_scenario(name: str) -> Scenario:
 
 def run(scenario: Scenario, design: Design, environment: Environment) -> ScenarioReport:
     """Replay ``scenario`` on ``design``; the first listed outcome is taken where
-    the environment allows several (a dead socket raises before it vanishes)."""
+    the environment allows several (a send into a half-open socket raises before it vanishes)."""
     system = System(design, environment, scenario.messages)
     world = system.initial()
     steps: list[ScenarioStep] = []

@@ -19,11 +19,13 @@ Modelling choices, each one a statement about real clients:
   then owes a done/toolUse on that socket, which is lost if the socket dies.
 * A send on a socket that is still opening waits for the handshake (Swift's
   ``try await task.send`` suspends), so the model lets the handshake finish first.
-* A send into a dead socket raises; in an environment with half-open
-  connections it may instead return normally while the bytes go nowhere.
 * iOS suspends every socket when the app goes to the background: an open or
-  opening socket becomes dead, and no event reaches the client until it runs
-  again in the foreground.
+  opening socket becomes ``suspended``. A send into it raises; the receive loop
+  reports the error some time after the app is in the foreground again.
+* In the half-open environment a live connection may silently become
+  ``half_open`` (NAT timeout, server killed). Nothing ever reports it; only a
+  heartbeat, a failed send or a reconnect finds out. A send into it may raise
+  or may return normally while the bytes go nowhere.
 * A REST request may succeed, fail before reaching the server, or be applied by
   the server while its response is lost (Ably RSL1k's test case).
 """
@@ -31,8 +33,6 @@ Modelling choices, each one a statement about real clients:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from enum import Enum
 from typing import NamedTuple
 
 from fsm.design import Design, Environment
@@ -61,17 +61,22 @@ __all__ = [
 ]
 
 
-class Socket(Enum):
+class Socket(_Documented):
     """What the socket under the client really is."""
 
-    #: No socket exists.
-    closed = "closed"
-    #: resume() was called; the handshake has not completed.
-    opening = "opening"
-    #: The handshake completed and the peer is reachable.
-    open = "open"
-    #: The socket is dead but nothing has told the client.
-    dead = "dead"
+    closed = ("closed", "No socket exists.")
+    opening = ("opening", "resume() was called; the handshake has not completed.")
+    open = ("open", "The handshake completed and the peer is reachable.")
+    suspended = (
+        "suspended",
+        "iOS suspended it with the app: a send raises, and the receive loop reports the "
+        "error once the app runs in the foreground again.",
+    )
+    half_open = (
+        "half_open",
+        "The peer is gone but the socket looks fine: nothing is ever reported, and in the "
+        "half-open environment a send may return normally while its bytes go nowhere.",
+    )
 
 
 class Stimulus(_Documented):
@@ -125,8 +130,7 @@ class World(NamedTuple):
     messages: tuple[Message, ...]
 
 
-@dataclass(frozen=True)
-class Fired:
+class Fired(NamedTuple):
     """A table row that a step fired, with the connection state it fired in."""
 
     machine: str
@@ -135,8 +139,7 @@ class Fired:
     message: int | None
 
 
-@dataclass(frozen=True)
-class Transition:
+class Transition(NamedTuple):
     """One step: what happened, to which message, and the world after it."""
 
     stimulus: Stimulus
@@ -157,8 +160,30 @@ _FINAL = frozenset({MessageState.confirmed, MessageState.failed})
 _BELIEVES_CONNECTED = frozenset({ConnectionState.connected, ConnectionState.suspended_stale})
 
 
-def _message_key(m: Message) -> tuple[int, bool, int, int, bool]:
-    return (_STATE_ORDER[m.state], m.held, m.server, m.attempts, m.done_owed)
+_MessageKey = tuple[int, bool, int, int, bool]
+_CANON: dict[Message, tuple[_MessageKey, Message]] = {}
+_SORTED: dict[tuple[Message, ...], tuple[Message, ...]] = {}
+#: Both caches hold pure functions of their keys; they are dropped when they
+#: reach this size so a long-lived process does not grow without bound.
+_CACHE_LIMIT = 1 << 20
+
+
+def _canonical_message(m: Message) -> tuple[_MessageKey, Message]:
+    """A sort key for ``m``, and ``m`` with the fields that can no longer matter reset.
+
+    A confirmed or failed message is never sent again, so neither the number of
+    REST attempts it took nor whether the server got its single copy can
+    influence anything that follows.
+    """
+    hit = _CANON.get(m)
+    if hit is None:
+        n = m
+        if m.state in _FINAL:
+            # Only a duplicate (two copies) is still worth telling apart.
+            n = m._replace(attempts=0, server=2 if m.server >= 2 else 1)
+        hit = ((_STATE_ORDER[n.state], n.held, n.server, n.attempts, n.done_owed), n)
+        _CANON[m] = hit
+    return hit
 
 
 class _Step:
@@ -250,6 +275,13 @@ class System:
         self.design = design
         self.environment = environment
         self.n = messages
+        self._local: dict[
+            tuple[Stimulus, int, Message, ConnectionState], tuple[Message, tuple[Fired, ...]]
+        ] = {}
+        self._global: dict[
+            tuple[Stimulus, ConnectionState, Socket, bool, bool],
+            tuple[ConnectionState, Socket, bool, bool, tuple[Fired, ...]],
+        ] = {}
         try:
             self.connection: Table[ConnectionState, ConnectionEvent] = CONNECTION.table(design)
             self.message: Table[MessageState, MessageEvent] = MESSAGE.table(design)
@@ -262,8 +294,20 @@ class System:
 
     @staticmethod
     def canonical(world: World) -> World:
-        """The representative of ``world`` under permutations of the messages."""
-        return world._replace(messages=tuple(sorted(world.messages, key=_message_key)))
+        """The representative of ``world`` under permutations of the messages.
+
+        Messages are interchangeable (the user may send any of them first), so
+        sorting them is a sound symmetry reduction; fields that can no longer
+        matter are reset too (see :func:`_canonical_message`).
+        """
+        messages = _SORTED.get(world.messages)
+        if messages is None:
+            if len(_SORTED) >= _CACHE_LIMIT:
+                _SORTED.clear()
+                _CANON.clear()
+            pairs = sorted(map(_canonical_message, world.messages))
+            messages = _SORTED[world.messages] = tuple([pair[1] for pair in pairs])
+        return World(world.connection, world.socket, world.foreground, world.network, messages)
 
     # -- properties of a single world ---------------------------------------------
     def lost(self, world: World) -> list[int]:
@@ -297,10 +341,16 @@ class System:
         return world.connection in _BELIEVES_CONNECTED
 
     # -- steps ------------------------------------------------------------------------
-    def successors(self, world: World) -> list[Transition]:
-        return list(self._successors(world))
+    def successors(self, world: World, *, up_to_symmetry: bool = False) -> list[Transition]:
+        """Every step ``world`` can take.
 
-    def _successors(self, w: World) -> Iterator[Transition]:
+        With ``up_to_symmetry``, a step aimed at a message is generated once for
+        each group of identical messages: aiming it at another member of the
+        group reaches the same world with two messages swapped.
+        """
+        return list(self._successors(world, up_to_symmetry))
+
+    def _successors(self, w: World, up_to_symmetry: bool) -> Iterator[Transition]:
         conn = self.connection
         c = w.connection
         env = self.environment
@@ -314,8 +364,7 @@ class System:
                 w, Stimulus.handshake_ack, ConnectionEvent.handshake_ack, socket=Socket.open
             )
         if w.foreground and (
-            w.socket is Socket.opening
-            or (w.socket is Socket.dead and c is ConnectionState.handshaking)
+            w.socket is Socket.opening or (w.socket in _DEAD and c is ConnectionState.handshaking)
         ):
             yield self._conn_step(
                 w, Stimulus.handshake_fail, ConnectionEvent.handshake_fail, socket=Socket.closed
@@ -326,7 +375,7 @@ class System:
                 Stimulus.app_background,
                 ConnectionEvent.app_background,
                 foreground=False,
-                socket=Socket.dead if w.socket in _LIVE else None,
+                socket=None if w.socket is Socket.closed else Socket.suspended,
             )
         else:
             yield self._conn_step(
@@ -342,7 +391,7 @@ class System:
             )
         if (
             w.foreground
-            and w.socket is Socket.dead
+            and w.socket is Socket.suspended
             and conn.allows(c, ConnectionEvent.socket_error)
         ):
             yield self._conn_step(w, Stimulus.socket_error, ConnectionEvent.socket_error)
@@ -355,16 +404,17 @@ class System:
                 w,
                 Stimulus.connection_dropped,
                 ConnectionEvent.connection_dropped,
-                socket=Socket.dead,
+                socket=Socket.half_open,
             )
-        if (
-            w.foreground
-            and w.socket is Socket.dead
-            and conn.allows(c, ConnectionEvent.ping_timeout)
-        ):
+        if w.foreground and w.socket in _DEAD and conn.allows(c, ConnectionEvent.ping_timeout):
             yield self._conn_step(w, Stimulus.ping_timeout, ConnectionEvent.ping_timeout)
 
+        done_before: set[Message] = set()
         for i, m in enumerate(w.messages):
+            if up_to_symmetry:
+                if m in done_before:
+                    continue
+                done_before.add(m)
             if m.done_owed and w.socket is Socket.open:
                 yield self._done(w, i)
             if m.state is MessageState.retrying_rest:
@@ -384,6 +434,15 @@ class System:
         foreground: bool | None = None,
         network: bool | None = None,
     ) -> Transition:
+        # While the server owes no done/toolUse, a step whose rows only open or
+        # close the socket leaves every message alone: compute it once.
+        quiet = not any(m.done_owed for m in w.messages)
+        key = (stimulus, w.connection, w.socket, w.foreground, w.network)
+        if quiet:
+            hit = self._global.get(key)
+            if hit is not None:
+                c, sock, fg, net, fired = hit
+                return Transition(stimulus, None, "", World(c, sock, fg, net, w.messages), fired)
         s = _Step(self, w)
         if foreground is not None:
             s.foreground = foreground
@@ -395,7 +454,11 @@ class System:
             else:
                 s.kill_socket(socket)
         s.fire_connection(event)
-        return Transition(stimulus, None, "", s.world(), tuple(s.fired))
+        target = s.world()
+        fired = tuple(s.fired)
+        if quiet and all(set(f.row.actions) <= _SOCKET_ACTIONS for f in fired):
+            self._global[key] = (s.connection, s.socket, s.foreground, s.network, fired)
+        return Transition(stimulus, None, "", target, fired)
 
     def _send(self, w: World) -> Iterator[Transition]:
         i = next(k for k, m in enumerate(w.messages) if m.state is None)
@@ -418,45 +481,72 @@ class System:
             s.fire_message(i, MessageEvent.ws_send_ok)
             yield Transition(Stimulus.send, i, "sent over the WebSocket", s.world(), tuple(s.fired))
             return
+        kind = "half-open" if w.socket is Socket.half_open else "suspended"
         s = _Step(self, w)
         s.messages[i] = created
         s.fire_message(i, MessageEvent.ws_send_failed)
         s.fire_connection(ConnectionEvent.send_failed)
         yield Transition(
-            Stimulus.send, i, "WebSocket send into a dead socket raised", s.world(), tuple(s.fired)
+            Stimulus.send,
+            i,
+            f"WebSocket send into a {kind} socket raised",
+            s.world(),
+            tuple(s.fired),
         )
-        if self.environment.dead_send_may_vanish:
+        if w.socket is Socket.half_open and self.environment.half_open_sends_vanish:
             s = _Step(self, w)
             s.messages[i] = created
             s.fire_message(i, MessageEvent.ws_send_ok)
             yield Transition(
                 Stimulus.send,
                 i,
-                "WebSocket send into a dead socket returned; the bytes vanished",
+                "WebSocket send into a half-open socket returned; the bytes vanished",
                 s.world(),
                 tuple(s.fired),
             )
 
     def _done(self, w: World, i: int) -> Transition:
-        s = _Step(self, w)
-        s.messages[i] = s.messages[i]._replace(done_owed=False)
-        s.fire_message(i, MessageEvent.done)
-        return Transition(Stimulus.done, i, "", s.world(), tuple(s.fired))
+        return self._message_step(w, i, Stimulus.done)
 
     def _rest(self, w: World, i: int, stimulus: Stimulus) -> Transition:
+        return self._message_step(w, i, stimulus)
+
+    def _message_step(self, w: World, i: int, stimulus: Stimulus) -> Transition:
+        """A step aimed at message ``i`` (done, or a REST outcome).
+
+        When the rows it fires touch no other message (no ``release_all``), its
+        effect depends only on the message and the connection state, so it is
+        computed once and reused: most steps of a large exploration are these.
+        """
+        key = (stimulus, i, w.messages[i], w.connection)
+        hit = self._local.get(key)
+        if hit is not None:
+            message, fired = hit
+            messages = (*w.messages[:i], message, *w.messages[i + 1 :])
+            return Transition(stimulus, i, "", w._replace(messages=messages), fired)
         s = _Step(self, w)
-        if stimulus is not Stimulus.rest_error:
+        if stimulus is Stimulus.done:
+            s.messages[i] = s.messages[i]._replace(done_owed=False)
+            s.fire_message(i, MessageEvent.done)
+        elif stimulus is Stimulus.rest_ok:
             s.server_applies(i, over_ws=False)
-        if stimulus is Stimulus.rest_ok:
             s.fire_message(i, MessageEvent.rest_ok)
         else:
+            if stimulus is Stimulus.rest_lost_response:
+                s.server_applies(i, over_ws=False)
             m = s.messages[i]
             s.messages[i] = m._replace(attempts=m.attempts + 1)
             retry = m.attempts + 1 < self.design.max_rest_attempts and self.message.allows(
                 MessageState.retrying_rest, MessageEvent.rest_failed
             )
             s.fire_message(i, MessageEvent.rest_failed if retry else MessageEvent.retries_exhausted)
-        return Transition(stimulus, i, "", s.world(), tuple(s.fired))
+        fired = tuple(s.fired)
+        if all(set(f.row.actions) <= _LOCAL_ACTIONS for f in fired):
+            self._local[key] = (s.messages[i], fired)
+        return Transition(stimulus, i, "", s.world(), fired)
 
 
+_LOCAL_ACTIONS = frozenset({Action.release})
+_SOCKET_ACTIONS = frozenset({Action.open_socket, Action.close_socket})
 _LIVE = frozenset({Socket.open, Socket.opening})
+_DEAD = frozenset({Socket.suspended, Socket.half_open})
