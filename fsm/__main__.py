@@ -1,5 +1,6 @@
 """``python -m fsm`` runs the command line."""
 
-from fsm.cli import entry
+if __name__ == "__main__":
+    from fsm.cli import entry
 
-entry()
+    entry()

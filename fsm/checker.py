@@ -149,7 +149,10 @@ class CheckReport(BaseModel):
         return all(p.holds for p in self.properties)
 
     def property(self, pid: str) -> PropertyResult:
-        return next(p for p in self.properties if p.id == pid)
+        for p in self.properties:
+            if p.id == pid:
+                return p
+        raise KeyError(f"no property {pid!r}; known: {', '.join(PROPERTIES)}")
 
 
 @dataclass
@@ -161,6 +164,9 @@ class Exploration:
     parent: list[int] = field(default_factory=list)
     via: list[Label | None] = field(default_factory=list)
     successors: list[list[int]] = field(default_factory=list)
+    #: Parallel to ``successors``: message ``i`` of the source is message
+    #: ``positions[i]`` of the target (the explorer sorts messages).
+    positions: list[list[tuple[int, ...]]] = field(default_factory=list)
     #: The successors through steps the user does not take (see :data:`USER_STIMULI`).
     unaided: list[list[int]] = field(default_factory=list)
     transitions: int = 0
@@ -180,6 +186,55 @@ class Exploration:
 
     def first(self, predicate: Callable[[World], bool]) -> int | None:
         return next((i for i, w in enumerate(self.worlds) if predicate(w)), None)
+
+    def lost(self) -> tuple[int, list[int]] | None:
+        """The first state with a lost message, and which messages are lost there."""
+        for sid, lost in enumerate(self.lost_messages()):
+            if lost:
+                return sid, lost
+        return None
+
+    def lost_messages(self) -> list[list[int]]:
+        """For every state, the messages lost in it.
+
+        A message is lost when it is :meth:`~fsm.system.System.undelivered`
+        and no path from the state delivers it or shows it as failed: nothing
+        holds it anywhere it will be retried from. This is worked out backwards
+        over (state, message) pairs, following each message through the
+        explorer's sorting; identical messages in one state share their fate
+        (the explorer steps only one of them).
+        """
+        n = self.system.n
+        good = [bytearray(n) for _ in self.worlds]
+        back: list[list[tuple[int, tuple[int, ...]]]] = [[] for _ in self.worlds]
+        for src, (targets, moves) in enumerate(zip(self.successors, self.positions, strict=True)):
+            for dst, moved in zip(targets, moves, strict=True):
+                inverse = [0] * n
+                for old, new in enumerate(moved):
+                    inverse[new] = old
+                back[dst].append((src, tuple(inverse)))
+        queue: deque[tuple[int, int]] = deque()
+
+        def mark(sid: int, p: int) -> None:
+            messages = self.worlds[sid].messages
+            for twin in range(n):
+                if not good[sid][twin] and messages[twin] == messages[p]:
+                    good[sid][twin] = 1
+                    queue.append((sid, twin))
+
+        for sid, world in enumerate(self.worlds):
+            undelivered = System.undelivered(world)
+            for p in range(n):
+                if p not in undelivered:
+                    good[sid][p] = 1
+                    queue.append((sid, p))
+        while queue:
+            dst, q = queue.popleft()
+            for src, origin in back[dst]:
+                p = origin[q]
+                if not good[src][p]:
+                    mark(src, p)
+        return [[p for p in range(n) if not row[p]] for row in good]
 
     def cannot_settle(self, *, unaided: bool = False) -> int | None:
         """The first state from which no settled state is reachable, if any.
@@ -203,28 +258,39 @@ class Exploration:
         return next((i for i in range(n) if not good[i]), None)
 
 
-def explore(system: System, max_states: int | None = None, *, symmetry: bool = True) -> Exploration:
+def explore(
+    system: System,
+    max_states: int | None = None,
+    *,
+    symmetry: bool = True,
+    start: World | None = None,
+) -> Exploration:
     """Visit every reachable world of ``system``, breadth first.
 
     With ``symmetry`` (the default) worlds that differ only in which message is
     which are visited once. Without it every concrete world is visited; that is
-    slower and exists to measure and cross-check the reduction.
+    slower and exists to measure and cross-check the reduction. ``start``
+    replaces the system's initial world.
     """
     was_enabled = gc.isenabled()
     gc.disable()  # millions of small tuples, none of them in a cycle
     try:
-        return _explore(system, max_states, symmetry)
+        return _explore(system, max_states, symmetry, start)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _explore(system: System, max_states: int | None, symmetry: bool) -> Exploration:
-    canonical: Callable[[World], World] = System.canonical if symmetry else _identity
+def _explore(
+    system: System, max_states: int | None, symmetry: bool, start: World | None
+) -> Exploration:
+    canonical: Callable[[World], tuple[World, tuple[int, ...]]] = (
+        System.canonical_with_positions if symmetry else _identity
+    )
     ex = Exploration(system)
-    start = canonical(system.initial())
-    index: dict[World, int] = {start: 0}
-    ex.worlds.append(start)
+    first = canonical(system.initial() if start is None else start)[0]
+    index: dict[World, int] = {first: 0}
+    ex.worlds.append(first)
     ex.parent.append(0)
     ex.via.append(None)
     # Which rules each row could match, worked out once per row.
@@ -238,6 +304,7 @@ def _explore(system: System, max_states: int | None, symmetry: bool) -> Explorat
     while sid < len(ex.worlds):
         world = ex.worlds[sid]
         targets: list[int] = []
+        positions: list[tuple[int, ...]] = []
         unaided: list[int] = []
         for t in system.successors(world, up_to_symmetry=symmetry):
             ex.transitions += 1
@@ -245,7 +312,7 @@ def _explore(system: System, max_states: int | None, symmetry: bool) -> Explorat
                 for rule in row_rules[id(f.row)]:
                     if rule.id not in ex.rule_hits and rule.matches_step(f.row, f.connection):
                         ex.rule_hits[rule.id] = (sid, t)
-            target = canonical(t.target)
+            target, moved = canonical(t.target)
             tid = index.get(target)
             if tid is None:
                 tid = len(ex.worlds)
@@ -256,16 +323,18 @@ def _explore(system: System, max_states: int | None, symmetry: bool) -> Explorat
                 ex.parent.append(sid)
                 ex.via.append(t.label)
             targets.append(tid)
+            positions.append(moved)
             if t.stimulus not in USER_STIMULI:
                 unaided.append(tid)
         ex.successors.append(targets)
+        ex.positions.append(positions)
         ex.unaided.append(unaided)
         sid += 1
     return ex
 
 
-def _identity(world: World) -> World:
-    return world
+def _identity(world: World) -> tuple[World, tuple[int, ...]]:
+    return world, tuple(range(len(world.messages)))
 
 
 def replay(system: System, path: list[tuple[Label, World]]) -> list[StepView]:
@@ -348,7 +417,6 @@ def check(
 
     results: list[PropertyResult] = []
     state_predicates: dict[str, Callable[[World], bool]] = {
-        "no-silent-loss": lambda w: bool(system.lost(w)),
         "no-duplicate-delivery": lambda w: bool(System.duplicated(w)),
         "connected-means-acked": System.connected_unacked,
     }
@@ -358,6 +426,12 @@ def check(
             cex = None if bad is None else trace_to(bad)
             results.append(
                 PropertyResult(id=pid, statement=statement, holds=bad is None, counterexample=cex)
+            )
+        elif pid == "no-silent-loss":
+            found = ex.lost()
+            cex = None if found is None else trace_to(found[0])
+            results.append(
+                PropertyResult(id=pid, statement=statement, holds=found is None, counterexample=cex)
             )
         elif pid in ("eventual-delivery", "recovers-unaided"):
             bad = ex.cannot_settle(unaided=pid == "recovers-unaided")

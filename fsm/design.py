@@ -51,7 +51,7 @@ _NAME = r"^[a-z0-9][a-z0-9_.-]*$"
 class Design(BaseModel):
     """A client design: which resilience features it has."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     name: str = Field(pattern=_NAME, max_length=64, description="Short name, e.g. 'fixed'.")
     summary: str = Field(min_length=1, max_length=200, description="One line for listings.")
@@ -107,11 +107,6 @@ class Design(BaseModel):
                 "resend_on_reconnect needs write_ahead: the resend reads the pending-retry list"
             )
         return self
-
-    @property
-    def retries_pending(self) -> bool:
-        """Whether anything ever sends a message again from the pending-retry list."""
-        return self.write_ahead and (self.rest_fallback or self.resend_on_reconnect)
 
     def features(self) -> dict[str, Any]:
         """The feature fields, without name and summary."""
@@ -237,7 +232,11 @@ def load_design(path: str | Path) -> Design:
             raise SpecError(
                 f"{path}: based_on: must be one of {', '.join(sorted(DESIGNS))}, got {base!r}"
             )
-        data = {**DESIGNS[base].model_dump(), **data}
+        inherited = DESIGNS[base].model_dump(exclude={"name", "summary"})
+        if "summary" not in data:
+            changed = sorted(k for k in data if k in inherited and data[k] != inherited[k])
+            data["summary"] = f"{base}, changing {', '.join(changed)}" if changed else base
+        data = {**inherited, **data}
     try:
         return Design.model_validate(data)
     except ValidationError as exc:
@@ -265,6 +264,8 @@ def _first_error(exc: ValidationError) -> str:
     message = err["msg"]
     if err["type"] == "extra_forbidden":
         message = "unknown field"
+    elif err["type"] == "missing" and where == "name":
+        message = "missing: a design file names its design"
     elif err["type"] == "missing":
         message = 'missing (or give based_on = "pre-fix" | "fixed" | "hardened")'
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

@@ -160,7 +160,7 @@ class MessageEvent(_Documented):
     )
     done = ("done", "The server's done/toolUse for this message arrived over the WebSocket.")
     rest_ok = ("rest_ok", "The REST request returned success.")
-    rest_failed = ("rest_failed", "The REST request failed; the client will try again later.")
+    rest_failed = ("rest_failed", "The REST request failed and the client sends it again.")
     retries_exhausted = (
         "retries_exhausted",
         "The REST request failed and no attempt is left; the failure is shown.",
@@ -353,56 +353,29 @@ C, CE = ConnectionState, ConnectionEvent
 M, ME = MessageState, MessageEvent
 A = Action
 
-# Connection rows -----------------------------------------------------------------
+# The tables. One row per line: source, event, target, the design features the
+# row needs, the actions it takes, a note for diagrams. Kept out of the
+# formatter so they read as tables.
+# fmt: off
 _CONNECTION_ROWS: tuple[Row[ConnectionState, ConnectionEvent], ...] = (
     # Opening a socket. The pre-fix client sets isConnected on resume() (F2).
     Row(C.idle, CE.connect, C.handshaking, (on("await_handshake"),), (A.open_socket,)),
-    Row(
-        C.idle,
-        CE.connect,
-        C.connected,
-        (on("await_handshake", False),),
-        (A.open_socket,),
-        note="isConnected = true on resume()",
-    ),
+    Row(C.idle, CE.connect, C.connected, (on("await_handshake", False),), (A.open_socket,),
+        note="isConnected = true on resume()"),
     Row(C.disconnected, CE.connect, C.handshaking, (on("await_handshake"),), (A.open_socket,)),
-    Row(
-        C.disconnected,
-        CE.connect,
-        C.connected,
-        (on("await_handshake", False),),
-        (A.open_socket,),
-        note="isConnected = true on resume()",
-    ),
+    Row(C.disconnected, CE.connect, C.connected, (on("await_handshake", False),),
+        (A.open_socket,), note="isConnected = true on resume()"),
     # The handshake's outcome.
-    Row(
-        C.handshaking,
-        CE.handshake_ack,
-        C.connected,
-        (on("await_handshake"), on("resend_on_reconnect", False)),
-    ),
-    Row(
-        C.handshaking,
-        CE.handshake_ack,
-        C.connected,
-        (on("await_handshake"), on("resend_on_reconnect")),
-        (A.resend_pending_ws,),
-    ),
-    Row(
-        C.connected,
-        CE.handshake_ack,
-        C.connected,
+    Row(C.handshaking, CE.handshake_ack, C.connected,
+        (on("await_handshake"), on("resend_on_reconnect", False))),
+    Row(C.handshaking, CE.handshake_ack, C.connected,
+        (on("await_handshake"), on("resend_on_reconnect")), (A.resend_pending_ws,)),
+    Row(C.connected, CE.handshake_ack, C.connected,
         (on("await_handshake", False), on("resend_on_reconnect", False)),
-        note="the flag was already true",
-    ),
-    Row(
-        C.connected,
-        CE.handshake_ack,
-        C.connected,
-        (on("await_handshake", False), on("resend_on_reconnect")),
-        (A.resend_pending_ws,),
-        note="the flag was already true",
-    ),
+        note="the flag was already true"),
+    Row(C.connected, CE.handshake_ack, C.connected,
+        (on("await_handshake", False), on("resend_on_reconnect")), (A.resend_pending_ws,),
+        note="the flag was already true"),
     Row(C.handshaking, CE.handshake_fail, C.disconnected, (on("await_handshake"),)),
     Row(C.connected, CE.handshake_fail, C.disconnected, (on("await_handshake", False),)),
     # The app's lifecycle. iOS suspends the socket and says nothing.
@@ -414,29 +387,14 @@ _CONNECTION_ROWS: tuple[Row[ConnectionState, ConnectionEvent], ...] = (
     Row(C.idle, CE.app_foreground, C.idle),
     Row(C.handshaking, CE.app_foreground, C.handshaking),
     Row(C.connected, CE.app_foreground, C.connected),
-    Row(
-        C.suspended_stale,
-        CE.app_foreground,
-        C.suspended_stale,
-        (on("reconnect_on_foreground", False),),
-        note="nothing checks the socket",
-    ),
-    Row(
-        C.suspended_stale,
-        CE.app_foreground,
-        C.handshaking,
+    Row(C.suspended_stale, CE.app_foreground, C.suspended_stale,
+        (on("reconnect_on_foreground", False),), note="nothing checks the socket"),
+    Row(C.suspended_stale, CE.app_foreground, C.handshaking,
         (on("reconnect_on_foreground"), on("await_handshake")),
-        (A.close_socket, A.open_socket),
-        note="reconnect on foreground",
-    ),
-    Row(
-        C.suspended_stale,
-        CE.app_foreground,
-        C.connected,
+        (A.close_socket, A.open_socket), note="reconnect on foreground"),
+    Row(C.suspended_stale, CE.app_foreground, C.connected,
         (on("reconnect_on_foreground"), on("await_handshake", False)),
-        (A.close_socket, A.open_socket),
-        note="reconnect on foreground",
-    ),
+        (A.close_socket, A.open_socket), note="reconnect on foreground"),
     Row(C.disconnected, CE.app_foreground, C.disconnected),
     # The OS reports network changes on a live socket (URLSession: connection lost).
     Row(C.idle, CE.network_lost, C.idle),
@@ -449,133 +407,62 @@ _CONNECTION_ROWS: tuple[Row[ConnectionState, ConnectionEvent], ...] = (
     Row(C.connected, CE.network_restored, C.connected),
     Row(C.suspended_stale, CE.network_restored, C.suspended_stale),
     Row(C.disconnected, CE.network_restored, C.disconnected),
-    # A dead socket is eventually reported, or silently goes half-open.
-    Row(
-        C.suspended_stale,
-        CE.socket_error,
-        C.disconnected,
-        actions=(A.close_socket,),
-        note="handleDisconnect()",
-    ),
+    # A suspended socket is eventually reported; a half-open one never is.
+    Row(C.suspended_stale, CE.socket_error, C.disconnected, actions=(A.close_socket,),
+        note="handleDisconnect()"),
     Row(C.connected, CE.connection_dropped, C.suspended_stale, note="half-open, unreported"),
-    Row(C.suspended_stale, CE.ping_timeout, C.disconnected, (on("heartbeat"),), (A.close_socket,)),
+    Row(C.suspended_stale, CE.ping_timeout, C.disconnected, (on("heartbeat"),),
+        (A.close_socket,)),
     # A send that raised. The seed's fix turns it into a full disconnect.
-    Row(
-        C.suspended_stale,
-        CE.send_failed,
-        C.suspended_stale,
-        (on("send_failure_disconnects", False),),
-        note="error only logged",
-    ),
-    Row(
-        C.suspended_stale,
-        CE.send_failed,
-        C.disconnected,
-        (on("send_failure_disconnects"), on("rest_fallback", False)),
-        (A.close_socket,),
-    ),
-    Row(
-        C.suspended_stale,
-        CE.send_failed,
-        C.disconnected,
-        (
-            on("send_failure_disconnects"),
-            on("rest_fallback"),
-            on("pending_cleared_on", "own_confirmation", "!="),
-        ),
-        (A.close_socket, A.retry_pending_rest, A.release_all),
-        note="onSendFailed",
-    ),
-    Row(
-        C.suspended_stale,
-        CE.send_failed,
-        C.disconnected,
-        (
-            on("send_failure_disconnects"),
-            on("rest_fallback"),
-            on("pending_cleared_on", "own_confirmation"),
-        ),
-        (A.close_socket, A.retry_pending_rest),
-        note="onSendFailed",
-    ),
+    Row(C.suspended_stale, CE.send_failed, C.suspended_stale,
+        (on("send_failure_disconnects", False),), note="error only logged"),
+    Row(C.suspended_stale, CE.send_failed, C.disconnected,
+        (on("send_failure_disconnects"), on("rest_fallback", False)), (A.close_socket,)),
+    Row(C.suspended_stale, CE.send_failed, C.disconnected,
+        (on("send_failure_disconnects"), on("rest_fallback"),
+         on("pending_cleared_on", "own_confirmation", "!=")),
+        (A.close_socket, A.retry_pending_rest, A.release_all), note="onSendFailed"),
+    Row(C.suspended_stale, CE.send_failed, C.disconnected,
+        (on("send_failure_disconnects"), on("rest_fallback"),
+         on("pending_cleared_on", "own_confirmation")),
+        (A.close_socket, A.retry_pending_rest), note="onSendFailed"),
 )
 
-# Message rows --------------------------------------------------------------------
 _MESSAGE_ROWS: tuple[Row[MessageState, MessageEvent], ...] = (
+    # The first attempt, over the WebSocket or, when not connected, over REST.
     Row(M.pending, ME.ws_send_ok, M.sent_ws, (on("pending_cleared_on", "ws_send", "!="),)),
-    Row(
-        M.pending,
-        ME.ws_send_ok,
-        M.sent_ws,
-        (on("pending_cleared_on", "ws_send"),),
-        (A.release,),
-        note="cleared on send success",
-    ),
-    Row(
-        M.pending,
-        ME.ws_send_failed,
-        M.sent_ws,
-        (on("send_failure_disconnects", False),),
-        note="error swallowed",
-    ),
-    Row(
-        M.pending,
-        ME.ws_send_failed,
-        M.failed,
-        (on("send_failure_disconnects"), on("rest_fallback", False)),
-        (A.release,),
-    ),
-    Row(
-        M.pending,
-        ME.ws_send_failed,
-        M.pending,
-        (on("send_failure_disconnects"), on("rest_fallback")),
-        note="await REST retry",
-    ),
+    Row(M.pending, ME.ws_send_ok, M.sent_ws, (on("pending_cleared_on", "ws_send"),),
+        (A.release,), note="cleared on send success"),
+    Row(M.pending, ME.ws_send_failed, M.sent_ws, (on("send_failure_disconnects", False),),
+        note="error swallowed"),
+    Row(M.pending, ME.ws_send_failed, M.failed,
+        (on("send_failure_disconnects"), on("rest_fallback", False)), (A.release,)),
+    Row(M.pending, ME.ws_send_failed, M.pending,
+        (on("send_failure_disconnects"), on("rest_fallback")), note="await REST retry"),
     Row(M.pending, ME.send_rest, M.retrying_rest),
+    # Retries from the pending-retry list.
     Row(M.pending, ME.retry_rest, M.retrying_rest, (on("rest_fallback"),)),
-    Row(
-        M.sent_ws,
-        ME.retry_rest,
-        M.retrying_rest,
-        (on("rest_fallback"),),
-        note="the whole list is retried",
-    ),
+    Row(M.sent_ws, ME.retry_rest, M.retrying_rest, (on("rest_fallback"),),
+        note="the whole list is retried"),
     Row(M.pending, ME.resend_ws, M.sent_ws, (on("resend_on_reconnect"),)),
     Row(M.sent_ws, ME.resend_ws, M.sent_ws, (on("resend_on_reconnect"),)),
+    # Confirmation, and what it clears.
     Row(M.sent_ws, ME.done, M.confirmed, (on("pending_cleared_on", "ws_send"),)),
-    Row(M.sent_ws, ME.done, M.confirmed, (on("pending_cleared_on", "any_done"),), (A.release_all,)),
-    Row(
-        M.sent_ws,
-        ME.done,
-        M.confirmed,
-        (on("pending_cleared_on", "own_confirmation"),),
-        (A.release,),
-    ),
+    Row(M.sent_ws, ME.done, M.confirmed, (on("pending_cleared_on", "any_done"),),
+        (A.release_all,)),
+    Row(M.sent_ws, ME.done, M.confirmed, (on("pending_cleared_on", "own_confirmation"),),
+        (A.release,)),
     Row(M.retrying_rest, ME.rest_ok, M.confirmed, (on("pending_cleared_on", "ws_send"),)),
-    Row(
-        M.retrying_rest,
-        ME.rest_ok,
-        M.confirmed,
-        (on("pending_cleared_on", "any_done"),),
-        (A.release_all,),
-    ),
-    Row(
-        M.retrying_rest,
-        ME.rest_ok,
-        M.confirmed,
-        (on("pending_cleared_on", "own_confirmation"),),
-        (A.release,),
-    ),
-    Row(
-        M.retrying_rest,
-        ME.rest_failed,
-        M.pending,
-        (on("max_rest_attempts", 1, ">"),),
-        note="kept for the next retry",
-    ),
+    Row(M.retrying_rest, ME.rest_ok, M.confirmed, (on("pending_cleared_on", "any_done"),),
+        (A.release_all,)),
+    Row(M.retrying_rest, ME.rest_ok, M.confirmed,
+        (on("pending_cleared_on", "own_confirmation"),), (A.release,)),
+    # Bounded REST retries end in a failure the user sees (Ably RTN7e).
+    Row(M.retrying_rest, ME.rest_failed, M.retrying_rest, (on("max_rest_attempts", 1, ">"),),
+        note="another attempt"),
     Row(M.retrying_rest, ME.retries_exhausted, M.failed, actions=(A.release,)),
 )
+# fmt: on
 
 CONNECTION: MachineSpec[ConnectionState, ConnectionEvent] = MachineSpec(
     name="connection",

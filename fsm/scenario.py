@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from fsm.checker import StepView, _view
+from fsm.checker import StepView, _view, explore
 from fsm.design import Design, Environment
 from fsm.errors import UnknownName
 from fsm.model import MessageState
-from fsm.system import Stimulus, System
+from fsm.system import Stimulus, System, World
 
 __all__ = ["SCENARIOS", "Scenario", "ScenarioReport", "ScriptStep", "get_scenario", "run"]
 
@@ -81,6 +81,14 @@ class ScenarioReport(BaseModel):
         return [m for m, fate in self.outcome.items() if fate.startswith("lost")]
 
 
+def _lost_at(system: System, world: World) -> set[int]:
+    """Messages of ``world`` that no continuation delivers or shows as failed."""
+    found = explore(system, symmetry=False, start=world).lost()
+    if found is None or found[0] != 0:
+        return set()
+    return set(found[1])
+
+
 def get_scenario(name: str) -> Scenario:
     try:
         return SCENARIOS[name]
@@ -120,7 +128,7 @@ def run(scenario: Scenario, design: Design, environment: Environment) -> Scenari
                 step=None if choice is None else _view(choice),
             )
         )
-    lost = set(system.lost(world))
+    lost = _lost_at(system, world)
     outcome = {}
     for i, m in enumerate(world.messages):
         name = f"m{i + 1}"

@@ -27,7 +27,8 @@ Modelling choices, each one a statement about real clients:
   heartbeat, a failed send or a reconnect finds out. A send into it may raise
   or may return normally while the bytes go nowhere.
 * A REST request may succeed, fail before reaching the server, or be applied by
-  the server while its response is lost (Ably RSL1k's test case).
+  the server while its response is lost (Ably RSL1k's test case). The client
+  handles the outcome only while the app runs in the foreground.
 """
 
 from __future__ import annotations
@@ -157,12 +158,22 @@ _STATE_ORDER: dict[MessageState | None, int] = {None: 0} | {
     s: i + 1 for i, s in enumerate(MessageState)
 }
 _FINAL = frozenset({MessageState.confirmed, MessageState.failed})
+
+
+def _rescued(m: Message) -> bool | None:
+    """None for a message not sent yet; else whether the server has it or its
+    failure is shown (nothing that happens later can undo either)."""
+    if m.state is None:
+        return None
+    return m.server >= 1 or m.state is MessageState.failed
+
+
 _BELIEVES_CONNECTED = frozenset({ConnectionState.connected, ConnectionState.suspended_stale})
 
 
 _MessageKey = tuple[int, bool, int, int, bool]
 _CANON: dict[Message, tuple[_MessageKey, Message]] = {}
-_SORTED: dict[tuple[Message, ...], tuple[Message, ...]] = {}
+_SORTED: dict[tuple[Message, ...], tuple[tuple[Message, ...], tuple[int, ...]]] = {}
 #: Both caches hold pure functions of their keys; they are dropped when they
 #: reach this size so a long-lived process does not grow without bound.
 _CACHE_LIMIT = 1 << 20
@@ -171,16 +182,14 @@ _CACHE_LIMIT = 1 << 20
 def _canonical_message(m: Message) -> tuple[_MessageKey, Message]:
     """A sort key for ``m``, and ``m`` with the fields that can no longer matter reset.
 
-    A confirmed or failed message is never sent again, so neither the number of
-    REST attempts it took nor whether the server got its single copy can
-    influence anything that follows.
+    A confirmed or failed message is never sent again, so the number of REST
+    attempts it took cannot influence anything that follows.
     """
     hit = _CANON.get(m)
     if hit is None:
         n = m
-        if m.state in _FINAL:
-            # Only a duplicate (two copies) is still worth telling apart.
-            n = m._replace(attempts=0, server=2 if m.server >= 2 else 1)
+        if m.state in _FINAL and m.attempts:
+            n = m._replace(attempts=0)
         hit = ((_STATE_ORDER[n.state], n.held, n.server, n.attempts, n.done_owed), n)
         _CANON[m] = hit
     return hit
@@ -300,28 +309,40 @@ class System:
         sorting them is a sound symmetry reduction; fields that can no longer
         matter are reset too (see :func:`_canonical_message`).
         """
-        messages = _SORTED.get(world.messages)
-        if messages is None:
+        return System.canonical_with_positions(world)[0]
+
+    @staticmethod
+    def canonical_with_positions(world: World) -> tuple[World, tuple[int, ...]]:
+        """:meth:`canonical`, and where each message went: message ``i`` of
+        ``world`` is message ``positions[i]`` of the result."""
+        hit = _SORTED.get(world.messages)
+        if hit is None:
             if len(_SORTED) >= _CACHE_LIMIT:
                 _SORTED.clear()
                 _CANON.clear()
-            pairs = sorted(map(_canonical_message, world.messages))
-            messages = _SORTED[world.messages] = tuple([pair[1] for pair in pairs])
-        return World(world.connection, world.socket, world.foreground, world.network, messages)
+            keyed = sorted((*_canonical_message(m), i) for i, m in enumerate(world.messages))
+            positions = [0] * len(keyed)
+            for new, (_key, _message, old) in enumerate(keyed):
+                positions[old] = new
+            hit = _SORTED[world.messages] = (
+                tuple([entry[1] for entry in keyed]),
+                tuple(positions),
+            )
+        messages, positions_ = hit
+        world = World(world.connection, world.socket, world.foreground, world.network, messages)
+        return world, positions_
 
     # -- properties of a single world ---------------------------------------------
-    def lost(self, world: World) -> list[int]:
-        """Messages that are nowhere: not on the server, not held, not shown as failed."""
-        retries = self.design.retries_pending
-        return [
-            i
-            for i, m in enumerate(world.messages)
-            if m.state is not None
-            and m.server == 0
-            and m.state is not MessageState.failed
-            and m.state not in (MessageState.pending, MessageState.retrying_rest)
-            and not (m.held and retries)
-        ]
+    @staticmethod
+    def undelivered(world: World) -> list[int]:
+        """Sent messages the server does not have and the user was not told failed.
+
+        Such a message is *lost* when, besides, no continuation of the run
+        delivers it or shows it as failed: nothing holds it anywhere it will be
+        retried from. That needs the reachable graph, so the checker decides it
+        (:meth:`fsm.checker.Exploration.lost`).
+        """
+        return [i for i, m in enumerate(world.messages) if _rescued(m) is False]
 
     @staticmethod
     def duplicated(world: World) -> list[int]:
@@ -417,7 +438,7 @@ class System:
                 done_before.add(m)
             if m.done_owed and w.socket is Socket.open:
                 yield self._done(w, i)
-            if m.state is MessageState.retrying_rest:
+            if m.state is MessageState.retrying_rest and w.foreground:
                 if w.network:
                     yield self._rest(w, i, Stimulus.rest_ok)
                 yield self._rest(w, i, Stimulus.rest_error)
