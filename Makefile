@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: review test check lint typecheck pytest bench diagrams clean deps
+.PHONY: review test lint typecheck pytest bench clean deps graphviz
 
 review: deps
 	$(BIN)/fsm review
@@ -25,9 +25,6 @@ lint: deps
 
 pytest: deps
 	$(BIN)/python -m pytest
-
-check: deps
-	$(BIN)/fsm check --design pre-fix; $(BIN)/fsm check --design fixed; $(BIN)/fsm check --design hardened; true
 
 bench: deps
 	$(BIN)/python benchmarks/explore.py

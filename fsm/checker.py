@@ -40,11 +40,12 @@ from pydantic import BaseModel, ConfigDict
 
 from fsm.design import Design, Environment
 from fsm.errors import StateLimitExceeded
-from fsm.model import CONNECTION, FORBIDDEN, MESSAGE, ForbiddenRule
-from fsm.system import Stimulus, System, Transition, World
+from fsm.model import CONNECTION, FORBIDDEN, MESSAGE, ForbiddenRule, MessageState
+from fsm.system import Fired, Stimulus, System, Transition, World, initial_world
 
 __all__ = [
     "PROPERTIES",
+    "AblationRow",
     "CheckReport",
     "Exploration",
     "FiredView",
@@ -52,18 +53,19 @@ __all__ = [
     "PropertyResult",
     "RuleResult",
     "StepView",
+    "ablate",
     "check",
     "explore",
 ]
 
 #: Property ids, in the order reports list them, with a one-line statement.
 PROPERTIES: dict[str, str] = {
-    "no-silent-loss": "every sent message is on the server, held for retry, or shown as failed",
+    "no-silent-loss": "every sent message can still reach the server or be shown as failed",
     "no-duplicate-delivery": "the server never applies one message twice",
     "no-forbidden-transition": "no step takes a forbidden transition (F-rules)",
     "connected-means-acked": "'connected' only after the server acknowledged the handshake",
     "eventual-delivery": "from every state, all sent messages can still end confirmed or failed",
-    "recovers-unaided": "they can also end so with no further send and no trip to the background",
+    "recovers-unaided": "all sent messages can end confirmed or failed without the user's help",
 }
 
 Label = tuple[Stimulus, "int | None", str]
@@ -207,12 +209,16 @@ class Exploration:
         n = self.system.n
         good = [bytearray(n) for _ in self.worlds]
         back: list[list[tuple[int, tuple[int, ...]]]] = [[] for _ in self.worlds]
+        inverses: dict[tuple[int, ...], tuple[int, ...]] = {}
         for src, (targets, moves) in enumerate(zip(self.successors, self.positions, strict=True)):
             for dst, moved in zip(targets, moves, strict=True):
-                inverse = [0] * n
-                for old, new in enumerate(moved):
-                    inverse[new] = old
-                back[dst].append((src, tuple(inverse)))
+                inverse = inverses.get(moved)
+                if inverse is None:
+                    flipped = [0] * n
+                    for old, new in enumerate(moved):
+                        flipped[new] = old
+                    inverse = inverses[moved] = tuple(flipped)
+                back[dst].append((src, inverse))
         queue: deque[tuple[int, int]] = deque()
 
         def mark(sid: int, p: int) -> None:
@@ -222,11 +228,16 @@ class Exploration:
                     good[sid][twin] = 1
                     queue.append((sid, twin))
 
+        # Seeds: delivered or visibly failed messages. A message not sent yet is
+        # good too, but it was unsent in every predecessor as well, so it need
+        # not spread anything.
         for sid, world in enumerate(self.worlds):
-            undelivered = System.undelivered(world)
-            for p in range(n):
-                if p not in undelivered:
-                    good[sid][p] = 1
+            row = good[sid]
+            for p, m in enumerate(world.messages):
+                if m.state is None:
+                    row[p] = 1
+                elif m.server >= 1 or m.state is MessageState.failed:
+                    row[p] = 1
                     queue.append((sid, p))
         while queue:
             dst, q = queue.popleft()
@@ -241,6 +252,10 @@ class Exploration:
 
         With ``unaided``, only steps the user does not take count.
         """
+        return next((i for i, ok in enumerate(self.can_settle(unaided=unaided)) if not ok), None)
+
+    def can_settle(self, *, unaided: bool = False) -> list[bool]:
+        """For every state, whether a settled state is reachable from it."""
         n = len(self.worlds)
         back: list[list[int]] = [[] for _ in range(n)]
         for src, targets in enumerate(self.unaided if unaided else self.successors):
@@ -255,7 +270,7 @@ class Exploration:
                 if not good[src]:
                     good[src] = True
                     queue.append(src)
-        return next((i for i in range(n) if not good[i]), None)
+        return good
 
 
 def explore(
@@ -360,12 +375,23 @@ def replay(system: System, path: list[tuple[Label, World]]) -> list[StepView]:
     return views
 
 
+def start_view(messages: int) -> StepView:
+    """The row before a trace's first step: the initial world."""
+    return _world_view(initial_world(messages), "(start)", None, "", ())
+
+
 def _view(t: Transition) -> StepView:
-    w = t.target
+    message = None if t.message is None else f"m{t.message + 1}"
+    return _world_view(t.target, t.stimulus.value, message, t.detail, t.fired)
+
+
+def _world_view(
+    w: World, event: str, message: str | None, detail: str, fired: tuple[Fired, ...]
+) -> StepView:
     return StepView(
-        event=t.stimulus.value,
-        message=None if t.message is None else f"m{t.message + 1}",
-        detail=t.detail,
+        event=event,
+        message=message,
+        detail=detail,
         connection=w.connection.value,
         socket=w.socket.value,
         foreground=w.foreground,
@@ -386,7 +412,7 @@ def _view(t: Transition) -> StepView:
                 event=f.row.event.value,
                 target=f.row.target.value,
             )
-            for f in t.fired
+            for f in fired
         ],
     )
 
@@ -483,3 +509,55 @@ def _shortest_hit(ex: Exploration) -> tuple[str, tuple[int, Transition]] | None:
     if not ex.rule_hits:
         return None
     return min(ex.rule_hits.items(), key=lambda item: (len(ex.path(item[1][0])), item[0]))
+
+
+class AblationRow(BaseModel):
+    """One feature of a design set back to a baseline's value, and what then breaks."""
+
+    feature: str
+    value: bool | int | str
+    baseline: bool | int | str
+    #: Why the variant could not be built (a feature another one needs), if so.
+    invalid: str | None = None
+    #: For each environment, the properties the design holds and the variant violates.
+    breaks: dict[str, list[str]] = {}
+
+
+def ablate(
+    design: Design,
+    baseline: Design,
+    environments: list[Environment],
+    messages: int = 2,
+) -> list[AblationRow]:
+    """Set each feature where ``design`` differs from ``baseline`` back, one at a time.
+
+    A feature whose removal breaks nothing carries no property in this model
+    (it may still buy latency or comfort); one whose removal breaks a property
+    is load-bearing for it.
+    """
+    from pydantic import ValidationError
+
+    rows: list[AblationRow] = []
+    ours, theirs = design.features(), baseline.features()
+    held = {
+        env.name: {p.id for p in check(design, env, messages).properties if p.holds}
+        for env in environments
+    }
+    for feature in ours:
+        if ours[feature] == theirs[feature]:
+            continue
+        row = AblationRow(feature=feature, value=ours[feature], baseline=theirs[feature])
+        try:
+            variant = design.model_copy(update={feature: theirs[feature]})
+            Design.model_validate(variant.model_dump())
+        except ValidationError as exc:
+            row.invalid = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            rows.append(row)
+            continue
+        for env in environments:
+            report = check(variant, env, messages)
+            row.breaks[env.name] = [
+                p.id for p in report.properties if not p.holds and p.id in held[env.name]
+            ]
+        rows.append(row)
+    return rows

@@ -12,7 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
-from fsm.checker import CheckReport, StepView, check
+from fsm import review
+from fsm.checker import CheckReport, StepView, ablate, check, start_view
 from fsm.design import (
     DEFAULT_ENVIRONMENT,
     DESIGNS,
@@ -109,9 +110,8 @@ def message_cell(state: str, held: bool, on_server: int) -> str:
 
 def trace_table(steps: Sequence[StepView], messages: int) -> str:
     names = [f"m{i + 1}" for i in range(messages)]
-    start = ["0", "(start)", "", "idle", "closed", "fg", "up", *(["-"] * messages)]
-    rows = [start]
-    for n, s in enumerate(steps, start=1):
+    rows = []
+    for n, s in enumerate([start_view(messages), *steps]):
         rows.append(
             [
                 str(n),
@@ -249,6 +249,38 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if all(r.holds for r in reports) else 1
 
 
+def cmd_ablate(args: argparse.Namespace, out: TextIO) -> int:
+    (design,) = selected_designs(args) if (args.design or args.spec) else [get_design("hardened")]
+    baseline = get_design(args.against)
+    environments = list(ENVIRONMENTS.values())
+    rows = ablate(design, baseline, environments, args.messages)
+    out.write(
+        f"design {design.name}, each feature set back to its value in {baseline.name}, "
+        f"{args.messages} messages: what breaks that held before\n\n"
+    )
+    if not rows:
+        out.write(f"{design.name} and {baseline.name} have the same features\n")
+        return 0
+    body = []
+    for row in rows:
+        change = f"{row.value} -> {row.baseline}"
+        if row.invalid is not None:
+            body.append(
+                [row.feature, change, f"cannot be set back alone: {row.invalid}"]
+                + [""] * (len(environments) - 1)
+            )
+            continue
+        body.append(
+            [
+                row.feature,
+                change,
+                *(", ".join(row.breaks[e.name]) or "nothing" for e in environments),
+            ]
+        )
+    out.write(table(["feature", "set back", *(e.name for e in environments)], body) + "\n")
+    return 0
+
+
 def cmd_scenario(args: argparse.Namespace, out: TextIO) -> int:
     scenario = get_scenario(args.name)
     environment = get_environment(args.environment)
@@ -284,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--environment",
         metavar="NAME",
         default=DEFAULT_ENVIRONMENT,
-        help=f"how dead sockets behave (default {DEFAULT_ENVIRONMENT})",
+        help=f"what the world may do to sockets (default {DEFAULT_ENVIRONMENT})",
     )
     p.add_argument(
         "--messages",
@@ -303,6 +335,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a CheckReport as JSON")
     p.set_defaults(func=cmd_check)
 
+    p = sub.add_parser(
+        "ablate", help="set each feature back to a baseline's value and see what breaks"
+    )
+    add_design_options(p)
+    p.add_argument(
+        "--against",
+        metavar="NAME",
+        default="fixed",
+        help="the built-in design whose values are put back (default fixed)",
+    )
+    p.add_argument(
+        "--messages",
+        metavar="N",
+        type=_messages,
+        default=2,
+        help=f"messages the user may send (1-{MAX_MESSAGES}, default 2)",
+    )
+    p.set_defaults(func=cmd_ablate)
+
     p = sub.add_parser("scenario", help="replay a named scenario step by step")
     p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(sorted(SCENARIOS))}")
     add_design_options(p)
@@ -310,28 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the ScenarioReport as JSON")
     p.set_defaults(func=cmd_scenario)
 
-    for register in _EXTENSIONS:
-        register(sub)
+    review.register(sub)
     return parser
-
-
-#: Functions that add further subcommands (diagrams, review) to the parser.
-_EXTENSIONS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = []
-
-
-def _load_extensions() -> None:
-    if _EXTENSIONS:
-        return
-    try:
-        from fsm import review
-    except ImportError:  # pragma: no cover - the review module ships with the package
-        return
-    _EXTENSIONS.append(review.register)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = sys.stdout if out is None else out
-    _load_extensions()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

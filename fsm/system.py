@@ -59,6 +59,7 @@ __all__ = [
     "System",
     "Transition",
     "World",
+    "initial_world",
 ]
 
 
@@ -269,6 +270,11 @@ class _Step:
                 self.fire_message(i, event)
 
 
+def initial_world(messages: int) -> World:
+    """The world every run starts from, whatever the design."""
+    return World(ConnectionState.idle, Socket.closed, True, True, (Message(),) * messages)
+
+
 class System:
     """The composed state space of one design in one environment.
 
@@ -299,7 +305,7 @@ class System:
 
     def initial(self) -> World:
         """The app has just launched: no socket, foreground, network up, nothing sent."""
-        return World(ConnectionState.idle, Socket.closed, True, True, (Message(),) * self.n)
+        return initial_world(self.n)
 
     @staticmethod
     def canonical(world: World) -> World:

@@ -29,7 +29,7 @@ from fsm import (
     get_environment,
     load_design,
 )
-from fsm.checker import PropertyResult, StepView
+from fsm.checker import PropertyResult, StepView, ablate
 from fsm.system import World
 
 if TYPE_CHECKING:
@@ -424,3 +424,27 @@ def test_bounded_rest_retries_end_in_a_visible_failure() -> None:
         states.append(world.messages[0].state)
     assert states == [MessageState.retrying_rest, MessageState.retrying_rest, MessageState.failed]
     assert check(design, get_environment("ios-suspend"), 1).property("no-silent-loss").holds
+
+
+# -- ablation -------------------------------------------------------------------------------
+def test_ablation_reports_only_properties_the_design_held() -> None:
+    """fixed already violates F2 and eventual-delivery; taking away its disconnect-on-failure
+    newly breaks no-silent-loss, which is all the row reports."""
+    rows = {r.feature: r for r in ablate(get_design("fixed"), get_design("pre-fix"), ENVS)}
+    assert rows["send_failure_disconnects"].breaks["ios-suspend"] == ["no-silent-loss"]
+    assert rows["write_ahead"].invalid is not None
+    assert rows["write_ahead"].breaks == {}
+    assert set(rows) == {"send_failure_disconnects", "write_ahead", "rest_fallback"}
+
+
+def test_ablating_the_heartbeat_breaks_unaided_recovery_on_half_open_sockets_only() -> None:
+    rows = {r.feature: r for r in ablate(get_design("hardened"), get_design("fixed"), ENVS)}
+    assert rows["heartbeat"].breaks == {"ios-suspend": [], "half-open": ["recovers-unaided"]}
+    assert rows["message_ids"].breaks["ios-suspend"] == ["no-duplicate-delivery"]
+
+
+def test_a_design_ablated_against_itself_has_nothing_to_set_back() -> None:
+    assert ablate(get_design("fixed"), get_design("fixed"), ENVS) == []
+
+
+ENVS = [get_environment(name) for name in sorted(ENVIRONMENTS, reverse=True)]

@@ -283,3 +283,24 @@ def test_reports_are_identical_across_processes() -> None:
         assert done.returncode == 1, done.stderr
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1]
+
+
+# -- ablate ---------------------------------------------------------------------------------
+def test_ablate_names_the_feature_that_carries_each_property() -> None:
+    code, out = run("ablate", "--design", "hardened", "--against", "fixed")
+    assert code == 0
+    rows = {line.split()[0]: line for line in out.splitlines() if line and line[0].isalpha()}
+    assert "no-duplicate-delivery" in rows["message_ids"]
+    assert "connected-means-acked" in rows["await_handshake"]
+    assert rows["reconnect_on_foreground"].split()[-2:] == ["nothing", "nothing"]
+
+
+def test_ablate_says_when_a_feature_cannot_be_removed_alone() -> None:
+    code, out = run("ablate", "--design", "fixed", "--against", "pre-fix")
+    assert code == 0
+    assert "cannot be set back alone: rest_fallback needs write_ahead" in out
+
+
+def test_ablate_against_an_unknown_design_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("ablate", "--against", "nope")[0] == 2
+    assert "nope" in one_line_error(capsys)

@@ -1,0 +1,363 @@
+"""The diagrams: their edges are the tables' rows, forbidden edges are marked,
+output is byte-stable, ``--check`` catches stale files, and Graphviz is optional."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from fsm import diagrams as dg
+from fsm import strategies as fst
+from fsm.checker import check, explore
+from fsm.cli import main
+from fsm.design import DESIGNS, ENVIRONMENTS, Design
+from fsm.model import CONNECTION, FORBIDDEN, MESSAGE, MachineSpec, Row
+from fsm.system import System
+
+REPO = Path(__file__).resolve().parent.parent
+SPECS: dict[str, MachineSpec[Any, Any]] = {"connection": CONNECTION, "message": MESSAGE}
+
+_EDGE = re.compile(r"^\t+(\S+) -> (\S+)(?: \[(.*)\])?$", re.M)
+_NODE = re.compile(r"^\t+(?!(?:graph|node|edge) )(\w+) \[(.*)\]$", re.M)
+
+
+def edges(dot: str) -> list[tuple[str, str, str]]:
+    """``(tail, head, attributes)`` of every edge line of a DOT source."""
+    return [(m[1], m[2], m[3] or "") for m in _EDGE.finditer(dot)]
+
+
+def nodes(dot: str) -> dict[str, str]:
+    return {m[1]: m[2] for m in _NODE.finditer(dot)}
+
+
+def says(attrs: str, word: str) -> bool:
+    return re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", attrs) is not None
+
+
+def is_red(attrs: str) -> bool:
+    return f'color="{dg.RED}"' in attrs and "penwidth" in attrs and "style=dashed" not in attrs
+
+
+def forbidden_ids(spec: MachineSpec[Any, Any], row: Row[Any, Any]) -> list[str]:
+    return [r.id for r in FORBIDDEN if r.machine == spec.name and r.matches_row(row)]
+
+
+def assert_machine_matches_table(spec: MachineSpec[Any, Any], design: Design) -> None:
+    dot = dg.machine_dot(spec, design)
+    drawn = [e for e in edges(dot) if e[0] != "__start"]
+    solid = [e for e in drawn if "style=dashed" not in e[2]]
+    states = nodes(dot)
+    table = spec.table(design)
+    for row in table:
+        src, dst, event = row.source.value, row.target.value, row.event.value
+        ids = forbidden_ids(spec, row)
+        if ids:
+            assert any(
+                (t, h) == (src, dst) and is_red(a) and says(a, event) and says(a, ids[0])
+                for t, h, a in solid
+            ), f"{design.name}: forbidden row {src} -{event}-> {dst} is not drawn red"
+        elif src == dst:
+            assert "↻" in states[src]
+            assert says(states[src], event), f"{design.name}: loop {event} missing in {src}"
+        else:
+            assert any((t, h) == (src, dst) and says(a, event) for t, h, a in solid), (
+                f"{design.name}: row {src} -{event}-> {dst} has no edge"
+            )
+    # ... and nothing else: every solid edge stands for rows of the table.
+    pairs = {(r.source.value, r.target.value) for r in table}
+    for tail, head, _ in solid:
+        assert (tail, head) in pairs, f"{design.name}: edge {tail} -> {head} is not in the table"
+    assert set(states) - {"__start"} == {s.value for s in table.states}
+    start = [h for t, h, _ in edges(dot) if t == "__start"]
+    assert start == [table.initial.value]
+
+
+@pytest.mark.parametrize("name", list(DESIGNS))
+@pytest.mark.parametrize("machine", list(SPECS))
+def test_machine_edges_are_the_table_rows(name: str, machine: str) -> None:
+    assert_machine_matches_table(SPECS[machine], DESIGNS[name])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fst.designs())
+def test_any_design_draws_exactly_its_table(design: Design) -> None:
+    for spec in SPECS.values():
+        assert_machine_matches_table(spec, design)
+        mermaid = dg.machine_mermaid(spec, design)
+        for row in spec.table(design):
+            src, dst, event = row.source.value, row.target.value, row.event.value
+            if src == dst and not forbidden_ids(spec, row):
+                assert re.search(rf"^    {src} : ↻ {event}\b", mermaid, re.M)
+            else:
+                line = re.search(rf"^    {src} --> {dst} : (.*)$", mermaid, re.M)
+                assert line is not None
+                assert says(line[1], event)
+
+
+def test_forbidden_edges_are_red_in_pre_fix() -> None:
+    pre_fix = DESIGNS["pre-fix"]
+    conn = edges(dg.machine_dot(CONNECTION, pre_fix))
+    red = {(t, h) for t, h, a in conn if is_red(a) and says(a, "F2")}
+    assert red == {("idle", "connected"), ("disconnected", "connected")}
+    msg = edges(dg.machine_dot(MESSAGE, pre_fix))
+    (f1,) = [a for t, h, a in msg if is_red(a)]
+    assert says(f1, "F1")
+    assert says(f1, "ws_send_failed")
+    assert "only while the connection is suspended_stale" in f1
+    # F3 is respected by pre-fix, so it is drawn as a "must never" edge.
+    assert any("style=dashed" in a and "F3 must never" in a for _, _, a in msg)
+
+
+def test_hardened_respects_every_rule_and_shows_it() -> None:
+    hardened = DESIGNS["hardened"]
+    for spec in SPECS.values():
+        drawn = edges(dg.machine_dot(spec, hardened))
+        assert not [a for _, _, a in drawn if is_red(a)]
+        dashed = {(t, h, a) for t, h, a in drawn if "style=dashed" in a}
+        for rule in (r for r in FORBIDDEN if r.machine == spec.name):
+            candidates = {
+                (r.source.value, r.event.value, r.target.value)
+                for r in spec.rows
+                if rule.matches_row(r)
+            }
+            assert candidates, f"{rule.id} matches no row of any design"
+            for src, event, dst in candidates:
+                assert any(
+                    (t, h) == (src, dst) and f"{rule.id} must never" in a and says(a, event)
+                    for t, h, a in dashed
+                ), f"{rule.id}: {src} -{event}-> {dst} is not drawn as must-never"
+            for state in rule.while_connection or ():
+                assert any(f"{rule.id} must never (while {state.value})" in a for _, _, a in dashed)
+
+
+def test_every_diagram_has_a_title_legend_and_initial_state() -> None:
+    designs = list(DESIGNS.values())
+    diagrams = dg.build(designs, dg.run_checks(designs))
+    kinds = {d.kind for d in diagrams}
+    assert kinds == {"machine", "counterexample", "composed", "diff"}
+    for d in diagrams:
+        assert "rankdir=" in d.dot
+        assert "fontname=Helvetica" in d.dot
+        title = re.search(r"<b>([^<]*)</b></font></td></tr>", d.dot)
+        assert title is not None
+        if d.kind != "diff":
+            assert title[1].startswith(d.path.split("/")[0])
+        assert '<td align="left" width="44"' in d.dot, f"{d.path} has no legend"
+        assert "__start" in d.dot or "peripheries=2" in d.dot, f"{d.path}: no initial state"
+
+
+def test_counterexample_numbers_the_fired_edges() -> None:
+    design = DESIGNS["pre-fix"]
+    report = check(design, ENVIRONMENTS["ios-suspend"], dg.MESSAGES)
+    prop = report.property("no-silent-loss")
+    assert prop.counterexample
+    dot = dg.counterexample_dot(design, report, prop)
+    drawn = edges(dot)
+    assert "pre-fix · ios-suspend · counterexample: no-silent-loss" in dot
+    for n, step in enumerate(prop.counterexample, start=1):
+        for fired in step.fired:
+            prefix = "c" if fired.machine == "connection" else fired.machine
+            tail, head = f"{prefix}__{fired.source}", f"{prefix}__{fired.target}"
+            assert any(
+                (t, h) == (tail, head) and re.search(rf"<b>[\d, ]*\b{n}\b[\d, ]*</b>", a)
+                for t, h, a in drawn
+            ), f"step {n}: {fired} is not numbered"
+    # The swallowed send error into the stale socket is F1, drawn red.
+    assert any(
+        (t, h) == ("m1__pending", "m1__sent_ws") and f'color="{dg.RED}"' in a and "F1" in a
+        for t, h, a in drawn
+    )
+    # States the trace passes through are highlighted, the others are not.
+    state_nodes = nodes(dot)
+    assert f'fillcolor="{dg.VISITED}"' in state_nodes["c__suspended_stale"]
+    assert f'fillcolor="{dg.VISITED}"' not in state_nodes["c__handshaking"]
+
+
+def test_diff_colours_removed_added_and_kept_edges() -> None:
+    old, new = DESIGNS["pre-fix"], DESIGNS["fixed"]
+    drawn = edges(dg.diff_dot(MESSAGE, old, new))
+    before = {r.edge for r in MESSAGE.table(old)}
+    after = {r.edge for r in MESSAGE.table(new)}
+    assert before - after
+    assert after - before
+    for s, e, t in before - after:
+        assert any(
+            (a, b) == (s.value, t.value) and f'color="{dg.RED}"' in x and says(x, e.value)
+            for a, b, x in drawn
+        )
+    for s, e, t in after - before:
+        assert any(
+            (a, b) == (s.value, t.value) and f'color="{dg.GREEN}"' in x and says(x, e.value)
+            for a, b, x in drawn
+        )
+    # The seed's fix: the swallowed send error (F1) is what pre-fix -> fixed removes.
+    assert any("F1" in x and f'color="{dg.RED}"' in x for _, _, x in drawn)
+
+
+def test_composed_graph_has_every_reachable_world() -> None:
+    design = DESIGNS["pre-fix"]
+    ex = explore(System(design, ENVIRONMENTS[dg.COMPOSED_ENVIRONMENT], 1))
+    dot = dg.composed_dot(design)
+    world_nodes = [n for n in nodes(dot) if n.startswith("w")]
+    assert len(world_nodes) == len(ex.worlds)
+    graph = dg.composed(design)
+    counts = graph.counts()
+    assert counts["lost"] > 0
+    assert counts["connected-unacked"] > 0
+    assert dot.count(dg.VIOLATION_COLORS["lost"]) >= counts["lost"]
+    assert all(v == 0 for k, v in dg.composed(DESIGNS["hardened"]).counts().items())
+
+
+def no_dot(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda name, *a, **k: None if name == "dot" else real(name)
+    )
+
+
+def sources(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.suffix in (".dot", ".mmd")
+    }
+
+
+def test_output_is_byte_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    no_dot(monkeypatch)
+    assert main(["diagrams", "--out", str(tmp_path / "a")]) == 0
+    assert main(["diagrams", "--out", str(tmp_path / "b")]) == 0
+    first, second = sources(tmp_path / "a"), sources(tmp_path / "b")
+    assert first == second
+    assert "pre-fix/counterexample-ios-suspend-no-silent-loss.dot" in first
+    assert "diff/connection-pre-fix-to-fixed.dot" in first
+    assert "hardened/message.mmd" in first
+
+
+def test_without_dot_sources_are_still_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_dot(monkeypatch)
+    out = tmp_path / "d"
+    assert main(["diagrams", "--design", "pre-fix", "--out", str(out)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "apt-get install graphviz" in err[0]
+    assert (out / "pre-fix" / "connection.dot").is_file()
+    assert (out / "pre-fix" / "connection.mmd").is_file()
+    assert not list(out.rglob("*.svg"))
+    assert not list(out.rglob("*.png"))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging left behind"
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_with_dot_svg_and_png_are_rendered(tmp_path: Path) -> None:
+    assert main(["diagrams", "--design", "hardened", "--out", str(tmp_path)]) == 0
+    svg = (tmp_path / "hardened" / "connection.svg").read_text(encoding="utf-8")
+    assert "<svg" in svg
+    assert "hardened · connection machine" in svg
+    assert (tmp_path / "hardened" / "message.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_check_passes_on_the_committed_diagrams(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diagrams", "--check", "--out", str(REPO / "diagrams")]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_check_names_stale_missing_and_obsolete_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "diagrams"
+    shutil.copytree(REPO / "diagrams", copy)
+    stale = copy / "pre-fix" / "connection.dot"
+    stale.write_text(stale.read_text(encoding="utf-8").replace("idle", "idle2", 1), "utf-8")
+    (copy / "hardened" / "message.mmd").unlink()
+    (copy / "fixed" / "counterexample-ios-suspend-gone.dot").write_text("digraph {}\n")
+    before = sources(copy)
+    assert main(["diagrams", "--check", "--out", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert f"stale: {stale}" in out
+    assert f"missing: {copy / 'hardened' / 'message.mmd'}" in out
+    assert "obsolete: " in out
+    assert "counterexample-ios-suspend-gone.dot" in out
+    assert sources(copy) == before, "--check wrote something"
+
+
+def test_rewriting_prunes_obsolete_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    no_dot(monkeypatch)
+    gone = tmp_path / "pre-fix" / "counterexample-ios-suspend-gone.dot"
+    gone.parent.mkdir(parents=True)
+    gone.write_text("digraph {}\n")
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine\n")
+    assert main(["diagrams", "--out", str(tmp_path)]) == 0
+    assert not gone.exists()
+    assert keep.read_text() == "mine\n"
+
+
+def test_bad_spec_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('based_on = "fixed"\nname = "bad"\nheartbeat = "often"\n', encoding="utf-8")
+    assert main(["diagrams", "--spec", str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "bad.toml" in err
+    assert "heartbeat" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_spec_may_not_take_a_built_in_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "mine.toml"
+    spec.write_text('based_on = "pre-fix"\nname = "fixed"\n', encoding="utf-8")
+    assert main(["diagrams", "--spec", str(spec), "--out", str(tmp_path / "out")]) == 2
+    assert "built-in" in capsys.readouterr().err
+
+
+def test_spec_design_is_diffed_against_the_closest_built_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_dot(monkeypatch)
+    spec = tmp_path / "mine.toml"
+    spec.write_text('based_on = "fixed"\nname = "mine"\nheartbeat = true\n', encoding="utf-8")
+    assert main(["diagrams", "--spec", str(spec), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "mine" / "connection.dot").is_file()
+    diff = (tmp_path / "out" / "diff" / "connection-fixed-to-mine.dot").read_text()
+    assert "+heartbeat" in diff
+    assert "ping_timeout" in diff
+
+
+def test_staging_leaves_the_output_alone_on_failure(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.dot").write_text("old\n")
+
+    def interrupted() -> None:
+        with dg.Staging(out) as staging:
+            staging.write("a.dot", "new\n")
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        interrupted()
+    assert (out / "a.dot").read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_output_that_is_a_file_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "taken"
+    target.write_text("not a directory\n")
+    assert main(["diagrams", "--design", "pre-fix", "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "cannot write" in err
+    assert target.read_text() == "not a directory\n"

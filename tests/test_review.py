@@ -1,0 +1,224 @@
+"""``fsm review``: the report's content comes from the checker, it is written
+atomically and deterministically, and bad input is one line with exit code 2."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fsm import review
+from fsm.checker import PROPERTIES, CheckReport, check
+from fsm.cli import main
+from fsm.design import DESIGNS, ENVIRONMENTS
+from fsm.model import FORBIDDEN
+
+HAS_DOT = shutil.which("dot") is not None
+
+
+def no_dot(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda name, *a, **k: None if name == "dot" else real(name)
+    )
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One review with Graphviz (when it is installed), shared by the tests below."""
+    out = tmp_path_factory.mktemp("review") / "diagrams"
+    assert main(["review", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def reports() -> dict[tuple[str, str], CheckReport]:
+    return {(d, e): check(DESIGNS[d], ENVIRONMENTS[e], 2) for d in DESIGNS for e in ENVIRONMENTS}
+
+
+def verdict_rows(markdown: str) -> dict[tuple[str, str], dict[str, str]]:
+    """The verdict matrix of REVIEW.md: (design, environment) -> property -> yes/NO."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| design | environment |"))
+    headers = [h.strip() for h in lines[start].strip("|").split("|")]
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [re.sub(r"[*\[\]]|\(#[^)]*\)", "", c).strip() for c in line.strip("|").split("|")]
+        row = dict(zip(headers, cells, strict=True))
+        rows[(row["design"], row["environment"])] = row
+    return rows
+
+
+def test_verdict_matrix_is_the_checkers(
+    rendered: Path, reports: dict[tuple[str, str], CheckReport]
+) -> None:
+    rows = verdict_rows((rendered / "REVIEW.md").read_text(encoding="utf-8"))
+    assert set(rows) == set(reports)
+    for key, report in reports.items():
+        assert rows[key]["states"] == str(report.states)
+        assert rows[key]["transitions"] == str(report.transitions)
+        for pid in PROPERTIES:
+            assert rows[key][pid] == ("yes" if report.property(pid).holds else "NO"), (key, pid)
+    # The seed bug and its cure, as the checker sees them.
+    assert not reports[("pre-fix", "ios-suspend")].property("no-silent-loss").holds
+    assert rows[("pre-fix", "ios-suspend")]["no-silent-loss"] == "NO"
+    assert all(reports[("hardened", e)].holds for e in ENVIRONMENTS)
+    assert all(rows[("hardened", e)][p] == "yes" for e in ENVIRONMENTS for p in PROPERTIES)
+
+
+def test_review_has_every_section(rendered: Path) -> None:
+    md = (rendered / "REVIEW.md").read_text(encoding="utf-8")
+    for _, anchor in review.SECTIONS:
+        assert f'<a id="{anchor}"></a>' in md
+    for name in DESIGNS:
+        # the seed scenario, the machines in Mermaid, the composed graph
+        assert f"### {name} in ios-suspend" in md
+        assert f"title: {name} · connection machine" in md
+        assert f"title: {name} · message machine" in md
+        assert f"({name}/composed-ios-suspend.svg)" in md
+    assert md.count("```mermaid") == 2 * len(DESIGNS)
+    assert "m2: lost" not in md  # outcomes are table cells, not prose
+    assert "lost: the client shows sent_ws" in md
+    for rule in FORBIDDEN:
+        assert f'<a id="rule-{rule.id}"></a>' in md
+        assert rule.evidence in md
+
+
+def test_each_counterexample_has_a_table_and_a_diagram(
+    rendered: Path, reports: dict[tuple[str, str], CheckReport]
+) -> None:
+    md = (rendered / "REVIEW.md").read_text(encoding="utf-8")
+    for (design, env), report in reports.items():
+        for p in report.properties:
+            anchor = f"cex-{design}-{env}-{p.id}"
+            if p.holds:
+                assert anchor not in md
+                continue
+            assert f'<a id="{anchor}"></a>' in md, anchor
+            assert f"(#{anchor})" in md, "the verdict matrix links to it"
+            assert f"{design}/counterexample-{env}-{p.id}.svg" in md
+            section = md.split(f'<a id="{anchor}"></a>', 1)[1].split("<a id=", 1)[0]
+            assert p.counterexample is not None
+            steps = [line for line in section.splitlines() if re.match(r"\| \*?\*?\d+", line)]
+            assert len(steps) == len(p.counterexample) + 1  # the start row, then each step
+
+
+def test_links_are_relative_and_resolve(rendered: Path) -> None:
+    md = (rendered / "REVIEW.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#][^)]*)\)", md)
+    assert targets
+    for target in targets:
+        assert not target.startswith(("/", "http")), target
+        if HAS_DOT or not target.endswith((".svg", ".png")):
+            assert (rendered / target).is_file(), target
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed")
+def test_html_is_self_contained(rendered: Path) -> None:
+    page = (rendered / "review.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<script" not in page.lower()
+    assert not re.search(r"""(src|href)=["']https?:""", page)
+    assert "<link" not in page
+    svgs = page.count("<svg")
+    assert svgs >= 2 * len(DESIGNS) + 4
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), "inlined SVG ids collide"
+    assert '<td class="no"><a href="#cex-pre-fix-ios-suspend-no-silent-loss">NO</a></td>' in page
+
+
+def test_review_prints_where_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_dot(monkeypatch)
+    out = tmp_path / "r"
+    assert main(["review", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"review written to {out / 'REVIEW.md'} and {out / 'review.html'}\n"
+    assert "apt-get install graphviz" in captured.err
+    assert (out / "REVIEW.md").is_file()
+    assert (out / "review.html").is_file()
+    assert "not rendered" in (out / "review.html").read_text(encoding="utf-8")
+
+
+def test_review_is_deterministic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    no_dot(monkeypatch)
+    for name in ("a", "b"):
+        assert main(["review", "--out", str(tmp_path / name)]) == 0
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.*"))
+    assert files
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+def test_interrupted_review_leaves_the_previous_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_dot(monkeypatch)
+    out = tmp_path / "diagrams"
+    assert main(["review", "--out", str(out)]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("renderer crashed")
+
+    monkeypatch.setattr(review, "html_page", broken)
+    spec = tmp_path / "mine.toml"
+    spec.write_text('based_on = "fixed"\nname = "mine"\nheartbeat = true\n', encoding="utf-8")
+    with pytest.raises(RuntimeError, match="renderer crashed"):
+        main(["review", "--out", str(out), "--spec", str(spec)])
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["diagrams", "mine.toml"]
+
+
+def test_spec_files_join_the_review(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    no_dot(monkeypatch)
+    spec = tmp_path / "mine.toml"
+    spec.write_text('based_on = "fixed"\nname = "mine"\nheartbeat = true\n', encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["review", "--out", str(out), "--spec", str(spec)]) == 0
+    md = (out / "REVIEW.md").read_text(encoding="utf-8")
+    rows = verdict_rows(md)
+    mine = check(
+        DESIGNS["fixed"].model_copy(update={"name": "mine", "heartbeat": True}),
+        ENVIRONMENTS["half-open"],
+        2,
+    )
+    assert rows[("mine", "half-open")]["no-silent-loss"] == (
+        "yes" if mine.property("no-silent-loss").holds else "NO"
+    )
+    assert "### fixed → mine" in md
+    assert (out / "diff" / "message-fixed-to-mine.dot").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ('based_on = "fixed"\nname = "bad"\nmax_rest_attempts = 9\n', "max_rest_attempts"),
+        ("this is not toml", "invalid TOML"),
+    ],
+)
+def test_bad_spec_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, needle: str
+) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text(content, encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["review", "--out", str(out), "--spec", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert needle in err
+    assert "bad.toml" in err
+    assert not out.exists()
+
+
+def test_missing_spec_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["review", "--out", str(tmp_path / "o"), "--spec", str(tmp_path / "no.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no.toml" in err
