@@ -2,10 +2,11 @@
 
 For every environment, design and number of messages N = 1..5 it prints the
 reachable states and transitions (up to message symmetry), the wall time of a
-full ``check`` (exploration, every property, counterexample replay) and the
-states explored per second. A second table runs the same exploration with and
-without the symmetry reduction side by side, so the reduction is measured as a
-ratio in one run rather than against numbers from another machine or day.
+full ``check`` (exploration, every property, counterexample replay), the
+states explored per second and how many properties the design violates. A
+second table runs the same exploration with and without the symmetry reduction
+side by side, so the reduction is measured as a ratio in one run rather than
+against numbers from another machine or day.
 
     .venv/bin/python benchmarks/explore.py [--max-messages N] [--repeat K]
 """
@@ -39,17 +40,19 @@ def main() -> None:
 
     print(f"python {platform.python_version()} on {platform.machine()}, best of {args.repeat}")
     print()
-    print("| environment | design | N | states | transitions | check (s) | states/s |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| environment | design | N | states | transitions | check (s) | states/s | violated |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for env in ENVIRONMENTS.values():
         for design in DESIGNS.values():
             for n in range(1, args.max_messages + 1):
                 report = check(design, env, n)
                 repeat = args.repeat if report.states < 50_000 else 1
                 seconds = best_of(repeat, lambda d=design, e=env, k=n: check(d, e, k))
+                violated = sum(not p.holds for p in report.properties)
                 print(
                     f"| {env.name} | {design.name} | {n} | {report.states} | "
-                    f"{report.transitions} | {seconds:.3f} | {report.states / seconds:,.0f} |"
+                    f"{report.transitions} | {seconds:.3f} | {report.states / seconds:,.0f} | "
+                    f"{violated} of {len(report.properties)} |"
                 )
 
     print()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
 from fsm import review
-from fsm.checker import CheckReport, StepView, ablate, check, start_view
+from fsm.checker import CheckReport, ablate, check
 from fsm.design import (
     DEFAULT_ENVIRONMENT,
     DESIGNS,
@@ -25,6 +25,7 @@ from fsm.design import (
 )
 from fsm.errors import FsmError
 from fsm.scenario import SCENARIOS, ScenarioReport, get_scenario, run
+from fsm.text import LEGEND, message_cell, table, trace_table
 
 __all__ = ["main"]
 
@@ -89,50 +90,6 @@ def selected_designs(args: argparse.Namespace) -> list[Design]:
 
 
 # -- text rendering -------------------------------------------------------------------
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
-    ]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
-def message_cell(state: str, held: bool, on_server: int) -> str:
-    parts = [state]
-    if held:
-        parts.append("held")
-    if on_server:
-        parts.append(f"srv:{on_server}")
-    return " ".join(parts)
-
-
-def trace_table(steps: Sequence[StepView], messages: int) -> str:
-    names = [f"m{i + 1}" for i in range(messages)]
-    rows = []
-    for n, s in enumerate([start_view(messages), *steps]):
-        rows.append(
-            [
-                str(n),
-                s.event + (f" {s.message}" if s.message else ""),
-                s.detail,
-                s.connection,
-                s.socket,
-                "fg" if s.foreground else "bg",
-                "up" if s.network else "down",
-                *(message_cell(m.state, m.held, m.on_server) for m in s.messages),
-            ]
-        )
-    return table(["#", "event", "detail", "connection", "socket", "app", "net", *names], rows)
-
-
-LEGEND = (
-    "held = in the pending-retry list; srv:N = copies the server applied; "
-    "app fg/bg = foreground/background"
-)
-
-
 def print_report(report: CheckReport, out: TextIO) -> None:
     out.write(
         f"design {report.design}   environment {report.environment}   "

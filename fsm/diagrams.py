@@ -33,6 +33,7 @@ from fsm.design import DEFAULT_ENVIRONMENT, DESIGNS, ENVIRONMENTS, Design
 from fsm.errors import DefinitionError, FsmError, SpecError
 from fsm.model import CONNECTION, FORBIDDEN, MESSAGE, ForbiddenRule, MachineSpec, Row, Table
 from fsm.system import System
+from fsm.text import TRACE_HEADERS, message_cell, trace_rows
 
 if TYPE_CHECKING:
     import graphviz
@@ -635,47 +636,10 @@ def _messages_in(steps: Sequence[StepView]) -> list[str]:
     return sorted(ids, key=_mkey)
 
 
-TRACE_HEADERS = ("#", "event", "detail", "connection", "socket", "app", "net")
-
-
-def trace_cells(design: Design, steps: Sequence[StepView], messages: int) -> list[list[str]]:
-    """A trace as text rows (:data:`TRACE_HEADERS` and one column per message),
-    starting with the initial world."""
-    from fsm.cli import message_cell
-
-    w = System(design, ENVIRONMENTS[DEFAULT_ENVIRONMENT], messages).initial()
-    rows = [
-        [
-            "0",
-            "(start)",
-            "",
-            w.connection.value,
-            w.socket.value,
-            "fg" if w.foreground else "bg",
-            "up" if w.network else "down",
-            *(["-"] * messages),
-        ]
-    ]
-    for n, s in enumerate(steps, start=1):
-        rows.append(
-            [
-                str(n),
-                s.event + (f" {s.message}" if s.message else ""),
-                s.detail,
-                s.connection,
-                s.socket,
-                "fg" if s.foreground else "bg",
-                "up" if s.network else "down",
-                *(message_cell(m.state, m.held, m.on_server) for m in s.messages),
-            ]
-        )
-    return rows
-
-
 def _step_rows(design: Design, steps: Sequence[StepView], messages: int) -> str:
     header = [*TRACE_HEADERS, *(f"m{i + 1}" for i in range(messages))]
     cells = ["".join(f'<td align="left"><b>{_esc(h)}</b></td>' for h in header)]
-    rows = trace_cells(design, steps, messages)
+    rows = trace_rows(steps, messages)
     for n, row in enumerate(rows):
         bg = ' bgcolor="#fed7d7"' if n == len(rows) - 1 and n > 0 else ""
         cells.append("".join(f'<td align="left"{bg}>{_esc(c)}</td>' for c in row))
@@ -1013,8 +977,6 @@ def composed_dot(design: Design, environment: str = COMPOSED_ENVIRONMENT) -> str
 
 
 def _world_attrs(i: int, w: Any, flags: Sequence[str]) -> dict[str, str]:
-    from fsm.cli import message_cell
-
     m = w.messages[0]
     msg = (
         "m1 not sent" if m.state is None else "m1 " + message_cell(m.state.value, m.held, m.server)

@@ -23,6 +23,7 @@ from fsm.checker import PROPERTIES, AblationRow, CheckReport, StepView, ablate
 from fsm.design import DESIGNS, ENVIRONMENTS, Design, load_design
 from fsm.model import FORBIDDEN, ForbiddenRule
 from fsm.scenario import ScenarioReport, get_scenario, run
+from fsm.text import TRACE_HEADERS, message_cell, trace_rows
 
 if TYPE_CHECKING:
     from fsm.cli import _Parser
@@ -273,7 +274,7 @@ def _rule_scope(rule: ForbiddenRule) -> str:
 
 def _step_table(design: Design, steps: Sequence[StepView], messages: int) -> Table:
     rows: list[list[Text]] = []
-    for n, cells in enumerate(dg.trace_cells(design, steps, messages)):
+    for n, cells in enumerate(trace_rows(steps, messages)):
         fired = ""
         if n:
             fired = "; ".join(
@@ -281,7 +282,7 @@ def _step_table(design: Design, steps: Sequence[StepView], messages: int) -> Tab
             )
         event: Inline = B(cells[1]) if n else cells[1]
         rows.append([[cells[0]], [event], *([c] for c in cells[2:]), [fired]])
-    headers = [*dg.TRACE_HEADERS, *(f"m{i + 1}" for i in range(messages)), "transitions taken"]
+    headers = [*TRACE_HEADERS, *(f"m{i + 1}" for i in range(messages)), "transitions taken"]
     return Table(headers, rows, frozenset({len(steps)}) if steps else frozenset())
 
 
@@ -428,8 +429,6 @@ def _fate(fate: str) -> Inline:
 
 
 def _scenario_table(report: ScenarioReport, messages: int) -> Table:
-    from fsm.cli import message_cell
-
     names = [f"m{i + 1}" for i in range(messages)]
     rows: list[list[Text]] = []
     for s in report.steps:
