@@ -79,6 +79,16 @@ def add_design_options(parser: argparse.ArgumentParser, *, many_specs: bool = Fa
         group.add_argument("--spec", metavar="FILE", help="a design file (.toml or .json)")
 
 
+def add_messages_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--messages",
+        metavar="N",
+        type=_messages,
+        default=2,
+        help=f"messages the user may send (1-{MAX_MESSAGES}, default 2)",
+    )
+
+
 def selected_designs(args: argparse.Namespace) -> list[Design]:
     """The designs named by ``--design``/``--spec``; every built-in one if neither."""
     specs = args.spec if isinstance(args.spec, list) else ([args.spec] if args.spec else [])
@@ -275,13 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_ENVIRONMENT,
         help=f"what the world may do to sockets (default {DEFAULT_ENVIRONMENT})",
     )
-    p.add_argument(
-        "--messages",
-        metavar="N",
-        type=_messages,
-        default=2,
-        help=f"messages the user may send (1-{MAX_MESSAGES}, default 2)",
-    )
+    add_messages_option(p)
     p.add_argument(
         "--max-states",
         metavar="K",
@@ -302,13 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="fixed",
         help="the built-in design whose values are put back (default fixed)",
     )
-    p.add_argument(
-        "--messages",
-        metavar="N",
-        type=_messages,
-        default=2,
-        help=f"messages the user may send (1-{MAX_MESSAGES}, default 2)",
-    )
+    add_messages_option(p)
     p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser("scenario", help="replay a named scenario step by step")

@@ -19,6 +19,9 @@ from fsm import FORBIDDEN, Design, MessageState, get_environment
 from fsm.checker import StepView
 from fsm.system import System, Transition, World
 
+#: The yes/no features of a design, read off the model.
+BOOLEAN_FEATURES = [name for name, f in Design.model_fields.items() if f.annotation is bool]
+
 #: Every built-in design and environment, in a fixed order for parametrized tests.
 DESIGN_NAMES = ("pre-fix", "fixed", "hardened")
 ENVIRONMENT_NAMES = ("ios-suspend", "half-open")

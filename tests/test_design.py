@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from conftest import BOOLEAN_FEATURES
 from pydantic import ValidationError
 
 from fsm import (
@@ -112,16 +113,7 @@ def test_unknown_environment_name_is_refused() -> None:
 def test_every_valid_feature_combination_builds_both_tables() -> None:
     """The rows' conditions are exclusive and total for every design a file can describe."""
     base = get_design("pre-fix").model_dump()
-    flags = [
-        "await_handshake",
-        "send_failure_disconnects",
-        "write_ahead",
-        "rest_fallback",
-        "reconnect_on_foreground",
-        "heartbeat",
-        "resend_on_reconnect",
-        "message_ids",
-    ]
+    flags = BOOLEAN_FEATURES
     built = 0
     for values in itertools.product([False, True], repeat=len(flags)):
         for policy in ("ws_send", "any_done", "own_confirmation"):

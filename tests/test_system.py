@@ -7,6 +7,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from conftest import BOOLEAN_FEATURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -429,16 +430,7 @@ def test_every_state_change_is_explained_by_fired_rows(
 
 
 # -- every design a file can describe ------------------------------------------------------
-_FLAGS = [
-    "await_handshake",
-    "send_failure_disconnects",
-    "write_ahead",
-    "rest_fallback",
-    "reconnect_on_foreground",
-    "heartbeat",
-    "resend_on_reconnect",
-    "message_ids",
-]
+_FLAGS = BOOLEAN_FEATURES
 
 
 @st.composite
