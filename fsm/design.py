@@ -9,7 +9,7 @@ it takes to check a variant. Three designs are built in:
 ``fixed``
     Exactly the seed's fix, no more.
 ``hardened``
-    The fix plus what production clients do (REFERENCES.md, sections 2-3).
+    The fix plus what production clients do (Ably, Phoenix, Socket.IO, Apple).
 
 An :class:`Environment` says what the world may do to a socket besides iOS
 suspending it with the app, which both built-ins allow.

@@ -543,7 +543,7 @@ FORBIDDEN: tuple[ForbiddenRule, ...] = (
         machine="message",
         reason="the pending-retry entry is cleared when the WebSocket send returns, "
         "not when the server's done/toolUse arrives",
-        evidence="seed, ChatViewModel changes; REFERENCES 4.3",
+        evidence="seed, ChatViewModel changes (cleared only after done/toolUse); Ably RTN7",
         sources=frozenset({M.pending}),
         event=ME.ws_send_ok,
         action=A.release,
