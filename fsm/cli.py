@@ -8,9 +8,10 @@ usage or input, with one line on standard error that names the problem.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from fsm import review
 from fsm.checker import CheckReport, ablate, check
@@ -19,6 +20,8 @@ from fsm.design import (
     DESIGNS,
     ENVIRONMENTS,
     Design,
+    Environment,
+    design_file_schema,
     get_design,
     get_environment,
     load_design,
@@ -248,6 +251,20 @@ def cmd_ablate(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+#: What ``fsm schema`` can describe.
+SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
+    "design": design_file_schema,
+    "environment": Environment.model_json_schema,
+    "report": CheckReport.model_json_schema,
+    "scenario": ScenarioReport.model_json_schema,
+}
+
+
+def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
+    out.write(json.dumps(SCHEMAS[args.what](), indent=2, sort_keys=True) + "\n")
+    return 0
+
+
 def cmd_scenario(args: argparse.Namespace, out: TextIO) -> int:
     scenario = get_scenario(args.name)
     environment = get_environment(args.environment)
@@ -308,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_messages_option(p)
     p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of a design file or a report")
+    p.add_argument("what", choices=sorted(SCHEMAS), help="which document")
+    p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("scenario", help="replay a named scenario step by step")
     p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(sorted(SCENARIOS))}")

@@ -38,6 +38,7 @@ __all__ = [
     "ClearPolicy",
     "Design",
     "Environment",
+    "design_file_schema",
     "get_design",
     "get_environment",
     "load_design",
@@ -241,6 +242,22 @@ def load_design(path: str | Path) -> Design:
         return Design.model_validate(data)
     except ValidationError as exc:
         raise SpecError(f"{path}: {_first_error(exc)}") from None
+
+
+def design_file_schema() -> dict[str, Any]:
+    """The JSON Schema of a design file: :class:`Design`'s fields, plus ``based_on``,
+    with which only ``name`` is required."""
+    schema = Design.model_json_schema()
+    schema["title"] = "Design file"
+    schema["properties"]["based_on"] = {
+        "description": "A built-in design whose values fill every field not given "
+        "(except name and summary).",
+        "enum": sorted(DESIGNS),
+        "type": "string",
+    }
+    required = schema.pop("required")
+    schema["anyOf"] = [{"required": required}, {"required": ["based_on", "name"]}]
+    return schema
 
 
 def _parse(path: Path, text: str) -> Any:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fsm import CheckReport
+from fsm import CheckReport, Design
 from fsm.cli import main
 
 if TYPE_CHECKING:
@@ -303,4 +303,26 @@ def test_ablate_says_when_a_feature_cannot_be_removed_alone() -> None:
 
 def test_ablate_against_an_unknown_design_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("ablate", "--against", "nope")[0] == 2
+    assert "nope" in one_line_error(capsys)
+
+
+# -- schema ---------------------------------------------------------------------------------
+def test_the_design_file_schema_lists_every_field_and_based_on() -> None:
+    code, out = run("schema", "design")
+    assert code == 0
+    schema = json.loads(out)
+    assert set(schema["properties"]) == {*Design.model_fields, "based_on"}
+    assert schema["properties"]["based_on"]["enum"] == ["fixed", "hardened", "pre-fix"]
+    assert {"required": ["based_on", "name"]} in schema["anyOf"]
+    assert schema["additionalProperties"] is False
+
+
+def test_the_report_schema_is_the_check_reports() -> None:
+    code, out = run("schema", "report")
+    assert code == 0
+    assert json.loads(out) == CheckReport.model_json_schema()
+
+
+def test_an_unknown_schema_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("schema", "nope")[0] == 2
     assert "nope" in one_line_error(capsys)
