@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fsm import review
-from fsm.checker import PROPERTIES, CheckReport, check
+from fsm.checker import PROPERTIES, CheckReport, ablate, check
 from fsm.cli import main
 from fsm.design import DESIGNS, ENVIRONMENTS
 from fsm.model import FORBIDDEN
@@ -222,3 +222,19 @@ def test_missing_spec_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "no.toml" in err
+
+
+def test_ablation_tables_come_from_the_checker(rendered: Path) -> None:
+    """Each row of 'What each feature buys' is what ``ablate`` finds for that feature."""
+    md = (rendered / "REVIEW.md").read_text(encoding="utf-8")
+    section = md.split('<a id="ablation"></a>')[1].split("<a id=")[0]
+    rows = {
+        r.feature: r
+        for r in ablate(DESIGNS["hardened"], DESIGNS["fixed"], list(ENVIRONMENTS.values()))
+    }
+    hardened = section.split("### hardened, against fixed")[1]
+    for feature, row in rows.items():
+        line = next(line for line in hardened.splitlines() if line.startswith(f"| `{feature}` |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for env, cell in zip(ENVIRONMENTS, cells[2:], strict=True):
+            assert cell == (", ".join(row.breaks[env]) or "**nothing**"), (feature, env)
