@@ -327,12 +327,9 @@ def _candidates(spec: MachineSpec[Any, Any], rule: ForbiddenRule) -> list[Row[An
     return list(seen.values())
 
 
-def _scope(rule: ForbiddenRule) -> str:
+def rule_scope(rule: ForbiddenRule) -> str:
     """When the rule applies, if not always (F1: only while the connection is stale)."""
-    if rule.while_connection is None:
-        return ""
-    states = ", ".join(sorted(s.value for s in rule.while_connection))
-    return f"only while the connection is {states}"
+    return f"only while the connection is {rule.scope}" if rule.scope else ""
 
 
 def _actions(row: Row[Any, Any]) -> str:
@@ -395,7 +392,7 @@ def _machine_legend(rules: Sequence[ForbiddenRule], unreachable: bool) -> list[L
         Legend("dashed", RED_SOFT, "must never: an F-rule transition this design does not have"),
     ]
     for rule in rules:
-        scope = _scope(rule)
+        scope = rule_scope(rule)
         text = rule.reason + (f" ({scope})" if scope else "")
         for n, line in enumerate(_wrap(text, 100)):
             legend.append(Legend("text", RED, line, rule.id if n == 0 else ""))
@@ -481,7 +478,7 @@ def machine_dot(spec: MachineSpec[Any, Any], design: Design) -> str:
             continue
         lines = []
         for rule in broken:
-            scope = _scope(rule)
+            scope = rule_scope(rule)
             lines.append(
                 f'<font color="{RED}"><b>{_esc(rule.id)}  {_esc(_row_text(row))}</b></font>'
             )
@@ -500,9 +497,7 @@ def machine_dot(spec: MachineSpec[Any, Any], design: Design) -> str:
         for row in _candidates(spec, rule):
             if row.edge in forbidden and rule in forbidden[row.edge]:
                 continue
-            when = ""
-            if rule.while_connection:
-                when = " (while " + ", ".join(sorted(s.value for s in rule.while_connection)) + ")"
+            when = f" (while {rule.scope})" if rule.scope else ""
             lines = [
                 f'<font color="{RED}">{_esc(rule.id)} must never{_esc(when)}: '
                 f"{_esc(_row_text(row))}</font>"
@@ -555,7 +550,7 @@ def machine_mermaid(spec: MachineSpec[Any, Any], design: Design) -> str:
             hits = [rule.id for rule in rules if rule.matches_row(row)]
             text = _row_text(row)
             if hits:
-                scopes = [_scope(r) for r in rules if r.id in hits and _scope(r)]
+                scopes = [rule_scope(r) for r in rules if r.id in hits and rule_scope(r)]
                 scope = f" ({'; '.join(scopes)})" if scopes else ""
                 text = f"FORBIDDEN {' '.join(hits)}{scope} - {text}"
             elif source is target:
@@ -572,7 +567,7 @@ def machine_mermaid(spec: MachineSpec[Any, Any], design: Design) -> str:
         ]
         if not respected:
             continue
-        scope = _scope(rule)
+        scope = rule_scope(rule)
         lines.append(f"    note right of {respected[0].source.value}")
         lines.append(f"        {rule.id} must never{' (' + scope + ')' if scope else ''}")
         for row in respected:

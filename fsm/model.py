@@ -510,6 +510,13 @@ class ForbiddenRule:
             and (self.action is None or self.action in row.actions)
         )
 
+    @property
+    def scope(self) -> str:
+        """The connection states the rule is limited to, or '' when it always applies."""
+        if self.while_connection is None:
+            return ""
+        return ", ".join(sorted(s.value for s in self.while_connection))
+
     def matches_step(self, row: Row[Any, Any], connection: ConnectionState) -> bool:
         return self.matches_row(row) and (
             self.while_connection is None or connection in self.while_connection

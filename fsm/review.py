@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TextIO
 from fsm import diagrams as dg
 from fsm.checker import PROPERTIES, AblationRow, CheckReport, StepView, ablate
 from fsm.design import DESIGNS, ENVIRONMENTS, Design, load_design
-from fsm.model import FORBIDDEN, ForbiddenRule
+from fsm.model import FORBIDDEN
 from fsm.scenario import ScenarioReport, get_scenario, run
 from fsm.text import TRACE_HEADERS, message_cell, trace_rows
 
@@ -264,14 +264,6 @@ def _steps(n: int) -> str:
     return f"{n} step" if n == 1 else f"{n} steps"
 
 
-def _rule_scope(rule: ForbiddenRule) -> str:
-    if rule.while_connection is None:
-        return ""
-    return "only while the connection is " + ", ".join(
-        sorted(s.value for s in rule.while_connection)
-    )
-
-
 def _step_table(design: Design, steps: Sequence[StepView], messages: int) -> Table:
     rows: list[list[Text]] = []
     for n, cells in enumerate(trace_rows(steps, messages)):
@@ -504,7 +496,7 @@ def _rules_section(data: ReviewData) -> list[Block]:
     for rule in FORBIDDEN:
         blocks.append(Heading(3, f"{rule.id}: {rule.machine} machine", f"rule-{rule.id}"))
         items: list[Text] = [["reason: ", rule.reason], ["evidence: ", rule.evidence]]
-        scope = _rule_scope(rule)
+        scope = dg.rule_scope(rule)
         if scope:
             items.append(["scope: ", scope])
         blocks.append(Bullets(items))

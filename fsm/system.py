@@ -489,7 +489,7 @@ class System:
 
     def _send(self, w: World) -> Iterator[Transition]:
         i = next(k for k, m in enumerate(w.messages) if m.state is None)
-        ws = w.connection in _BELIEVES_CONNECTED
+        ws = self.believes_connected(w)
         if ws and w.socket is Socket.opening:
             return  # the send awaits the handshake
         created = Message(MessageState.pending, held=self.design.write_ahead)
