@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make review   check every built-in design, render the diagrams, write the review
-#   make test     mypy --strict, ruff and the whole test suite
+#   make test     mypy --strict, ruff, the import-layer contracts and the whole test suite
 # Both create or update .venv, install the project with its extras and make
 # sure Graphviz's `dot` exists.
 
@@ -22,6 +22,7 @@ typecheck: deps
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 pytest: deps
 	$(BIN)/python -m pytest

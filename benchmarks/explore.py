@@ -17,9 +17,10 @@ import argparse
 import platform
 import time
 
-from fsm.checker import check, explore
-from fsm.design import DESIGNS, ENVIRONMENTS
-from fsm.system import System
+from fsm.analysis.checker import check
+from fsm.analysis.explorer import explore
+from fsm.analysis.system import System
+from fsm.model.design import DESIGNS, ENVIRONMENTS
 
 
 def best_of(repeat: int, run: object) -> float:
@@ -48,11 +49,11 @@ def main() -> None:
                 report = check(design, env, n)
                 repeat = args.repeat if report.states < 50_000 else 1
                 seconds = best_of(repeat, lambda d=design, e=env, k=n: check(d, e, k))
-                violated = sum(not p.holds for p in report.properties)
+                violated = sum(not v.holds for v in report.verdicts)
                 print(
                     f"| {env.name} | {design.name} | {n} | {report.states} | "
                     f"{report.transitions} | {seconds:.3f} | {report.states / seconds:,.0f} | "
-                    f"{violated} of {len(report.properties)} |"
+                    f"{violated} of {len(report.verdicts)} |"
                 )
 
     print()

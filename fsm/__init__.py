@@ -1,12 +1,28 @@
 """Finite-state models of a chat client's transport resilience.
 
-The connection and message machines are typed tables (:mod:`fsm.model`);
-designs select their rows (:mod:`fsm.design`); the composed system
-(:mod:`fsm.system`) is explored exhaustively by :mod:`fsm.checker`.
+A chat client's WebSocket connection and each message it sends are two
+machines, each one typed table of rows. A :class:`Design` (a set of named
+resilience features) selects its rows; :func:`check` explores the composed
+system of one design in one :class:`Environment` exhaustively and judges every
+property, with a shortest counterexample for each violation::
+
+    >>> import fsm
+    >>> result = fsm.check(fsm.get_design("pre-fix"), fsm.get_environment("ios-suspend"))
+    >>> result.verdict("no-silent-loss").holds
+    False
+
+Entry points: :func:`get_design`, :func:`get_environment`, :func:`load_design`,
+:func:`check`, :func:`connection_machine`, :func:`message_machine`. Layers:
+:mod:`fsm.model` (tables, effects, designs, forbidden rules), :mod:`fsm.analysis`
+(composed system, properties, explorer, checker), :mod:`fsm.render` (diagrams,
+review, text), :mod:`fsm.cli`.
 """
 
-from fsm.checker import PROPERTIES, CheckReport, check, explore
-from fsm.design import (
+from fsm.analysis.checker import CheckResult, Verdict, check
+from fsm.analysis.properties import PROPERTIES, Property, get_property
+from fsm.analysis.system import Outcome, Stimulus, System, Transition, World
+from fsm.analysis.trace import Trace
+from fsm.model.design import (
     DESIGNS,
     ENVIRONMENTS,
     Design,
@@ -15,7 +31,7 @@ from fsm.design import (
     get_environment,
     load_design,
 )
-from fsm.errors import (
+from fsm.model.errors import (
     DefinitionError,
     ForbiddenTransition,
     FsmError,
@@ -23,27 +39,17 @@ from fsm.errors import (
     StateLimitExceeded,
     UnknownName,
 )
-from fsm.machines import Machine, build_machine
-from fsm.model import (
-    CONNECTION,
-    FORBIDDEN,
-    MESSAGE,
-    ConnectionEvent,
-    ConnectionState,
-    ForbiddenRule,
-    MessageEvent,
-    MessageState,
-)
-from fsm.system import Stimulus, System
+from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
+from fsm.model.machines import Machine, connection_machine, message_machine
+from fsm.model.tables import Row
+from fsm.model.vocabulary import ConnectionEvent, ConnectionState, MessageEvent, MessageState
 
 __all__ = [
-    "CONNECTION",
     "DESIGNS",
     "ENVIRONMENTS",
     "FORBIDDEN",
-    "MESSAGE",
     "PROPERTIES",
-    "CheckReport",
+    "CheckResult",
     "ConnectionEvent",
     "ConnectionState",
     "DefinitionError",
@@ -55,17 +61,25 @@ __all__ = [
     "Machine",
     "MessageEvent",
     "MessageState",
+    "Outcome",
+    "Property",
+    "Row",
     "SpecError",
     "StateLimitExceeded",
     "Stimulus",
     "System",
+    "Trace",
+    "Transition",
     "UnknownName",
-    "build_machine",
+    "Verdict",
+    "World",
     "check",
-    "explore",
+    "connection_machine",
     "get_design",
     "get_environment",
+    "get_property",
     "load_design",
+    "message_machine",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

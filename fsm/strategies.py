@@ -16,20 +16,15 @@ Every strategy reads the same tables as the checker; nothing here restates them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from fsm.design import DEFAULT_ENVIRONMENT, Design, get_design, get_environment
-from fsm.model import (
-    CONNECTION,
-    MESSAGE,
-    ConnectionEvent,
-    ConnectionState,
-    MessageEvent,
-    MessageState,
-)
-from fsm.system import System, Transition
+from fsm.analysis.system import System, Transition
+from fsm.model.design import DEFAULT_ENVIRONMENT, Design, get_design, get_environment
+from fsm.model.tables import CONNECTION, MESSAGE
+from fsm.model.vocabulary import ConnectionEvent, ConnectionState, MessageEvent, MessageState
 
 __all__ = [
     "connection_events",
@@ -57,25 +52,62 @@ def message_events() -> st.SearchStrategy[MessageEvent]:
     return st.sampled_from(list(MESSAGE.events))
 
 
-@st.composite
-def designs(draw: st.DrawFn) -> Design:
-    """Any valid design: every feature combination the Design model accepts."""
-    write_ahead = draw(st.booleans())
-    fields: dict[str, Any] = {
-        "name": "generated",
-        "summary": "A design drawn by hypothesis.",
-        "await_handshake": draw(st.booleans()),
-        "send_failure_disconnects": draw(st.booleans()),
-        "write_ahead": write_ahead,
-        "rest_fallback": write_ahead and draw(st.booleans()),
-        "pending_cleared_on": draw(st.sampled_from(["ws_send", "any_done", "own_confirmation"])),
-        "reconnect_on_foreground": draw(st.booleans()),
-        "heartbeat": draw(st.booleans()),
-        "resend_on_reconnect": write_ahead and draw(st.booleans()),
-        "message_ids": draw(st.booleans()),
-        "max_rest_attempts": draw(st.integers(1, 3)),
-    }
-    return Design(**fields)
+def _choices(field: str, base: Design | None) -> list[Any]:
+    """Every value the ``Design`` model accepts for ``field``, ``base``'s value first."""
+    info = Design.model_fields[field]
+    annotation = info.annotation
+    values: list[Any]
+    if annotation is bool:
+        values = [False, True]
+    elif get_origin(annotation) is Literal:
+        values = list(get_args(annotation))
+    elif annotation is int:
+        low = next(m.ge for m in info.metadata if getattr(m, "ge", None) is not None)
+        high = next(m.le for m in info.metadata if getattr(m, "le", None) is not None)
+        values = list(range(low, high + 1))
+    else:  # pragma: no cover - a new kind of feature field needs a strategy here
+        raise TypeError(f"no strategy for Design.{field}: {annotation!r}")
+    if base is not None:
+        first = getattr(base, field)
+        values = [first, *(v for v in values if v != first)]
+    return values
+
+
+def designs(based_on: Design | str | None = None, **fixed_fields: Any) -> st.SearchStrategy[Design]:
+    """Any valid design: every feature combination the ``Design`` model accepts.
+
+    The values each feature may take are read off the model's own field types
+    and bounds, and validity is the model's own validation, so nothing here
+    restates a coherence rule. ``fixed_fields`` pin features (for example
+    ``designs(message_ids=True)``); with ``based_on`` (a design or a built-in
+    name) every other feature shrinks towards that design's value.
+    """
+    base = get_design(based_on) if isinstance(based_on, str) else based_on
+    unknown = sorted(set(fixed_fields) - set(Design.model_fields))
+    if unknown:
+        raise TypeError(f"designs(): {', '.join(unknown)} is not a Design field")
+    features = [f for f in Design.model_fields if f not in ("name", "summary")]
+    drawn = {f: st.sampled_from(_choices(f, base)) for f in features if f not in fixed_fields}
+
+    def build(values: dict[str, Any]) -> Design | None:
+        data = {
+            "name": "generated",
+            "summary": "A design drawn by hypothesis.",
+            **values,
+            **fixed_fields,
+        }
+        try:
+            return Design.model_validate(data)
+        except ValidationError:
+            return None
+
+    built = st.fixed_dictionaries(drawn).map(build)
+    return built.filter(lambda d: d is not None).map(_present)
+
+
+def _present(design: Design | None) -> Design:
+    assert design is not None
+    return design
 
 
 def walks(
@@ -87,7 +119,7 @@ def walks(
 ) -> st.SearchStrategy[list[Transition]]:
     """Random runs of the composed system from its initial state.
 
-    Each element is a :class:`~fsm.system.Transition`: the stimulus, the message
+    Each element is a :class:`~fsm.analysis.system.Transition`: the stimulus, the message
     it concerns, and the world after it. Shrinking shortens the run and prefers
     earlier choices among the steps offered at each point.
     """

@@ -2,22 +2,22 @@
 
 The most important one is an *independent* exploration of the composed system:
 a plain breadth-first search over :meth:`System.successors` with no symmetry
-reduction, no caching and no shared code with :mod:`fsm.checker`. Tests compare
+reduction, no caching and no shared code with :mod:`fsm.analysis.checker`. Tests compare
 the checker's verdicts and counterexample lengths against it.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from fsm import FORBIDDEN, Design, MessageState, get_environment
-from fsm.checker import StepView
-from fsm.system import System, Transition, World
+from fsm.analysis.system import System, Transition, World
+from fsm.analysis.trace import Trace
 
 #: The yes/no features of a design, read off the model.
 BOOLEAN_FEATURES = [name for name, f in Design.model_fields.items() if f.annotation is bool]
@@ -131,39 +131,20 @@ class Graphs:
         return self._cache[key]
 
 
-def replay(system: System, steps: Sequence[StepView]) -> list[Transition]:
-    """The concrete steps a printed trace takes, from the initial world.
+def replay(system: System, trace: Trace) -> list[Transition]:
+    """The steps of ``trace``, each checked to be a step the system offers.
 
-    Each step must be a successor of the previous world with the same event,
-    message, detail and resulting view; otherwise the trace is not a path of
-    the system and the assertion fails.
+    Each step must be one of :meth:`System.successors` of the world before it,
+    starting from the initial world; otherwise the trace is not a path of the
+    system and the assertion fails.
     """
     world = system.initial()
-    taken: list[Transition] = []
-    for n, step in enumerate(steps, start=1):
-        matches = [
-            t
-            for t in system.successors(world)
-            if t.stimulus.value == step.event
-            and (None if t.message is None else f"m{t.message + 1}") == step.message
-            and t.detail == step.detail
-            and _shows(t.target, step)
-        ]
-        assert matches, f"step {n} ({step.event} {step.message}) is not a step of the system"
-        taken.append(matches[0])
-        world = matches[0].target
-    return taken
-
-
-def _shows(world: World, step: StepView) -> bool:
-    return (
-        world.connection.value == step.connection
-        and world.socket.value == step.socket
-        and world.foreground == step.foreground
-        and world.network == step.network
-        and [("-" if m.state is None else m.state.value, m.held, m.server) for m in world.messages]
-        == [(v.state, v.held, v.on_server) for v in step.messages]
-    )
+    assert trace.start == world, "the trace does not start from the initial world"
+    for n, step in enumerate(trace.steps, start=1):
+        offered = system.successors(world)
+        assert step in offered, f"step {n} ({step.stimulus.value}) is not a step of the system"
+        world = step.target
+    return list(trace.steps)
 
 
 _GRAPHS = Graphs()
@@ -175,7 +156,7 @@ def graphs() -> Graphs:
     return _GRAPHS
 
 
-Replayer = Callable[[System, Sequence[StepView]], list[Transition]]
+Replayer = Callable[[System, Trace], list[Transition]]
 RuleMatcher = Callable[[Transition], list[str]]
 
 

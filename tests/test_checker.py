@@ -17,20 +17,22 @@ from fsm import (
     DESIGNS,
     ENVIRONMENTS,
     PROPERTIES,
-    CheckReport,
     Design,
     MessageState,
     StateLimitExceeded,
     Stimulus,
     System,
+    Verdict,
     check,
-    explore,
     get_design,
     get_environment,
     load_design,
 )
-from fsm.checker import PropertyResult, StepView, ablate
-from fsm.system import World
+from fsm.analysis.ablation import ablate
+from fsm.analysis.explorer import explore
+from fsm.analysis.report import CheckReport, PropertyResult, StepView
+from fsm.analysis.system import World
+from fsm.analysis.trace import Trace
 
 if TYPE_CHECKING:
     from conftest import ConcreteGraph, Graphs, Replayer, RuleMatcher, SpecWriter
@@ -40,7 +42,7 @@ CASE_IDS = [f"{d}-{e}" for d, e in CASES]
 
 
 def report(design: str, environment: str = "ios-suspend", messages: int = 2) -> CheckReport:
-    return check(get_design(design), get_environment(environment), messages)
+    return check(get_design(design), get_environment(environment), messages).report()
 
 
 def _variant(base: str, **changes: object) -> Design:
@@ -55,6 +57,13 @@ def in_order(sequence: list[str], *wanted: str) -> bool:
     """Whether ``wanted`` occurs in ``sequence`` as a (not necessarily contiguous) subsequence."""
     it = iter(sequence)
     return all(any(item == w for item in it) for w in wanted)
+
+
+def typed_trace(result: Verdict) -> Trace:
+    assert not result.holds
+    assert result.trace is not None
+    assert result.trace.steps
+    return result.trace
 
 
 def counterexample(result: PropertyResult) -> list[StepView]:
@@ -139,7 +148,7 @@ def test_f3_is_found_in_a_design_that_clears_the_list_on_send(write_spec: SpecWr
         "early-clear.toml",
         'based_on = "fixed"\nname = "early-clear"\npending_cleared_on = "ws_send"\n',
     )
-    r = check(load_design(path), get_environment("ios-suspend"), 2)
+    r = check(load_design(path), get_environment("ios-suspend"), 2).report()
     assert r.design == "early-clear"
     f3 = next(rule for rule in r.forbidden if rule.id == "F3")
     assert f3.edges == ["pending -ws_send_ok-> sent_ws"]
@@ -185,6 +194,7 @@ def test_fixed_loses_a_message_on_a_half_open_socket() -> None:
     trace = counterexample(r.property("no-silent-loss"))
     assert "connection_dropped" in events(trace)
     assert "vanished" in trace[-1].detail
+    assert trace[-1].outcome == "ws_vanished"
     assert trace[-1].event == "send"
     sent = next(m for m in trace[-1].messages if m.id == trace[-1].message)
     assert (sent.state, sent.on_server) == ("sent_ws", 0)
@@ -203,7 +213,7 @@ def test_hardened_holds_every_property(environment: str, messages: int) -> None:
 def test_without_a_heartbeat_a_half_open_socket_recovers_only_with_the_users_help() -> None:
     """eventual-delivery holds (the user may background the app); recovers-unaided does not."""
     design = _variant("hardened", heartbeat=False)
-    r = check(design, get_environment("half-open"), 1)
+    r = check(design, get_environment("half-open"), 1).report()
     assert r.property("eventual-delivery").holds
     trace = counterexample(r.property("recovers-unaided"))
     assert trace[-1].event == "connection_dropped"
@@ -237,8 +247,8 @@ def test_verdicts_and_counterexample_lengths_match_a_brute_force_search(
 ) -> None:
     """Each violation is real, and no path shorter than its counterexample violates."""
     graph = graphs.get(get_design(design), environment, messages)
-    r = check(get_design(design), get_environment(environment), messages)
-    assert [p.id for p in r.properties] == list(PROPERTIES)
+    r = check(get_design(design), get_environment(environment), messages).report()
+    assert [p.id for p in r.properties] == [p.id for p in PROPERTIES]
     for pid, bad in _state_predicates(graph.system).items():
         shortest = graph.min_depth(bad)
         result = r.property(pid)
@@ -272,7 +282,7 @@ def test_forbidden_rules_are_reached_exactly_when_a_brute_force_search_reaches_t
 ) -> None:
     graph = graphs.get(get_design(design), environment, messages)
     reached = {rule for out in graph.edges for t, _ in out for rule in forbidden_hits(t)}
-    r = check(get_design(design), get_environment(environment), messages)
+    r = check(get_design(design), get_environment(environment), messages).report()
     assert {rule.id for rule in r.forbidden if rule.reachable} == reached
 
 
@@ -285,38 +295,40 @@ def test_every_counterexample_is_a_path_of_the_system_violating_only_at_its_end(
     environment: str,
 ) -> None:
     """No strictly shorter prefix of a counterexample already violates its property."""
-    r = report(design, environment)
+    r = check(get_design(design), get_environment(environment))
     system = System(get_design(design), get_environment(environment), r.messages)
     predicates = _state_predicates(system)
     for pid, bad in predicates.items():
-        result = r.property(pid)
+        result = r.verdict(pid)
         if result.holds:
             continue
-        worlds = [t.target for t in replay_trace(system, counterexample(result))]
+        worlds = [t.target for t in replay_trace(system, typed_trace(result))]
         assert bad(worlds[-1]), pid
         assert not any(bad(w) for w in [system.initial(), *worlds[:-1]]), pid
-    result = r.property("no-silent-loss")
+    result = r.verdict("no-silent-loss")
     if not result.holds:
         graph = graphs.get(get_design(design), environment, r.messages)
         where = {w: n for n, w in enumerate(graph.worlds)}
         lost = graph.lost()
-        worlds = [t.target for t in replay_trace(system, counterexample(result))]
+        worlds = [t.target for t in replay_trace(system, typed_trace(result))]
         assert lost[where[worlds[-1]]]
         assert not any(lost[where[w]] for w in [system.initial(), *worlds[:-1]])
-    result = r.property("no-forbidden-transition")
+        assert {reason.message for reason in result.explanation} == lost[where[worlds[-1]]]
+    result = r.verdict("no-forbidden-transition")
     if not result.holds:
-        steps = replay_trace(system, counterexample(result))
+        steps = replay_trace(system, typed_trace(result))
         assert result.rule in forbidden_hits(steps[-1])
         assert not any(forbidden_hits(t) for t in steps[:-1])
-    for rule in r.forbidden:
-        if rule.counterexample is not None:
-            steps = replay_trace(system, rule.counterexample)
-            assert rule.id in forbidden_hits(steps[-1])
-            assert not any(rule.id in forbidden_hits(t) for t in steps[:-1])
+    for rule in r.rules:
+        if rule.trace is not None:
+            steps = replay_trace(system, rule.trace)
+            assert rule.rule.id in forbidden_hits(steps[-1])
+            assert not any(rule.rule.id in forbidden_hits(t) for t in steps[:-1])
     for pid in ("eventual-delivery", "recovers-unaided"):
-        result = r.property(pid)
+        result = r.verdict(pid)
         if not result.holds:
-            replay_trace(system, counterexample(result))
+            replay_trace(system, typed_trace(result))
+            assert result.explanation
 
 
 @pytest.mark.parametrize(("design", "environment"), CASES, ids=CASE_IDS)
@@ -372,7 +384,7 @@ def test_report_round_trips_through_json(design: str, environment: str) -> None:
 def test_report_names_its_inputs() -> None:
     r = report("fixed", "half-open", 3)
     assert (r.design, r.environment, r.messages) == ("fixed", "half-open", 3)
-    assert [p.statement for p in r.properties] == list(PROPERTIES.values())
+    assert [p.statement for p in r.properties] == [p.statement for p in PROPERTIES]
     assert [rule.id for rule in r.forbidden] == ["F1", "F2", "F3"]
 
 
@@ -405,7 +417,7 @@ def test_fixed_with_one_message_loses_the_send_that_vanished_into_a_half_open_so
 def test_a_pending_list_that_nothing_reads_does_not_save_a_message() -> None:
     """The seed's own loss (F1), with a pending list but no disconnect to trigger its retry."""
     design = _variant("pre-fix", write_ahead=True, rest_fallback=True)
-    r = check(design, get_environment("ios-suspend"), 1)
+    r = check(design, get_environment("ios-suspend"), 1).report()
     assert next(rule for rule in r.forbidden if rule.id == "F1").reachable
     trace = counterexample(r.property("no-silent-loss"))
     assert trace[-1].messages[0].held
@@ -423,7 +435,9 @@ def test_bounded_rest_retries_end_in_a_visible_failure() -> None:
         world = next(t for t in system.successors(world) if t.stimulus is stimulus).target
         states.append(world.messages[0].state)
     assert states == [MessageState.retrying_rest, MessageState.retrying_rest, MessageState.failed]
-    assert check(design, get_environment("ios-suspend"), 1).property("no-silent-loss").holds
+    assert (
+        check(design, get_environment("ios-suspend"), 1).report().property("no-silent-loss").holds
+    )
 
 
 # -- ablation -------------------------------------------------------------------------------

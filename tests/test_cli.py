@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fsm import CheckReport, Design
+from fsm import Design
+from fsm.analysis.report import CheckReport
 from fsm.cli import main
 
 if TYPE_CHECKING:

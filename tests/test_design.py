@@ -12,10 +12,8 @@ from conftest import BOOLEAN_FEATURES
 from pydantic import ValidationError
 
 from fsm import (
-    CONNECTION,
     DESIGNS,
     ENVIRONMENTS,
-    MESSAGE,
     Design,
     SpecError,
     UnknownName,
@@ -23,6 +21,7 @@ from fsm import (
     get_environment,
     load_design,
 )
+from fsm.model.tables import CONNECTION, MESSAGE
 
 if TYPE_CHECKING:
     from conftest import SpecWriter

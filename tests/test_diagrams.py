@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from fsm import diagrams as dg
 from fsm import strategies as fst
-from fsm.checker import check, explore
+from fsm.analysis.checker import check
+from fsm.analysis.explorer import explore
+from fsm.analysis.system import System
 from fsm.cli import main
-from fsm.design import DESIGNS, ENVIRONMENTS, Design
-from fsm.model import CONNECTION, FORBIDDEN, MESSAGE, MachineSpec, Row
-from fsm.system import System
+from fsm.model.design import DESIGNS, ENVIRONMENTS, Design
+from fsm.model.forbidden import FORBIDDEN
+from fsm.model.tables import CONNECTION, MESSAGE, MachineSpec, Row
+from fsm.render import diagrams as dg
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS: dict[str, MachineSpec[Any, Any]] = {"connection": CONNECTION, "message": MESSAGE}

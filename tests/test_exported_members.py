@@ -7,13 +7,11 @@ import types
 import fsm
 
 EXPORTED = [
-    "CONNECTION",
     "DESIGNS",
     "ENVIRONMENTS",
     "FORBIDDEN",
-    "MESSAGE",
     "PROPERTIES",
-    "CheckReport",
+    "CheckResult",
     "ConnectionEvent",
     "ConnectionState",
     "DefinitionError",
@@ -25,17 +23,25 @@ EXPORTED = [
     "Machine",
     "MessageEvent",
     "MessageState",
+    "Outcome",
+    "Property",
+    "Row",
     "SpecError",
     "StateLimitExceeded",
     "Stimulus",
     "System",
+    "Trace",
+    "Transition",
     "UnknownName",
-    "build_machine",
+    "Verdict",
+    "World",
     "check",
-    "explore",
+    "connection_machine",
     "get_design",
     "get_environment",
+    "get_property",
     "load_design",
+    "message_machine",
 ]
 
 
@@ -75,6 +81,22 @@ def test_errors_share_one_base_class() -> None:
     for error in errors:
         assert issubclass(error, fsm.FsmError)
     assert issubclass(fsm.FsmError, Exception)
+
+
+def test_every_exported_name_is_documented() -> None:
+    """Each entry point says what it is: ``help(fsm)`` is useful name by name."""
+    for name in fsm.__all__:
+        value = getattr(fsm, name)
+        if isinstance(value, (dict, tuple)):
+            continue
+        assert (value.__doc__ or "").strip(), name
+
+
+def test_help_is_short_and_names_the_entry_points() -> None:
+    doc = fsm.__doc__ or ""
+    assert len(doc.splitlines()) < 40
+    for name in ("check", "get_design", "connection_machine", "message_machine"):
+        assert name in doc
 
 
 def test_version_is_a_string() -> None:

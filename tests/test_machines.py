@@ -9,9 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fsm import (
-    CONNECTION,
     DESIGNS,
-    MESSAGE,
     ConnectionEvent,
     ConnectionState,
     DefinitionError,
@@ -19,11 +17,10 @@ from fsm import (
     Machine,
     MessageEvent,
     MessageState,
-    build_machine,
     get_design,
 )
-from fsm.machines import connection_machine, message_machine
-from fsm.model import MachineSpec, Row, Table
+from fsm.model.machines import build_machine, connection_machine, message_machine
+from fsm.model.tables import CONNECTION, MESSAGE, MachineSpec, Row, Table
 
 SPECS: list[MachineSpec[Any, Any]] = [CONNECTION, MESSAGE]
 CASES = [(spec, name) for name in sorted(DESIGNS) for spec in SPECS]

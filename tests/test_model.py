@@ -8,10 +8,8 @@ from typing import Any
 import pytest
 
 from fsm import (
-    CONNECTION,
     DESIGNS,
     FORBIDDEN,
-    MESSAGE,
     ConnectionEvent,
     ConnectionState,
     DefinitionError,
@@ -21,7 +19,8 @@ from fsm import (
     Stimulus,
     get_design,
 )
-from fsm.model import ENVIRONMENT_EVENTS, Action, Cond, MachineSpec, Row
+from fsm.model.tables import CONNECTION, ENVIRONMENT_EVENTS, MESSAGE, Cond, MachineSpec, Row
+from fsm.model.vocabulary import Action
 
 C, CE = ConnectionState, ConnectionEvent
 M, ME = MessageState, MessageEvent

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from fsm import review
-from fsm.checker import PROPERTIES, CheckReport, ablate, check
+from fsm.analysis.ablation import ablate
+from fsm.analysis.checker import check
+from fsm.analysis.properties import PROPERTIES
+from fsm.analysis.report import CheckReport
 from fsm.cli import main
-from fsm.design import DESIGNS, ENVIRONMENTS
-from fsm.model import FORBIDDEN
+from fsm.model.design import DESIGNS, ENVIRONMENTS
+from fsm.model.forbidden import FORBIDDEN
+from fsm.render import review
 
 HAS_DOT = shutil.which("dot") is not None
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from fsm import FORBIDDEN, MessageState, System, get_design, get_environment
-from fsm.system import Transition, World
+from fsm.analysis.system import Transition, World
 
 # Walks never fail for the designs that hold their invariants, so the examples
 # only need to be many and varied enough; derandomized so every run is the same.
@@ -79,7 +79,7 @@ class SystemWalk(RuleBasedStateMachine):
         assert options, "every world has a successor (the app can always go to the background)"
         t = options[data.draw(st.integers(0, len(options) - 1), label="choice")]
         label = t.stimulus.value + ("" if t.message is None else f" m{t.message + 1}")
-        self.path.append(label + (f" ({t.detail})" if t.detail else ""))
+        self.path.append(label + (f" ({t.outcome.value})" if t.outcome else ""))
         self.last = t
         self.world = t.target
 

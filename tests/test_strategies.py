@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 
-from fsm import CONNECTION, MESSAGE, Design, System, get_design, get_environment
+from fsm import Design, System, get_design, get_environment
 from fsm import strategies as fst
-from fsm.system import Transition
+from fsm.analysis.system import Transition
+from fsm.model.tables import CONNECTION, MESSAGE
 
 
 @settings(max_examples=60, deadline=None)

@@ -7,26 +7,26 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import BOOLEAN_FEATURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fsm import (
-    CONNECTION,
     DESIGNS,
     ENVIRONMENTS,
-    MESSAGE,
     ConnectionState,
     Design,
     MessageState,
     SpecError,
     Stimulus,
     System,
-    explore,
     get_design,
     get_environment,
 )
-from fsm.system import Message, Socket, Transition, World
+from fsm import strategies as fst
+from fsm.analysis.explorer import explore
+from fsm.analysis.system import Message, Outcome, Transition, World
+from fsm.model.tables import CONNECTION, MESSAGE
+from fsm.model.vocabulary import Socket
 
 if TYPE_CHECKING:
     from conftest import Graphs
@@ -40,10 +40,16 @@ def system(design: str, environment: str = "ios-suspend", messages: int = 2) -> 
     return System(get_design(design), get_environment(environment), messages)
 
 
-def step(sys: System, world: World, stimulus: Stimulus, detail: str = "") -> Transition:
-    """The one successor of ``world`` by ``stimulus`` (whose detail contains ``detail``)."""
-    found = [t for t in sys.successors(world) if t.stimulus is stimulus and detail in t.detail]
-    assert len(found) == 1, (stimulus, detail, [t.label for t in sys.successors(world)])
+def step(
+    sys: System, world: World, stimulus: Stimulus, outcome: Outcome | None = None
+) -> Transition:
+    """The one successor of ``world`` by ``stimulus`` (with ``outcome``, if given)."""
+    found = [
+        t
+        for t in sys.successors(world)
+        if t.stimulus is stimulus and (outcome is None or t.outcome is outcome)
+    ]
+    assert len(found) == 1, (stimulus, outcome, [t.label for t in sys.successors(world)])
     return found[0]
 
 
@@ -131,7 +137,7 @@ def test_send_while_disconnected_goes_over_rest() -> None:
     sys = system("fixed")
     t = step(sys, sys.initial(), S.send)
     assert t.message == 0
-    assert "REST" in t.detail
+    assert t.outcome is Outcome.rest_direct
     assert t.target.messages[0].state is M.retrying_rest
     assert t.target.messages[0].held is True
     assert t.target.messages[0].server == 0
@@ -165,7 +171,7 @@ def test_send_into_a_suspended_socket_raises(environment: str) -> None:
     assert world.connection is C.suspended_stale
     sends = [t for t in sys.successors(world) if t.stimulus is S.send]
     assert len(sends) == 1
-    assert "raised" in sends[0].detail
+    assert sends[0].outcome is Outcome.ws_raised
 
 
 def test_send_into_a_half_open_socket_raises_or_vanishes() -> None:
@@ -174,9 +180,9 @@ def test_send_into_a_half_open_socket_raises_or_vanishes() -> None:
     assert world.connection is C.suspended_stale
     sends = [t for t in sys.successors(world) if t.stimulus is S.send]
     assert len(sends) == 2
-    assert len({t.detail for t in sends}) == 2
-    raised = next(t for t in sends if "raised" in t.detail)
-    vanished = next(t for t in sends if "vanished" in t.detail)
+    assert {t.outcome for t in sends} == {Outcome.ws_raised, Outcome.ws_vanished}
+    raised = next(t for t in sends if t.outcome is Outcome.ws_raised)
+    vanished = next(t for t in sends if t.outcome is Outcome.ws_vanished)
     assert raised.target.connection is C.disconnected
     assert raised.target.messages[0].state is M.retrying_rest
     assert vanished.target.connection is C.suspended_stale
@@ -321,9 +327,9 @@ def _permute(world: World, order: list[int]) -> World:
     return world._replace(messages=tuple(world.messages[i] for i in order))
 
 
-def _outcomes(sys: System, world: World) -> Counter[tuple[Stimulus, str, World]]:
+def _outcomes(sys: System, world: World) -> Counter[tuple[Stimulus, Outcome | None, World]]:
     return Counter(
-        (t.stimulus, t.detail, System.canonical(t.target)) for t in sys.successors(world)
+        (t.stimulus, t.outcome, System.canonical(t.target)) for t in sys.successors(world)
     )
 
 
@@ -430,23 +436,8 @@ def test_every_state_change_is_explained_by_fired_rows(
 
 
 # -- every design a file can describe ------------------------------------------------------
-_FLAGS = BOOLEAN_FEATURES
-
-
-@st.composite
-def designs(draw: st.DrawFn) -> Design:
-    data: dict[str, Any] = {**get_design("pre-fix").model_dump(), "name": "drawn"}
-    for flag in _FLAGS:
-        data[flag] = draw(st.booleans())
-    if not data["write_ahead"]:
-        data["rest_fallback"] = data["resend_on_reconnect"] = False
-    data["pending_cleared_on"] = draw(st.sampled_from(["ws_send", "any_done", "own_confirmation"]))
-    data["max_rest_attempts"] = draw(st.integers(1, 3))
-    return Design.model_validate(data)
-
-
 @settings(max_examples=40, deadline=None)
-@given(design=designs(), environment=st.sampled_from(sorted(ENVIRONMENTS)))
+@given(design=fst.designs(), environment=st.sampled_from(sorted(ENVIRONMENTS)))
 def test_any_valid_design_explores_without_a_forbidden_lookup(
     design: Design, environment: str
 ) -> None:

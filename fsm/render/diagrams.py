@@ -28,12 +28,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from fsm.checker import CheckReport, PropertyResult, StepView, check, explore
-from fsm.design import DEFAULT_ENVIRONMENT, DESIGNS, ENVIRONMENTS, Design
-from fsm.errors import DefinitionError, FsmError, SpecError
-from fsm.model import CONNECTION, FORBIDDEN, MESSAGE, ForbiddenRule, MachineSpec, Row, Table
-from fsm.system import System
-from fsm.text import TRACE_HEADERS, message_cell, trace_rows
+from fsm.analysis.checker import check
+from fsm.analysis.explorer import explore
+from fsm.analysis.report import CheckReport, PropertyResult, StepView
+from fsm.analysis.system import System
+from fsm.model.design import DEFAULT_ENVIRONMENT, DESIGNS, ENVIRONMENTS, Design
+from fsm.model.errors import DefinitionError, FsmError, SpecError
+from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
+from fsm.model.tables import CONNECTION, MESSAGE, MachineSpec, Row, Table
+from fsm.render.text import TRACE_HEADERS, message_cell, trace_rows
 
 if TYPE_CHECKING:
     import graphviz
@@ -1024,7 +1027,7 @@ class Diagram:
 def run_checks(designs: Sequence[Design]) -> dict[tuple[str, str], CheckReport]:
     """Check every design in every built-in environment."""
     return {
-        (d.name, env): check(d, ENVIRONMENTS[env], MESSAGES)
+        (d.name, env): check(d, ENVIRONMENTS[env], MESSAGES).report()
         for d in designs
         for env in ENVIRONMENTS
     }

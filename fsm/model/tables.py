@@ -6,21 +6,21 @@ Every rule about which event may move which machine where lives in this file,
 in two tables: :data:`CONNECTION` (the WebSocket connection) and
 :data:`MESSAGE` (one user message). A row is an allowed transition; **anything
 not in a design's table is forbidden** and raises
-:class:`~fsm.errors.ForbiddenTransition`.
+:class:`~fsm.model.errors.ForbiddenTransition`.
 
 Designs differ in their tables. Rather than keep one hand-written table per
 design, each row carries a condition on the design's named resilience features
-(:class:`~fsm.design.Design`); :meth:`MachineSpec.table` selects the rows a
+(:class:`~fsm.model.design.Design`); :meth:`MachineSpec.table` selects the rows a
 design has. The ``transitions`` machines, the checker, the diagrams and the
 monitor all read that selection, so a design's behaviour is stated exactly once.
 
 Rows also carry *actions*: what the client does besides changing state, such as
 writing a message into its pending-retry list or retrying that list over REST.
-The composed system (:mod:`fsm.system`) carries them out.
+The composed system (:mod:`fsm.analysis.system`) carries them out.
 
-:data:`FORBIDDEN` lists the transitions that must never exist, each with the
-evidence it comes from. The checker looks for them in a design's table
-(statically) and in its reachable behaviour (dynamically).
+What a design changes outside the machines (the write-ahead, how the server
+counts copies, the REST retry budget) is in :mod:`fsm.model.effects`; the
+transitions that must never exist are in :mod:`fsm.model.forbidden`.
 
 Nothing here does I/O.
 """
@@ -29,162 +29,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
-from fsm.errors import DefinitionError, ForbiddenTransition
+from fsm.model.errors import DefinitionError, ForbiddenTransition
+from fsm.model.vocabulary import (
+    Action,
+    ConnectionEvent,
+    ConnectionState,
+    MessageEvent,
+    MessageState,
+)
 
 if TYPE_CHECKING:
-    from fsm.design import Design
+    from fsm.model.design import Design
 
 __all__ = [
     "CONNECTION",
     "ENVIRONMENT_EVENTS",
-    "FORBIDDEN",
     "MESSAGE",
-    "Action",
     "Cond",
-    "ConnectionEvent",
-    "ConnectionState",
-    "ForbiddenRule",
     "MachineSpec",
-    "MessageEvent",
-    "MessageState",
     "Row",
     "Table",
+    "on",
 ]
-
-
-class _Documented(Enum):
-    """An Enum whose members carry a one-line ``doc``."""
-
-    doc: str
-
-    # Members are singletons, so identity hashing is exact, and it runs in C:
-    # the explorer hashes millions of worlds made of these.
-    __hash__ = object.__hash__
-
-    def __new__(cls, value: str, doc: str) -> _Documented:
-        member = object.__new__(cls)
-        member._value_ = value
-        member.doc = doc
-        return member
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-class ConnectionState(_Documented):
-    """Where the client's WebSocket connection is.
-
-    ``suspended_stale`` is the state the seed bug lives in: the client still
-    reports ``isConnected == true`` but the socket under it is dead.
-    """
-
-    idle = ("idle", "No socket has been opened yet (the app has just launched).")
-    handshaking = (
-        "handshaking",
-        "resume() was called; the client waits for the server to acknowledge the handshake.",
-    )
-    connected = (
-        "connected",
-        "The client reports isConnected == true and sends over the WebSocket.",
-    )
-    suspended_stale = (
-        "suspended_stale",
-        "isConnected is still true but the socket is dead (suspended by iOS, or half-open).",
-    )
-    disconnected = (
-        "disconnected",
-        "The client knows the socket is gone; sends go over REST until it reconnects.",
-    )
-
-
-class ConnectionEvent(_Documented):
-    """What can happen to the connection."""
-
-    connect = ("connect", "The client opens a WebSocket: URLSessionWebSocketTask.resume().")
-    handshake_ack = (
-        "handshake_ack",
-        "The server acknowledged the handshake (didOpenWithProtocol; Ably's CONNECTED).",
-    )
-    handshake_fail = (
-        "handshake_fail",
-        "The handshake failed or timed out and URLSession reported the error.",
-    )
-    app_background = (
-        "app_background",
-        "The app went to the background; iOS suspends its sockets without raising an error.",
-    )
-    app_foreground = ("app_foreground", "The app returned to the foreground.")
-    network_lost = (
-        "network_lost",
-        "The network path went away and the socket reported the loss (Ably RTN20).",
-    )
-    network_restored = ("network_restored", "The network path is available again.")
-    socket_error = (
-        "socket_error",
-        "The receive loop finally reported the dead socket ('Socket is not connected').",
-    )
-    connection_dropped = (
-        "connection_dropped",
-        "The connection went half-open (NAT timeout, server killed); nothing is reported.",
-    )
-    send_failed = ("send_failed", "A WebSocket send raised an error.")
-    ping_timeout = (
-        "ping_timeout",
-        "A heartbeat went unanswered, so the socket is declared dead (Phoenix, sendPing).",
-    )
-
-
-class MessageState(_Documented):
-    """Where one message the user sent is, as the client sees it."""
-
-    pending = ("pending", "The user pressed send; no transport has taken the message yet.")
-    sent_ws = ("sent_ws", "The WebSocket send returned; the client waits for done/toolUse.")
-    retrying_rest = ("retrying_rest", "A REST request carrying the message is in flight.")
-    confirmed = ("confirmed", "The server's done/toolUse or the REST response confirmed it.")
-    failed = ("failed", "The user sees that the message was not delivered (not a silent loss).")
-
-
-class MessageEvent(_Documented):
-    """What can happen to one message."""
-
-    ws_send_ok = ("ws_send_ok", "task.send() returned without an error.")
-    ws_send_failed = ("ws_send_failed", "task.send() raised an error.")
-    send_rest = ("send_rest", "The client is not connected, so it sends over REST directly.")
-    retry_rest = ("retry_rest", "A failed WebSocket send makes the client retry it over REST.")
-    resend_ws = (
-        "resend_ws",
-        "A new connection was acknowledged; the client resends it over the WebSocket.",
-    )
-    done = ("done", "The server's done/toolUse for this message arrived over the WebSocket.")
-    rest_ok = ("rest_ok", "The REST request returned success.")
-    rest_failed = ("rest_failed", "The REST request failed and the client sends it again.")
-    retries_exhausted = (
-        "retries_exhausted",
-        "The REST request failed and no attempt is left; the failure is shown.",
-    )
-
-
-class Action(_Documented):
-    """What the client does besides moving a machine."""
-
-    open_socket = ("open_socket", "Open a new WebSocket (resume()).")
-    close_socket = ("close_socket", "Close the socket (handleDisconnect()).")
-    retry_pending_rest = (
-        "retry_pending_rest",
-        "onSendFailed: send every message of the pending-retry list over REST.",
-    )
-    resend_pending_ws = (
-        "resend_pending_ws",
-        "Resend every message of the pending-retry list over the new WebSocket.",
-    )
-    release = ("release", "Remove this message from the pending-retry list.")
-    release_all = (
-        "release_all",
-        "Clear the whole pending-retry list (pendingRetryMessages = nil).",
-    )
 
 
 #: Connection events the client does not control. Every state of a design's
@@ -206,7 +74,7 @@ Op = Literal["==", "!=", ">"]
 
 @dataclass(frozen=True)
 class Cond:
-    """A condition on one field of a :class:`~fsm.design.Design`."""
+    """A condition on one field of a :class:`~fsm.model.design.Design`."""
 
     feature: str
     op: Op
@@ -329,7 +197,7 @@ class MachineSpec(Generic[S, E]):
 
     def validate(self) -> None:
         """Check the rows themselves: types, and features that exist on Design."""
-        from fsm.design import Design
+        from fsm.model.design import Design
 
         for row in self.rows:
             if not isinstance(row.source, self.states) or not isinstance(row.target, self.states):
@@ -480,87 +348,3 @@ MESSAGE: MachineSpec[MessageState, MessageEvent] = MachineSpec(
     initial=MessageState.pending,
     rows=_MESSAGE_ROWS,
 )
-
-
-# Forbidden transitions --------------------------------------------------------------
-@dataclass(frozen=True)
-class ForbiddenRule:
-    """A transition no design may take.
-
-    It matches a row of ``machine`` by sources, event and targets (``None``
-    matches any), optionally only when the row carries ``action`` and, for
-    a message row, only while the connection is in one of ``while_connection``.
-    """
-
-    id: str
-    machine: Literal["connection", "message"]
-    reason: str
-    evidence: str
-    sources: frozenset[Enum] | None
-    event: Enum | None
-    targets: frozenset[Enum] | None = None
-    action: Action | None = None
-    while_connection: frozenset[ConnectionState] | None = None
-
-    def matches_row(self, row: Row[Any, Any]) -> bool:
-        return (
-            (self.sources is None or row.source in self.sources)
-            and (self.event is None or row.event is self.event)
-            and (self.targets is None or row.target in self.targets)
-            and (self.action is None or self.action in row.actions)
-        )
-
-    @property
-    def scope(self) -> str:
-        """The connection states the rule is limited to, or '' when it always applies."""
-        if self.while_connection is None:
-            return ""
-        return ", ".join(sorted(s.value for s in self.while_connection))
-
-    def matches_step(self, row: Row[Any, Any], connection: ConnectionState) -> bool:
-        return self.matches_row(row) and (
-            self.while_connection is None or connection in self.while_connection
-        )
-
-
-FORBIDDEN: tuple[ForbiddenRule, ...] = (
-    ForbiddenRule(
-        id="F1",
-        machine="message",
-        reason="a send into a stale socket whose error is swallowed leaves the message "
-        "sent_ws with no path to confirmation",
-        evidence="seed, Root Cause 4-7; Starscream NativeEngine drops the send error",
-        sources=frozenset({M.pending}),
-        event=ME.ws_send_failed,
-        targets=frozenset({M.sent_ws}),
-        while_connection=frozenset({C.suspended_stale}),
-    ),
-    ForbiddenRule(
-        id="F2",
-        machine="connection",
-        reason="the client reports connected before the server acknowledged the handshake",
-        evidence="seed, Key Insight (isConnected = true on resume()); Ably RTN6",
-        sources=None,
-        event=None,
-        targets=frozenset({C.connected}),
-        action=A.open_socket,
-    ),
-    ForbiddenRule(
-        id="F3",
-        machine="message",
-        reason="the pending-retry entry is cleared when the WebSocket send returns, "
-        "not when the server's done/toolUse arrives",
-        evidence="seed, ChatViewModel changes (cleared only after done/toolUse); Ably RTN7",
-        sources=frozenset({M.pending}),
-        event=ME.ws_send_ok,
-        action=A.release,
-    ),
-)
-
-
-def _validate() -> None:
-    for spec in (CONNECTION, MESSAGE):
-        spec.validate()
-    ids = [rule.id for rule in FORBIDDEN]
-    if len(set(ids)) != len(ids):
-        raise DefinitionError(f"forbidden rules have duplicate ids: {ids}")

@@ -1,7 +1,7 @@
 """Named scenarios: scripted event sequences replayed on the composed system.
 
 A scenario is data: a list of stimuli, each optionally aimed at one message.
-Replaying it on a design walks :class:`~fsm.system.System` one step at a time,
+Replaying it on a design walks :class:`~fsm.analysis.system.System` one step at a time,
 so what happens is whatever the design's tables say. A step the design makes
 impossible (say, a REST response for a message that was never sent over REST)
 is reported as skipped, which is itself a finding.
@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from fsm.checker import StepView, _view, explore
-from fsm.design import Design, Environment
-from fsm.errors import UnknownName
-from fsm.model import MessageState
-from fsm.system import Stimulus, System, World
+from fsm.analysis.explorer import explore
+from fsm.analysis.report import StepView, message_name, step_view
+from fsm.analysis.system import Stimulus, System, World
+from fsm.model.design import Design, Environment
+from fsm.model.errors import UnknownName
+from fsm.model.vocabulary import MessageState
 
 __all__ = ["SCENARIOS", "Scenario", "ScenarioReport", "ScriptStep", "get_scenario", "run"]
 
@@ -113,6 +114,7 @@ def run(scenario: Scenario, design: Design, environment: Environment) -> Scenari
             ),
             None,
         )
+        before = world
         if choice is not None:
             world = choice.target
             for fired in choice.fired:
@@ -122,16 +124,16 @@ def run(scenario: Scenario, design: Design, environment: Environment) -> Scenari
             ScenarioStep(
                 index=n,
                 stimulus=script.stimulus.value,
-                message=None if script.message is None else f"m{script.message}",
+                message=None if target is None else message_name(target),
                 why=script.why,
                 happened=choice is not None,
-                step=None if choice is None else _view(choice),
+                step=None if choice is None else step_view(before, choice),
             )
         )
     lost = _lost_at(system, world)
     outcome = {}
     for i, m in enumerate(world.messages):
-        name = f"m{i + 1}"
+        name = message_name(i)
         if m.state is None:
             outcome[name] = "never sent"
         elif i in lost:

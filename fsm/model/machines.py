@@ -9,28 +9,21 @@ two of its defaults are wrong for a model whose point is what must *not* happen:
   source and target is resolved against the machine when it is built.
 
 An event with no row in the current state raises
-:class:`~fsm.errors.ForbiddenTransition` and leaves the state unchanged, whether
+:class:`~fsm.model.errors.ForbiddenTransition` and leaves the state unchanged, whether
 the event exists elsewhere in the table or not.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any, Generic, TypeVar
 
 import transitions
 
-from fsm.design import Design
-from fsm.errors import DefinitionError, ForbiddenTransition
-from fsm.model import (
-    CONNECTION,
-    MESSAGE,
-    ConnectionEvent,
-    ConnectionState,
-    MachineSpec,
-    MessageEvent,
-    MessageState,
-    Table,
-)
+from fsm.model.design import Design
+from fsm.model.errors import DefinitionError, ForbiddenTransition
+from fsm.model.tables import CONNECTION, MESSAGE, MachineSpec, Table
+from fsm.model.vocabulary import ConnectionEvent, ConnectionState, MessageEvent, MessageState
 
 __all__ = ["Machine", "build_machine", "connection_machine", "message_machine"]
 
@@ -76,12 +69,40 @@ class Machine(Generic[S, E]):
         state: S = self._model.state
         return state
 
-    def may(self, event: E) -> bool:
-        """Whether ``event`` is allowed in the current state."""
-        return self.table.allows(self.state, event)
+    def _event(self, event: E | str) -> E:
+        """``event`` as a member of this machine's event enum.
 
-    def fire(self, event: E) -> S:
-        """Take ``event``; return the new state or raise :class:`ForbiddenTransition`."""
+        A name of this machine's events is looked up; an event of the other
+        machine (or any other type) is a :class:`TypeError`, not a forbidden
+        transition: it is a mistake in the caller, not a behaviour of the model.
+        """
+        events: type[E] = type(self.table.events[0])
+        if isinstance(event, events):
+            return event
+        if isinstance(event, str) and not isinstance(event, Enum):
+            for member in events:
+                if member.value == event:
+                    return member
+            known = ", ".join(e.value for e in events)
+            raise TypeError(
+                f"{self.table.machine} machine: no event named {event!r}; known: {known}"
+            )
+        raise TypeError(
+            f"{self.table.machine} machine takes {events.__name__} events, got {event!r}"
+        )
+
+    def may(self, event: E | str) -> bool:
+        """Whether ``event`` is allowed in the current state."""
+        return self.table.allows(self.state, self._event(event))
+
+    def fire(self, event: E | str) -> S:
+        """Take ``event`` (a member or its name); return the new state.
+
+        Raises :class:`ForbiddenTransition` when the current state has no row for
+        it (the state is left unchanged), :class:`TypeError` for an event that is
+        not one of this machine's.
+        """
+        event = self._event(event)
         before = self.state
         if event.value not in self.machine.events:
             raise ForbiddenTransition(self.table.machine, before, event)
@@ -105,10 +126,18 @@ def build_machine(
 def connection_machine(
     design: Design, initial: ConnectionState | None = None
 ) -> Machine[ConnectionState, ConnectionEvent]:
+    """A live connection machine for ``design``, in ``initial`` (default ``idle``).
+
+    >>> from fsm.model.design import get_design
+    >>> machine = connection_machine(get_design("hardened"))
+    >>> machine.fire("connect")
+    <ConnectionState.handshaking: 'handshaking'>
+    """
     return build_machine(CONNECTION, design, initial)
 
 
 def message_machine(
     design: Design, initial: MessageState | None = None
 ) -> Machine[MessageState, MessageEvent]:
+    """A live machine for one message of ``design``, in ``initial`` (default ``pending``)."""
     return build_machine(MESSAGE, design, initial)

@@ -1,105 +1,35 @@
-"""The ``fsm`` command line.
-
-Exit codes: 0 when everything checked holds, 1 when a property is violated (or
-a scenario loses a message, or ``diagrams --check`` finds stale files), 2 on bad
-usage or input, with one line on standard error that names the problem.
-"""
+"""The checking commands: designs, environments, check, ablate, schema, scenario."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
-from fsm import review
-from fsm.checker import CheckReport, ablate, check
-from fsm.design import (
+from fsm.analysis.ablation import ablate
+from fsm.analysis.checker import check
+from fsm.analysis.report import CheckReport
+from fsm.analysis.scenario import SCENARIOS, ScenarioReport, get_scenario, run
+from fsm.cli.options import (
+    Parser,
+    add_design_options,
+    add_messages_option,
+    positive,
+    selected_designs,
+)
+from fsm.model.design import (
     DEFAULT_ENVIRONMENT,
     DESIGNS,
     ENVIRONMENTS,
-    Design,
     Environment,
     design_file_schema,
     get_design,
     get_environment,
-    load_design,
 )
-from fsm.errors import FsmError
-from fsm.scenario import SCENARIOS, ScenarioReport, get_scenario, run
-from fsm.text import LEGEND, message_cell, table, trace_table
+from fsm.render.text import LEGEND, message_cell, table, trace_table
 
-__all__ = ["main"]
-
-MAX_MESSAGES = 8
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(f"{self.prog}: {message}")
-
-
-def _messages(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if not 1 <= n <= MAX_MESSAGES:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_MESSAGES}, got {n}")
-    return n
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
-
-
-def add_design_options(parser: argparse.ArgumentParser, *, many_specs: bool = False) -> None:
-    """``--design NAME`` / ``--spec FILE``, shared by every command that takes a design."""
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--design", metavar="NAME", help="a built-in design (see `fsm designs`)")
-    if many_specs:
-        group.add_argument(
-            "--spec",
-            metavar="FILE",
-            action="append",
-            default=[],
-            help="a design file (.toml or .json); may be repeated",
-        )
-    else:
-        group.add_argument("--spec", metavar="FILE", help="a design file (.toml or .json)")
-
-
-def add_messages_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--messages",
-        metavar="N",
-        type=_messages,
-        default=2,
-        help=f"messages the user may send (1-{MAX_MESSAGES}, default 2)",
-    )
-
-
-def selected_designs(args: argparse.Namespace) -> list[Design]:
-    """The designs named by ``--design``/``--spec``; every built-in one if neither."""
-    specs = args.spec if isinstance(args.spec, list) else ([args.spec] if args.spec else [])
-    if args.design:
-        return [get_design(args.design)]
-    if specs:
-        return [load_design(path) for path in specs]
-    return list(DESIGNS.values())
+__all__ = ["register"]
 
 
 # -- text rendering -------------------------------------------------------------------
@@ -205,7 +135,7 @@ def cmd_environments(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     designs = selected_designs(args)
     environment = get_environment(args.environment)
-    reports = [check(d, environment, args.messages, args.max_states) for d in designs]
+    reports = [check(d, environment, args.messages, args.max_states).report() for d in designs]
     if args.json:
         if len(reports) == 1:
             out.write(reports[0].model_dump_json(indent=2) + "\n")
@@ -280,14 +210,8 @@ def cmd_scenario(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if any(r.lost for r in reports) else 0
 
 
-Command = Callable[[argparse.Namespace, TextIO], int]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fsm", description=__doc__.splitlines()[0] if __doc__ else None)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    """Add the checking commands to ``fsm``'s parser."""
     p = sub.add_parser("designs", help="list the built-in designs")
     p.set_defaults(func=cmd_designs)
 
@@ -306,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-states",
         metavar="K",
-        type=_positive,
+        type=positive,
         default=None,
         help="stop with an error when more states than this are reachable",
     )
@@ -336,33 +260,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--environment", metavar="NAME", default=DEFAULT_ENVIRONMENT)
     p.add_argument("--json", action="store_true", help="print the ScenarioReport as JSON")
     p.set_defaults(func=cmd_scenario)
-
-    review.register(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    out = sys.stdout if out is None else out
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        func: Command = args.func
-        return func(args, out)
-    except _UsageError as exc:
-        print(f"{exc}  (see --help)", file=sys.stderr)
-        return 2
-    except FsmError as exc:
-        print(f"fsm: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # pragma: no cover - e.g. `fsm check | head`
-        return 0
-    except KeyboardInterrupt:  # pragma: no cover
-        return 130
-
-
-def entry() -> NoReturn:
-    sys.exit(main())
-
-
-if __name__ == "__main__":  # pragma: no cover
-    entry()

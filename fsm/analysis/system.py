@@ -36,25 +36,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from fsm.design import Design, Environment
-from fsm.errors import DefinitionError, SpecError
-from fsm.model import (
-    CONNECTION,
-    MESSAGE,
+from fsm.model.behaviour import Behaviour, behaviour
+from fsm.model.design import Design, Environment
+from fsm.model.errors import DefinitionError, SpecError
+from fsm.model.tables import Row, Table
+from fsm.model.vocabulary import (
     Action,
     ConnectionEvent,
     ConnectionState,
+    Documented,
+    Hook,
     MessageEvent,
     MessageState,
-    Row,
-    Table,
-    _Documented,
+    Socket,
 )
 
 __all__ = [
     "Fired",
     "Message",
-    "Socket",
+    "Outcome",
     "Stimulus",
     "System",
     "Transition",
@@ -63,25 +63,7 @@ __all__ = [
 ]
 
 
-class Socket(_Documented):
-    """What the socket under the client really is."""
-
-    closed = ("closed", "No socket exists.")
-    opening = ("opening", "resume() was called; the handshake has not completed.")
-    open = ("open", "The handshake completed and the peer is reachable.")
-    suspended = (
-        "suspended",
-        "iOS suspended it with the app: a send raises, and the receive loop reports the "
-        "error once the app runs in the foreground again.",
-    )
-    half_open = (
-        "half_open",
-        "The peer is gone but the socket looks fine: nothing is ever reported, and in the "
-        "half-open environment a send may return normally while its bytes go nowhere.",
-    )
-
-
-class Stimulus(_Documented):
+class Stimulus(Documented):
     """One thing that happens in a step of the composed system."""
 
     send = ("send", "The user sends a new message.")
@@ -104,6 +86,23 @@ class Stimulus(_Documented):
     rest_lost_response = (
         "rest_lost_response",
         "The server applied a REST request but its response was lost.",
+    )
+
+
+class Outcome(Documented):
+    """How the world answered a ``send``, where it can answer in more than one way.
+
+    A test adapter makes the implementation's world do the same thing (an open
+    socket, a dead one that raises, a half-open one that swallows the bytes).
+    REST outcomes need no member here: they are stimuli of their own.
+    """
+
+    rest_direct = ("rest_direct", "The client was not connected, so it sent over REST.")
+    ws_delivered = ("ws_delivered", "The WebSocket send reached the server.")
+    ws_raised = ("ws_raised", "The WebSocket send into a dead socket raised an error.")
+    ws_vanished = (
+        "ws_vanished",
+        "The WebSocket send into a half-open socket returned normally; the bytes vanished.",
     )
 
 
@@ -133,7 +132,11 @@ class World(NamedTuple):
 
 
 class Fired(NamedTuple):
-    """A table row that a step fired, with the connection state it fired in."""
+    """A table row that a step fired, with the connection state it fired in.
+
+    ``message`` is the index of the message whose machine fired it, ``None``
+    for the connection machine.
+    """
 
     machine: str
     row: Row[ConnectionState, ConnectionEvent] | Row[MessageState, MessageEvent]
@@ -142,34 +145,44 @@ class Fired(NamedTuple):
 
 
 class Transition(NamedTuple):
-    """One step: what happened, to which message, and the world after it."""
+    """One step: what happened, to which message, how the world answered, the world after."""
 
     stimulus: Stimulus
+    #: The index of the message the step concerns (0 is the first one sent), if any.
     message: int | None
-    detail: str
+    #: How the world answered a ``send``; ``None`` for every other stimulus.
+    outcome: Outcome | None
     target: World
     fired: tuple[Fired, ...]
 
     @property
-    def label(self) -> tuple[Stimulus, int | None, str]:
-        return (self.stimulus, self.message, self.detail)
+    def label(self) -> tuple[Stimulus, int | None, Outcome | None]:
+        return (self.stimulus, self.message, self.outcome)
 
 
 _STATE_ORDER: dict[MessageState | None, int] = {None: 0} | {
     s: i + 1 for i, s in enumerate(MessageState)
 }
 _FINAL = frozenset({MessageState.confirmed, MessageState.failed})
-
-
-def _rescued(m: Message) -> bool | None:
-    """None for a message not sent yet; else whether the server has it or its
-    failure is shown (nothing that happens later can undo either)."""
-    if m.state is None:
-        return None
-    return m.server >= 1 or m.state is MessageState.failed
-
-
 _BELIEVES_CONNECTED = frozenset({ConnectionState.connected, ConnectionState.suspended_stale})
+_DEAD = frozenset({Socket.suspended, Socket.half_open})
+
+#: Actions whose meaning touches only the message whose row fired them (and so
+#: let a message step be memoised per message), and actions that touch only the
+#: socket (which let a connection step be memoised while no done is owed).
+_LOCAL_ACTIONS = frozenset(
+    a
+    for a in Action
+    if a.meaning.socket is None and a.meaning.hold_all is None and a.meaning.each_held is None
+)
+_SOCKET_ACTIONS = frozenset(
+    a
+    for a in Action
+    if a.meaning.socket is not None
+    and a.meaning.hold is None
+    and a.meaning.hold_all is None
+    and a.meaning.each_held is None
+)
 
 
 _MessageKey = tuple[int, bool, int, int, bool]
@@ -221,12 +234,20 @@ class _Step:
             if m.done_owed:
                 self.messages[i] = m._replace(done_owed=False)
 
-    def server_applies(self, i: int, *, over_ws: bool) -> None:
+    def deliver(self, i: int, *, over_ws: bool) -> None:
+        """A copy of message ``i`` reaches the server: the ``server_receives`` effect."""
         m = self.messages[i]
         server = m.server
-        if not (self.sys.design.message_ids and server >= 1):
-            server = min(server + 1, 2)
+        for how in self.sys.server_receives:
+            if how == "count" or (how == "once" and server == 0):
+                server = min(server + 1, 2)
         self.messages[i] = m._replace(server=server, done_owed=m.done_owed or over_ws)
+
+    def accept(self, i: int) -> None:
+        """The user sends message ``i``: it becomes pending and the ``accept`` effect runs."""
+        self.messages[i] = Message(MessageState.pending)
+        for action in self.sys.on_accept:
+            self.run(action, i)
 
     def fire_connection(self, event: ConnectionEvent) -> None:
         row = self.sys.connection.step(self.connection, event)
@@ -245,29 +266,26 @@ class _Step:
             self.run(action, i)
 
     def run(self, action: Action, i: int | None) -> None:
-        if action is Action.open_socket:
-            self.kill_socket(Socket.opening)
-        elif action is Action.close_socket:
-            self.kill_socket(Socket.closed)
-        elif action is Action.release:
-            assert i is not None
-            self.messages[i] = self.messages[i]._replace(held=False)
-        elif action is Action.release_all:
-            self.messages = [m._replace(held=False) if m.held else m for m in self.messages]
-        elif action is Action.retry_pending_rest:
-            self._each_held(MessageEvent.retry_rest, over_ws=False)
-        elif action is Action.resend_pending_ws:
-            self._each_held(MessageEvent.resend_ws, over_ws=True)
-        else:  # pragma: no cover - every Action is handled above
-            raise DefinitionError(f"no semantics for action {action.value!r}")
-
-    def _each_held(self, event: MessageEvent, *, over_ws: bool) -> None:
-        table = self.sys.message
-        for i, m in enumerate(self.messages):
-            if m.held and m.state is not None and table.allows(m.state, event):
-                if over_ws:
-                    self.server_applies(i, over_ws=True)
-                self.fire_message(i, event)
+        """Carry out ``action``'s :class:`~fsm.model.vocabulary.Meaning`, field by field."""
+        meaning = action.meaning
+        if meaning.socket is not None:
+            self.kill_socket(meaning.socket)
+        if meaning.hold is not None:
+            if i is None:
+                raise DefinitionError(f"action {action.value!r} needs a message")
+            self.messages[i] = self.messages[i]._replace(held=meaning.hold)
+        if meaning.hold_all is not None:
+            value = meaning.hold_all
+            self.messages = [
+                m._replace(held=value) if m.held != value else m for m in self.messages
+            ]
+        if meaning.each_held is not None:
+            table = self.sys.message
+            for k, m in enumerate(self.messages):
+                if m.held and m.state is not None and table.allows(m.state, meaning.each_held):
+                    if meaning.over_ws:
+                        self.deliver(k, over_ws=True)
+                    self.fire_message(k, meaning.each_held)
 
 
 def initial_world(messages: int) -> World:
@@ -278,7 +296,7 @@ def initial_world(messages: int) -> World:
 class System:
     """The composed state space of one design in one environment.
 
-    >>> from fsm.design import get_design, get_environment
+    >>> from fsm.model.design import get_design, get_environment
     >>> system = System(get_design("fixed"), get_environment("ios-suspend"), messages=2)
     >>> [t.stimulus.value for t in system.successors(system.initial())]
     ['send', 'connect', 'app_background', 'network_lost']
@@ -298,10 +316,20 @@ class System:
             tuple[ConnectionState, Socket, bool, bool, tuple[Fired, ...]],
         ] = {}
         try:
-            self.connection: Table[ConnectionState, ConnectionEvent] = CONNECTION.table(design)
-            self.message: Table[MessageState, MessageEvent] = MESSAGE.table(design)
+            self.behaviour: Behaviour = behaviour(design)
         except DefinitionError as exc:
             raise SpecError(f"design {design.name!r}: {exc}") from None
+        self.connection: Table[ConnectionState, ConnectionEvent] = self.behaviour.connection
+        self.message: Table[MessageState, MessageEvent] = self.behaviour.message
+        effects = self.behaviour.effects
+        #: The ``accept`` effect's actions, and how the server applies a copy
+        #: (the ``server_receives`` effect), looked up once.
+        self.on_accept = effects.actions(Hook.accept)
+        self.server_receives = tuple(
+            a.meaning.server
+            for a in effects.actions(Hook.server_receives)
+            if a.meaning.server is not None
+        )
 
     def initial(self) -> World:
         """The app has just launched: no socket, foreground, network up, nothing sent."""
@@ -338,17 +366,20 @@ class System:
         world = World(world.connection, world.socket, world.foreground, world.network, messages)
         return world, positions_
 
-    # -- properties of a single world ---------------------------------------------
+    # -- facts about a single world ----------------------------------------------------
     @staticmethod
     def undelivered(world: World) -> list[int]:
         """Sent messages the server does not have and the user was not told failed.
 
         Such a message is *lost* when, besides, no continuation of the run
-        delivers it or shows it as failed: nothing holds it anywhere it will be
-        retried from. That needs the reachable graph, so the checker decides it
-        (:meth:`fsm.checker.Exploration.lost`).
+        delivers it or shows it as failed; that needs the reachable graph
+        (:meth:`fsm.analysis.explorer.Exploration.lost_messages`).
         """
-        return [i for i, m in enumerate(world.messages) if _rescued(m) is False]
+        return [
+            i
+            for i, m in enumerate(world.messages)
+            if m.state is not None and m.server == 0 and m.state is not MessageState.failed
+        ]
 
     @staticmethod
     def duplicated(world: World) -> list[int]:
@@ -362,6 +393,11 @@ class System:
     def settled(world: World) -> bool:
         """Every message the user sent is confirmed or visibly failed."""
         return all(m.state is None or m.state in _FINAL for m in world.messages)
+
+    @staticmethod
+    def unsettled(world: World) -> list[int]:
+        """Sent messages that are neither confirmed nor visibly failed."""
+        return [i for i, m in enumerate(world.messages) if m.state not in _FINAL and m.state]
 
     @staticmethod
     def believes_connected(world: World) -> bool:
@@ -443,13 +479,13 @@ class System:
                     continue
                 done_before.add(m)
             if m.done_owed and w.socket is Socket.open:
-                yield self._done(w, i)
+                yield self._message_step(w, i, Stimulus.done)
             if m.state is MessageState.retrying_rest and w.foreground:
                 if w.network:
-                    yield self._rest(w, i, Stimulus.rest_ok)
-                yield self._rest(w, i, Stimulus.rest_error)
+                    yield self._message_step(w, i, Stimulus.rest_ok)
+                yield self._message_step(w, i, Stimulus.rest_error)
                 if w.network:
-                    yield self._rest(w, i, Stimulus.rest_lost_response)
+                    yield self._message_step(w, i, Stimulus.rest_lost_response)
 
     def _conn_step(
         self,
@@ -469,7 +505,7 @@ class System:
             hit = self._global.get(key)
             if hit is not None:
                 c, sock, fg, net, fired = hit
-                return Transition(stimulus, None, "", World(c, sock, fg, net, w.messages), fired)
+                return Transition(stimulus, None, None, World(c, sock, fg, net, w.messages), fired)
         s = _Step(self, w)
         if foreground is not None:
             s.foreground = foreground
@@ -485,95 +521,81 @@ class System:
         fired = tuple(s.fired)
         if quiet and all(set(f.row.actions) <= _SOCKET_ACTIONS for f in fired):
             self._global[key] = (s.connection, s.socket, s.foreground, s.network, fired)
-        return Transition(stimulus, None, "", target, fired)
+        return Transition(stimulus, None, None, target, fired)
 
     def _send(self, w: World) -> Iterator[Transition]:
         i = next(k for k, m in enumerate(w.messages) if m.state is None)
         ws = self.believes_connected(w)
         if ws and w.socket is Socket.opening:
             return  # the send awaits the handshake
-        created = Message(MessageState.pending, held=self.design.write_ahead)
         if not ws:
-            s = _Step(self, w)
-            s.messages[i] = created
-            s.fire_message(i, MessageEvent.send_rest)
-            yield Transition(
-                Stimulus.send, i, "not connected: sent over REST", s.world(), tuple(s.fired)
-            )
+            yield self._send_step(w, i, Outcome.rest_direct)
             return
         if w.socket is Socket.open:
-            s = _Step(self, w)
-            s.messages[i] = created
-            s.server_applies(i, over_ws=True)
-            s.fire_message(i, MessageEvent.ws_send_ok)
-            yield Transition(Stimulus.send, i, "sent over the WebSocket", s.world(), tuple(s.fired))
+            yield self._send_step(w, i, Outcome.ws_delivered)
             return
-        kind = "half-open" if w.socket is Socket.half_open else "suspended"
-        s = _Step(self, w)
-        s.messages[i] = created
-        s.fire_message(i, MessageEvent.ws_send_failed)
-        s.fire_connection(ConnectionEvent.send_failed)
-        yield Transition(
-            Stimulus.send,
-            i,
-            f"WebSocket send into a {kind} socket raised",
-            s.world(),
-            tuple(s.fired),
-        )
+        yield self._send_step(w, i, Outcome.ws_raised)
         if w.socket is Socket.half_open and self.environment.half_open_sends_vanish:
-            s = _Step(self, w)
-            s.messages[i] = created
+            yield self._send_step(w, i, Outcome.ws_vanished)
+
+    def _send_step(self, w: World, i: int, outcome: Outcome) -> Transition:
+        s = _Step(self, w)
+        s.accept(i)
+        if outcome is Outcome.rest_direct:
+            s.fire_message(i, MessageEvent.send_rest)
+        elif outcome is Outcome.ws_delivered:
+            s.deliver(i, over_ws=True)
             s.fire_message(i, MessageEvent.ws_send_ok)
-            yield Transition(
-                Stimulus.send,
-                i,
-                "WebSocket send into a half-open socket returned; the bytes vanished",
-                s.world(),
-                tuple(s.fired),
-            )
-
-    def _done(self, w: World, i: int) -> Transition:
-        return self._message_step(w, i, Stimulus.done)
-
-    def _rest(self, w: World, i: int, stimulus: Stimulus) -> Transition:
-        return self._message_step(w, i, stimulus)
+        elif outcome is Outcome.ws_raised:
+            s.fire_message(i, MessageEvent.ws_send_failed)
+            s.fire_connection(ConnectionEvent.send_failed)
+        else:
+            s.fire_message(i, MessageEvent.ws_send_ok)
+        return Transition(Stimulus.send, i, outcome, s.world(), tuple(s.fired))
 
     def _message_step(self, w: World, i: int, stimulus: Stimulus) -> Transition:
         """A step aimed at message ``i`` (done, or a REST outcome).
 
-        When the rows it fires touch no other message (no ``release_all``), its
-        effect depends only on the message and the connection state, so it is
-        computed once and reused: most steps of a large exploration are these.
+        When the rows it fires touch no other message, its effect depends only
+        on the message and the connection state, so it is computed once and
+        reused: most steps of a large exploration are these.
         """
         key = (stimulus, i, w.messages[i], w.connection)
         hit = self._local.get(key)
         if hit is not None:
             message, fired = hit
             messages = (*w.messages[:i], message, *w.messages[i + 1 :])
-            return Transition(stimulus, i, "", w._replace(messages=messages), fired)
+            return Transition(stimulus, i, None, w._replace(messages=messages), fired)
         s = _Step(self, w)
         if stimulus is Stimulus.done:
             s.messages[i] = s.messages[i]._replace(done_owed=False)
             s.fire_message(i, MessageEvent.done)
         elif stimulus is Stimulus.rest_ok:
-            s.server_applies(i, over_ws=False)
+            s.deliver(i, over_ws=False)
             s.fire_message(i, MessageEvent.rest_ok)
         else:
             if stimulus is Stimulus.rest_lost_response:
-                s.server_applies(i, over_ws=False)
-            m = s.messages[i]
-            s.messages[i] = m._replace(attempts=m.attempts + 1)
-            retry = m.attempts + 1 < self.design.max_rest_attempts and self.message.allows(
-                MessageState.retrying_rest, MessageEvent.rest_failed
-            )
-            s.fire_message(i, MessageEvent.rest_failed if retry else MessageEvent.retries_exhausted)
+                s.deliver(i, over_ws=False)
+            s.fire_message(i, self._after_rest_failure(s, i))
         fired = tuple(s.fired)
         if all(set(f.row.actions) <= _LOCAL_ACTIONS for f in fired):
             self._local[key] = (s.messages[i], fired)
-        return Transition(stimulus, i, "", s.world(), fired)
+        return Transition(stimulus, i, None, s.world(), fired)
 
-
-_LOCAL_ACTIONS = frozenset({Action.release})
-_SOCKET_ACTIONS = frozenset({Action.open_socket, Action.close_socket})
-_LIVE = frozenset({Socket.open, Socket.opening})
-_DEAD = frozenset({Socket.suspended, Socket.half_open})
+    def _after_rest_failure(self, s: _Step, i: int) -> MessageEvent:
+        """Count the failed attempt (the ``rest_attempt_fails`` effect); the message
+        event that follows: ``rest_failed`` while the budget allows another
+        attempt and the table has the row, else ``retries_exhausted``."""
+        m = s.messages[i]
+        s.messages[i] = m._replace(attempts=m.attempts + 1)
+        effects = self.behaviour.effects
+        budget = effects.param(Hook.rest_attempt_fails)
+        for action in effects.actions(Hook.rest_attempt_fails):
+            if (
+                action.meaning.budget
+                and budget is not None
+                and m.attempts + 1 < budget
+                and self.message.allows(MessageState.retrying_rest, MessageEvent.rest_failed)
+            ):
+                return MessageEvent.rest_failed
+        return MessageEvent.retries_exhausted

@@ -1,7 +1,7 @@
-"""The ``diagrams`` and ``review`` commands.
+"""The design review: one document, rendered to Markdown and to HTML.
 
 ``fsm review`` checks every built-in design (and any design files) in both
-built-in environments, renders the diagrams of :mod:`fsm.diagrams`, and writes
+built-in environments, renders the diagrams of :mod:`fsm.render.diagrams`, and writes
 a design review twice from one document: ``REVIEW.md`` (GitHub renders its
 tables, images and Mermaid blocks) and ``review.html`` (one self-contained page,
 SVGs and CSS inline, no script).
@@ -9,118 +9,33 @@ SVGs and CSS inline, no script).
 
 from __future__ import annotations
 
-import argparse
 import html
 import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
 
-from fsm import diagrams as dg
-from fsm.checker import PROPERTIES, AblationRow, CheckReport, StepView, ablate
-from fsm.design import DESIGNS, ENVIRONMENTS, Design, load_design
-from fsm.model import FORBIDDEN
-from fsm.scenario import ScenarioReport, get_scenario, run
-from fsm.text import TRACE_HEADERS, message_cell, trace_rows
-
-if TYPE_CHECKING:
-    from fsm.cli import _Parser
+from fsm.analysis.ablation import AblationRow, ablate
+from fsm.analysis.properties import PROPERTIES
+from fsm.analysis.report import CheckReport, StepView
+from fsm.analysis.scenario import ScenarioReport, get_scenario, run
+from fsm.model.design import DESIGNS, ENVIRONMENTS, Design, load_design
+from fsm.model.forbidden import FORBIDDEN
+from fsm.render import diagrams as dg
+from fsm.render.text import TRACE_HEADERS, message_cell, trace_rows
 
 __all__ = [
     "DEFAULT_OUT",
     "ReviewData",
-    "cmd_diagrams",
-    "cmd_review",
     "collect",
     "html_page",
     "markdown",
-    "register",
+    "review_designs",
 ]
 
 DEFAULT_OUT = "diagrams"
 SCENARIO = "seed-verification"
-
-
-# -- the commands ---------------------------------------------------------------------
-def register(sub: argparse._SubParsersAction[_Parser]) -> None:
-    """Add the ``diagrams`` and ``review`` subcommands to ``fsm``'s parser."""
-    from fsm.cli import add_design_options
-
-    p = sub.add_parser("diagrams", help="draw the machines, counterexamples and design diffs")
-    add_design_options(p)
-    p.add_argument(
-        "--out",
-        metavar="DIR",
-        default=DEFAULT_OUT,
-        help=f"output directory (default {DEFAULT_OUT})",
-    )
-    p.add_argument(
-        "--check",
-        action="store_true",
-        help="write nothing; exit 1 naming each .dot/.mmd file that is stale or missing",
-    )
-    p.set_defaults(func=cmd_diagrams)
-
-    p = sub.add_parser("review", help="check every design and write the design review")
-    p.add_argument(
-        "--out",
-        metavar="DIR",
-        default=DEFAULT_OUT,
-        help=f"output directory (default {DEFAULT_OUT})",
-    )
-    p.add_argument(
-        "--spec",
-        metavar="FILE",
-        nargs="+",
-        action="extend",
-        default=[],
-        help="design files (.toml or .json) to review beside the built-in designs",
-    )
-    p.set_defaults(func=cmd_review)
-
-
-def cmd_diagrams(args: argparse.Namespace, out: TextIO) -> int:
-    from fsm.cli import selected_designs
-
-    designs = selected_designs(args)
-    dg.check_names(designs)
-    diagrams = dg.build(designs, dg.run_checks(designs))
-    target = Path(args.out)
-    if args.check:
-        problems = dg.compare(diagrams, target, dg.complete_dirs(designs))
-        for line in problems:
-            out.write(line + "\n")
-        if problems:
-            out.write(
-                f"{len(problems)} diagram source(s) differ from the model; "
-                f"run `fsm diagrams --out {target}` to update them\n"
-            )
-            return 1
-        count = sum(len(d.sources()) for d in diagrams)
-        out.write(f"{count} diagram sources in {target} are up to date\n")
-        return 0
-    with dg.Staging(target) as staging:
-        staging.write_sources(diagrams)
-        dg.render(diagrams, staging.root)
-        written = staging.commit(prune=dg.complete_dirs(designs))
-    out.write(f"{len(written)} files written to {target}\n")
-    return 0
-
-
-def cmd_review(args: argparse.Namespace, out: TextIO) -> int:
-    designs = review_designs(args.spec)
-    target = Path(args.out)
-    data = collect(designs)
-    with dg.Staging(target) as staging:
-        staging.write_sources(data.diagrams)
-        rendered = dg.render(data.diagrams, staging.root)
-        staging.write("REVIEW.md", markdown(data, rendered))
-        staging.write("review.html", html_page(data, staging.root, rendered))
-        staging.commit(prune=dg.complete_dirs(designs), last=("REVIEW.md", "review.html"))
-    out.write(f"review written to {target / 'REVIEW.md'} and {target / 'review.html'}\n")
-    return 0
 
 
 def review_designs(specs: Sequence[str]) -> list[Design]:
@@ -279,7 +194,7 @@ def _step_table(design: Design, steps: Sequence[StepView], messages: int) -> Tab
 
 
 def _verdict_section(data: ReviewData) -> list[Block]:
-    headers = ["design", "environment", "states", "transitions", *PROPERTIES]
+    headers = ["design", "environment", "states", "transitions", *(p.id for p in PROPERTIES)]
     rows: list[list[Text]] = []
     for d in data.designs:
         for env in ENVIRONMENTS:
@@ -290,7 +205,7 @@ def _verdict_section(data: ReviewData) -> list[Block]:
                 [str(report.states)],
                 [str(report.transitions)],
             ]
-            for pid in PROPERTIES:
+            for pid in (p.id for p in PROPERTIES):
                 p = report.property(pid)
                 href = "" if p.holds else "#" + _cex_anchor(d.name, env, pid)
                 cells.append([Verdict(p.holds, href)])
@@ -321,7 +236,7 @@ def _verdict_section(data: ReviewData) -> list[Block]:
         Table(headers, rows),
         Bullets(findings),
         Heading(3, "Properties"),
-        Bullets([[C(pid), f": {text}"] for pid, text in PROPERTIES.items()]),
+        Bullets([[C(p.id), f": {p.statement}"] for p in PROPERTIES]),
         Heading(3, "Environments"),
         Bullets([[C(e.name), f": {e.summary}"] for e in ENVIRONMENTS.values()]),
     ]

@@ -1,7 +1,7 @@
 """Designs (what the client does) and environments (what the world does to it).
 
 A :class:`Design` is a set of named resilience features. The transition tables
-in :mod:`fsm.model` select their rows from these fields, so a design file is all
+in :mod:`fsm.model.tables` select their rows from these fields, so a design file is all
 it takes to check a variant. Three designs are built in:
 
 ``pre-fix``
@@ -24,8 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fsm import model
-from fsm.errors import SpecError, UnknownName
+from fsm.model.errors import SpecError, UnknownName
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -197,6 +196,7 @@ DEFAULT_ENVIRONMENT = "ios-suspend"
 
 
 def get_design(name: str) -> Design:
+    """The built-in design called ``name``; :class:`UnknownName` listing the known ones."""
     try:
         return DESIGNS[name]
     except KeyError:
@@ -204,6 +204,7 @@ def get_design(name: str) -> Design:
 
 
 def get_environment(name: str) -> Environment:
+    """The built-in environment called ``name``; :class:`UnknownName` listing the known ones."""
     try:
         return ENVIRONMENTS[name]
     except KeyError:
@@ -289,9 +290,3 @@ def _first_error(exc: ValidationError) -> str:
     if where:
         return f"{where}: {message}{more}"
     return f"{message}{more}"
-
-
-model._validate()
-for _design in DESIGNS.values():
-    model.CONNECTION.table(_design)
-    model.MESSAGE.table(_design)

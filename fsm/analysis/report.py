@@ -1,0 +1,213 @@
+"""The wire format: :class:`CheckReport` and its parts, rendered from typed results.
+
+This is what ``fsm check --json`` prints and ``fsm schema report`` describes.
+It is made from the typed :class:`~fsm.analysis.trace.Trace` steps and
+:class:`~fsm.analysis.checker.CheckResult` by the functions here, the only
+place where a message index becomes a name (``m1`` is message 0) and an
+unsent message becomes ``-``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from fsm.analysis.system import Fired, Outcome, Transition, World
+from fsm.analysis.trace import Reason, Trace, broken_rules
+from fsm.model.vocabulary import Socket
+
+__all__ = [
+    "UNSENT",
+    "CheckReport",
+    "FiredView",
+    "MessageView",
+    "PropertyResult",
+    "RuleResult",
+    "StepView",
+    "detail",
+    "message_name",
+    "reason_text",
+    "start_view",
+    "step_view",
+    "step_views",
+    "world_view",
+]
+
+#: How a message the user has not sent yet is shown.
+UNSENT = "-"
+
+
+def message_name(index: int) -> str:
+    """``m1`` for message 0: messages are named in the order the user sends them."""
+    return f"m{index + 1}"
+
+
+def reason_text(reason: Reason) -> str:
+    """``m2: the server never received it, ...`` or, for the world, just the text."""
+    if reason.message is None:
+        return reason.text
+    return f"{message_name(reason.message)}: {reason.text}"
+
+
+def detail(before: World, step: Transition) -> str:
+    """What the world did in ``step``, in words (empty for most steps)."""
+    outcome = step.outcome
+    if outcome is None:
+        return ""
+    if outcome is Outcome.rest_direct:
+        return "not connected: sent over REST"
+    if outcome is Outcome.ws_delivered:
+        return "sent over the WebSocket"
+    if outcome is Outcome.ws_raised:
+        kind = "half-open" if before.socket is Socket.half_open else "suspended"
+        return f"WebSocket send into a {kind} socket raised"
+    return "WebSocket send into a half-open socket returned; the bytes vanished"
+
+
+class MessageView(BaseModel):
+    """One message in one step of a trace."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    state: str
+    held: bool
+    on_server: int
+
+
+class FiredView(BaseModel):
+    """A table row a step fired: ``machine`` is 'connection' or a message id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    machine: str
+    source: str
+    event: str
+    target: str
+    rules: list[str] = []
+
+
+class StepView(BaseModel):
+    """One step of a counterexample: the event and the world after it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event: str
+    message: str | None
+    outcome: str | None = None
+    detail: str
+    connection: str
+    socket: str
+    foreground: bool
+    network: bool
+    messages: list[MessageView]
+    fired: list[FiredView]
+
+
+class PropertyResult(BaseModel):
+    """One property's verdict, with its shortest counterexample and why it violates."""
+
+    id: str
+    statement: str
+    kind: str
+    holds: bool
+    rule: str | None = None
+    counterexample: list[StepView] | None = None
+    #: Why the counterexample's last state (or step) violates the property.
+    explanation: list[str] = []
+
+
+class RuleResult(BaseModel):
+    """A forbidden transition: is it in the design's table, is it reachable."""
+
+    id: str
+    machine: str
+    reason: str
+    evidence: str
+    edges: list[str]
+    reachable: bool
+    counterexample: list[StepView] | None = None
+
+
+class CheckReport(BaseModel):
+    """The verdicts for one design in one environment."""
+
+    design: str
+    environment: str
+    messages: int
+    states: int
+    transitions: int
+    properties: list[PropertyResult]
+    forbidden: list[RuleResult]
+
+    @property
+    def holds(self) -> bool:
+        return all(p.holds for p in self.properties)
+
+    def property(self, pid: str) -> PropertyResult:
+        for p in self.properties:
+            if p.id == pid:
+                return p
+        known = ", ".join(p.id for p in self.properties)
+        raise KeyError(f"no property {pid!r}; known: {known}")
+
+
+def _fired_view(f: Fired) -> FiredView:
+    return FiredView(
+        machine="connection" if f.message is None else message_name(f.message),
+        source=f.row.source.value,
+        event=f.row.event.value,
+        target=f.row.target.value,
+        rules=[rule.id for rule in broken_rules(f)],
+    )
+
+
+def world_view(
+    w: World,
+    event: str,
+    message: int | None = None,
+    outcome: str | None = None,
+    text: str = "",
+    fired: tuple[Fired, ...] = (),
+) -> StepView:
+    """One row of a trace: ``event`` and the world ``w`` after it."""
+    return StepView(
+        event=event,
+        message=None if message is None else message_name(message),
+        outcome=outcome,
+        detail=text,
+        connection=w.connection.value,
+        socket=w.socket.value,
+        foreground=w.foreground,
+        network=w.network,
+        messages=[
+            MessageView(
+                id=message_name(i),
+                state=UNSENT if m.state is None else m.state.value,
+                held=m.held,
+                on_server=m.server,
+            )
+            for i, m in enumerate(w.messages)
+        ],
+        fired=[_fired_view(f) for f in fired],
+    )
+
+
+def step_view(before: World, step: Transition) -> StepView:
+    return world_view(
+        step.target,
+        step.stimulus.value,
+        step.message,
+        None if step.outcome is None else step.outcome.value,
+        detail(before, step),
+        step.fired,
+    )
+
+
+def step_views(trace: Trace) -> list[StepView]:
+    """Every step of ``trace`` as a :class:`StepView` (without the start)."""
+    return [step_view(trace.before(n), step) for n, step in enumerate(trace.steps)]
+
+
+def start_view(world: World) -> StepView:
+    """The row before a trace's first step: the world it starts from."""
+    return world_view(world, "(start)")

@@ -1,0 +1,78 @@
+"""Options and argument types shared by the commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from fsm.model.design import DESIGNS, Design, get_design, load_design
+
+__all__ = [
+    "MAX_MESSAGES",
+    "Parser",
+    "UsageError",
+    "add_design_options",
+    "add_messages_option",
+    "messages_count",
+    "positive",
+    "selected_designs",
+]
+
+MAX_MESSAGES = 8
+
+
+class UsageError(Exception):
+    """A command line that does not parse: one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def messages_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 1 <= n <= MAX_MESSAGES:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_MESSAGES}, got {n}")
+    return n
+
+
+def positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def add_design_options(parser: argparse.ArgumentParser) -> None:
+    """``--design NAME`` / ``--spec FILE``, shared by every command that takes a design."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--design", metavar="NAME", help="a built-in design (see `fsm designs`)")
+    group.add_argument("--spec", metavar="FILE", help="a design file (.toml or .json)")
+
+
+def add_messages_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--messages",
+        metavar="N",
+        type=messages_count,
+        default=2,
+        help=f"messages the user may send (1-{MAX_MESSAGES}, default 2)",
+    )
+
+
+def selected_designs(args: argparse.Namespace) -> list[Design]:
+    """The designs named by ``--design``/``--spec``; every built-in one if neither."""
+    if args.design:
+        return [get_design(args.design)]
+    if args.spec:
+        return [load_design(args.spec)]
+    return list(DESIGNS.values())

@@ -1,0 +1,88 @@
+"""The ``diagrams`` and ``review`` commands: write what :mod:`fsm.render` draws."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TextIO
+
+from fsm.cli.options import Parser, add_design_options, selected_designs
+from fsm.render import diagrams as dg
+from fsm.render import review
+
+__all__ = ["cmd_diagrams", "cmd_review", "register"]
+
+
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    """Add the ``diagrams`` and ``review`` subcommands to ``fsm``'s parser."""
+    p = sub.add_parser("diagrams", help="draw the machines, counterexamples and design diffs")
+    add_design_options(p)
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=review.DEFAULT_OUT,
+        help=f"output directory (default {review.DEFAULT_OUT})",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 naming each .dot/.mmd file that is stale or missing",
+    )
+    p.set_defaults(func=cmd_diagrams)
+
+    p = sub.add_parser("review", help="check every design and write the design review")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=review.DEFAULT_OUT,
+        help=f"output directory (default {review.DEFAULT_OUT})",
+    )
+    p.add_argument(
+        "--spec",
+        metavar="FILE",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="design files (.toml or .json) to review beside the built-in designs",
+    )
+    p.set_defaults(func=cmd_review)
+
+
+def cmd_diagrams(args: argparse.Namespace, out: TextIO) -> int:
+    designs = selected_designs(args)
+    dg.check_names(designs)
+    diagrams = dg.build(designs, dg.run_checks(designs))
+    target = Path(args.out)
+    if args.check:
+        problems = dg.compare(diagrams, target, dg.complete_dirs(designs))
+        for line in problems:
+            out.write(line + "\n")
+        if problems:
+            out.write(
+                f"{len(problems)} diagram source(s) differ from the model; "
+                f"run `fsm diagrams --out {target}` to update them\n"
+            )
+            return 1
+        count = sum(len(d.sources()) for d in diagrams)
+        out.write(f"{count} diagram sources in {target} are up to date\n")
+        return 0
+    with dg.Staging(target) as staging:
+        staging.write_sources(diagrams)
+        dg.render(diagrams, staging.root)
+        written = staging.commit(prune=dg.complete_dirs(designs))
+    out.write(f"{len(written)} files written to {target}\n")
+    return 0
+
+
+def cmd_review(args: argparse.Namespace, out: TextIO) -> int:
+    designs = review.review_designs(args.spec)
+    target = Path(args.out)
+    data = review.collect(designs)
+    with dg.Staging(target) as staging:
+        staging.write_sources(data.diagrams)
+        rendered = dg.render(data.diagrams, staging.root)
+        staging.write("REVIEW.md", review.markdown(data, rendered))
+        staging.write("review.html", review.html_page(data, staging.root, rendered))
+        staging.commit(prune=dg.complete_dirs(designs), last=("REVIEW.md", "review.html"))
+    out.write(f"review written to {target / 'REVIEW.md'} and {target / 'review.html'}\n")
+    return 0

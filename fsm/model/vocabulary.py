@@ -1,0 +1,295 @@
+"""The model's vocabulary: states, events, sockets and actions, each with a one-line doc.
+
+Every member of these enums carries a ``doc`` saying what it means on a real
+client (``ConnectionState.suspended_stale.doc``). Each :class:`Action` also
+carries its :class:`Meaning`: what it does to the composed world, stated once,
+here, as data that :mod:`fsm.analysis.system` interprets and the diagrams print.
+
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+__all__ = [
+    "Action",
+    "ConnectionEvent",
+    "ConnectionState",
+    "Documented",
+    "Hook",
+    "Meaning",
+    "MessageEvent",
+    "MessageState",
+    "Socket",
+]
+
+
+class Documented(Enum):
+    """An Enum whose members carry a one-line ``doc``."""
+
+    doc: str
+
+    # Members are singletons, so identity hashing is exact, and it runs in C:
+    # the explorer hashes millions of worlds made of these.
+    __hash__ = object.__hash__
+
+    def __new__(cls, value: str, doc: str) -> Documented:
+        member = object.__new__(cls)
+        member._value_ = value
+        member.doc = doc
+        return member
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class ConnectionState(Documented):
+    """Where the client's WebSocket connection is.
+
+    ``suspended_stale`` is the state the seed bug lives in: the client still
+    reports ``isConnected == true`` but the socket under it is dead.
+    """
+
+    idle = ("idle", "No socket has been opened yet (the app has just launched).")
+    handshaking = (
+        "handshaking",
+        "resume() was called; the client waits for the server to acknowledge the handshake.",
+    )
+    connected = (
+        "connected",
+        "The client reports isConnected == true and sends over the WebSocket.",
+    )
+    suspended_stale = (
+        "suspended_stale",
+        "isConnected is still true but the socket is dead (suspended by iOS, or half-open).",
+    )
+    disconnected = (
+        "disconnected",
+        "The client knows the socket is gone; sends go over REST until it reconnects.",
+    )
+
+
+class ConnectionEvent(Documented):
+    """What can happen to the connection."""
+
+    connect = ("connect", "The client opens a WebSocket: URLSessionWebSocketTask.resume().")
+    handshake_ack = (
+        "handshake_ack",
+        "The server acknowledged the handshake (didOpenWithProtocol; Ably's CONNECTED).",
+    )
+    handshake_fail = (
+        "handshake_fail",
+        "The handshake failed or timed out and URLSession reported the error.",
+    )
+    app_background = (
+        "app_background",
+        "The app went to the background; iOS suspends its sockets without raising an error.",
+    )
+    app_foreground = ("app_foreground", "The app returned to the foreground.")
+    network_lost = (
+        "network_lost",
+        "The network path went away and the socket reported the loss (Ably RTN20).",
+    )
+    network_restored = ("network_restored", "The network path is available again.")
+    socket_error = (
+        "socket_error",
+        "The receive loop finally reported the dead socket ('Socket is not connected').",
+    )
+    connection_dropped = (
+        "connection_dropped",
+        "The connection went half-open (NAT timeout, server killed); nothing is reported.",
+    )
+    send_failed = ("send_failed", "A WebSocket send raised an error.")
+    ping_timeout = (
+        "ping_timeout",
+        "A heartbeat went unanswered, so the socket is declared dead (Phoenix, sendPing).",
+    )
+
+
+class MessageState(Documented):
+    """Where one message the user sent is, as the client sees it."""
+
+    pending = ("pending", "The user pressed send; no transport has taken the message yet.")
+    sent_ws = ("sent_ws", "The WebSocket send returned; the client waits for done/toolUse.")
+    retrying_rest = ("retrying_rest", "A REST request carrying the message is in flight.")
+    confirmed = ("confirmed", "The server's done/toolUse or the REST response confirmed it.")
+    failed = ("failed", "The user sees that the message was not delivered (not a silent loss).")
+
+
+class MessageEvent(Documented):
+    """What can happen to one message."""
+
+    ws_send_ok = ("ws_send_ok", "task.send() returned without an error.")
+    ws_send_failed = ("ws_send_failed", "task.send() raised an error.")
+    send_rest = ("send_rest", "The client is not connected, so it sends over REST directly.")
+    retry_rest = ("retry_rest", "A failed WebSocket send makes the client retry it over REST.")
+    resend_ws = (
+        "resend_ws",
+        "A new connection was acknowledged; the client resends it over the WebSocket.",
+    )
+    done = ("done", "The server's done/toolUse for this message arrived over the WebSocket.")
+    rest_ok = ("rest_ok", "The REST request returned success.")
+    rest_failed = ("rest_failed", "The REST request failed and the client sends it again.")
+    retries_exhausted = (
+        "retries_exhausted",
+        "The REST request failed and no attempt is left; the failure is shown.",
+    )
+
+
+class Socket(Documented):
+    """What the socket under the client really is (the client cannot see it)."""
+
+    closed = ("closed", "No socket exists.")
+    opening = ("opening", "resume() was called; the handshake has not completed.")
+    open = ("open", "The handshake completed and the peer is reachable.")
+    suspended = (
+        "suspended",
+        "iOS suspended it with the app: a send raises, and the receive loop reports the "
+        "error once the app runs in the foreground again.",
+    )
+    half_open = (
+        "half_open",
+        "The peer is gone but the socket looks fine: nothing is ever reported, and in the "
+        "half-open environment a send may return normally while its bytes go nowhere.",
+    )
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """What an :class:`Action` does to the composed world, as data.
+
+    Every field left at its default means "leaves that part alone". The composed
+    system (:mod:`fsm.analysis.system`) interprets these fields and nothing else,
+    so an action's behaviour is stated exactly once, beside the action.
+    """
+
+    #: The socket under the client becomes this; a done/toolUse the server owed on
+    #: the old socket dies with it.
+    socket: Socket | None = None
+    #: This message's membership of the pending-retry list becomes this.
+    hold: bool | None = None
+    #: Every message's membership of the pending-retry list becomes this.
+    hold_all: bool | None = None
+    #: This message event fires on every message of the pending-retry list whose
+    #: state has a row for it.
+    each_held: MessageEvent | None = None
+    #: The copies ``each_held`` sends reach the server over the WebSocket at once.
+    over_ws: bool = False
+    #: How the server applies a copy it receives: every copy, or once per client id.
+    server: Literal["count", "once"] | None = None
+    #: A failed REST attempt is counted; while the count is below the effect's
+    #: parameter the message's ``rest_failed`` row fires, else ``retries_exhausted``.
+    budget: bool = False
+
+    def describe(self) -> str:
+        """The meaning in a few words, for diagrams and listings."""
+        parts = []
+        if self.socket is not None:
+            parts.append(f"socket := {self.socket.value}")
+        if self.hold is not None:
+            parts.append("held := " + ("yes" if self.hold else "no"))
+        if self.hold_all is not None:
+            parts.append("every held := " + ("yes" if self.hold_all else "no"))
+        if self.each_held is not None:
+            via = " (over the WebSocket)" if self.over_ws else ""
+            parts.append(f"{self.each_held.value} on every held message{via}")
+        if self.server == "count":
+            parts.append("server applies every copy")
+        elif self.server == "once":
+            parts.append("server applies one copy per message id")
+        if self.budget:
+            parts.append("count the attempt against the budget")
+        return "; ".join(parts)
+
+
+class Action(Documented):
+    """What the client (or the server) does besides moving a machine.
+
+    Each member's :attr:`meaning` says what it does to the composed world.
+    """
+
+    meaning: Meaning
+
+    def __new__(cls, value: str, doc: str, meaning: Meaning = Meaning()) -> Action:
+        member = object.__new__(cls)
+        member._value_ = value
+        member.doc = doc
+        member.meaning = meaning
+        return member
+
+    open_socket = (
+        "open_socket",
+        "Open a new WebSocket (resume()).",
+        Meaning(socket=Socket.opening),
+    )
+    close_socket = (
+        "close_socket",
+        "Close the socket (handleDisconnect()).",
+        Meaning(socket=Socket.closed),
+    )
+    retry_pending_rest = (
+        "retry_pending_rest",
+        "onSendFailed: send every message of the pending-retry list over REST.",
+        Meaning(each_held=MessageEvent.retry_rest),
+    )
+    resend_pending_ws = (
+        "resend_pending_ws",
+        "Resend every message of the pending-retry list over the new WebSocket.",
+        Meaning(each_held=MessageEvent.resend_ws, over_ws=True),
+    )
+    release = (
+        "release",
+        "Remove this message from the pending-retry list.",
+        Meaning(hold=False),
+    )
+    release_all = (
+        "release_all",
+        "Clear the whole pending-retry list (pendingRetryMessages = nil).",
+        Meaning(hold_all=False),
+    )
+    hold = (
+        "hold",
+        "Write the message into the pending-retry list before any send (write-ahead).",
+        Meaning(hold=True),
+    )
+    count_copy = (
+        "count_copy",
+        "The server applies every copy of a message it receives.",
+        Meaning(server="count"),
+    )
+    dedupe_copy = (
+        "dedupe_copy",
+        "The server applies a copy only if it has none with the same client message id.",
+        Meaning(server="once"),
+    )
+    attempt_budget = (
+        "attempt_budget",
+        "Count the failed REST attempt: send again below the budget, else show the failure.",
+        Meaning(budget=True),
+    )
+
+
+class Hook(Documented):
+    """A point of the composed system where design-dependent effects run.
+
+    Rows say what the client's machines do with an event; a few things a
+    design changes happen outside any machine (the write-ahead before a send,
+    how the server counts copies, the REST retry budget). They are rows of
+    :data:`fsm.model.effects.EFFECTS`, selected per design like table rows.
+    """
+
+    accept = (
+        "accept",
+        "The user pressed send: the client takes the message before any transport does.",
+    )
+    server_receives = (
+        "server_receives",
+        "A copy of a message reaches the server, over the WebSocket or over REST.",
+    )
+    rest_attempt_fails = (
+        "rest_attempt_fails",
+        "A REST request failed, or the server applied it and its response was lost.",
+    )
