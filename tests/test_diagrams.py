@@ -3,6 +3,7 @@ output is byte-stable, ``--check`` catches stale files, and Graphviz is optional
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 from pathlib import Path
@@ -13,13 +14,21 @@ from hypothesis import HealthCheck, given, settings
 
 from fsm import strategies as fst
 from fsm.analysis.checker import check
-from fsm.analysis.explorer import explore
+from fsm.analysis.explorer import Exploration, explore
+from fsm.analysis.properties import PROPERTIES, violating_worlds
+from fsm.analysis.report import message_name, reason_text
 from fsm.analysis.system import System
 from fsm.cli import main
+from fsm.model.behaviour import behaviour
 from fsm.model.design import DESIGNS, ENVIRONMENTS, Design
 from fsm.model.forbidden import FORBIDDEN
 from fsm.model.tables import CONNECTION, MESSAGE, MachineSpec, Row
-from fsm.render import diagrams as dg
+from fsm.render import catalog, files
+from fsm.render import composed as cp
+from fsm.render.counterexample import counterexample_dot
+from fsm.render.diff import diff_dot, effect_changes
+from fsm.render.machine import machine_dot, machine_graph, machine_mermaid
+from fsm.render.style import GREEN, RED, VIOLATION_COLORS, VISITED
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS: dict[str, MachineSpec[Any, Any]] = {"connection": CONNECTION, "message": MESSAGE}
@@ -42,7 +51,7 @@ def says(attrs: str, word: str) -> bool:
 
 
 def is_red(attrs: str) -> bool:
-    return f'color="{dg.RED}"' in attrs and "penwidth" in attrs and "style=dashed" not in attrs
+    return f'color="{RED}"' in attrs and "penwidth" in attrs and "style=dashed" not in attrs
 
 
 def forbidden_ids(spec: MachineSpec[Any, Any], row: Row[Any, Any]) -> list[str]:
@@ -50,7 +59,7 @@ def forbidden_ids(spec: MachineSpec[Any, Any], row: Row[Any, Any]) -> list[str]:
 
 
 def assert_machine_matches_table(spec: MachineSpec[Any, Any], design: Design) -> None:
-    dot = dg.machine_dot(spec, design)
+    dot = machine_dot(spec, design)
     drawn = [e for e in edges(dot) if e[0] != "__start"]
     solid = [e for e in drawn if "style=dashed" not in e[2]]
     states = nodes(dot)
@@ -90,7 +99,7 @@ def test_machine_edges_are_the_table_rows(name: str, machine: str) -> None:
 def test_any_design_draws_exactly_its_table(design: Design) -> None:
     for spec in SPECS.values():
         assert_machine_matches_table(spec, design)
-        mermaid = dg.machine_mermaid(spec, design)
+        mermaid = machine_mermaid(spec, design)
         for row in spec.table(design):
             src, dst, event = row.source.value, row.target.value, row.event.value
             if src == dst and not forbidden_ids(spec, row):
@@ -103,10 +112,10 @@ def test_any_design_draws_exactly_its_table(design: Design) -> None:
 
 def test_forbidden_edges_are_red_in_pre_fix() -> None:
     pre_fix = DESIGNS["pre-fix"]
-    conn = edges(dg.machine_dot(CONNECTION, pre_fix))
+    conn = edges(machine_dot(CONNECTION, pre_fix))
     red = {(t, h) for t, h, a in conn if is_red(a) and says(a, "F2")}
     assert red == {("idle", "connected"), ("disconnected", "connected")}
-    msg = edges(dg.machine_dot(MESSAGE, pre_fix))
+    msg = edges(machine_dot(MESSAGE, pre_fix))
     (f1,) = [a for t, h, a in msg if is_red(a)]
     assert says(f1, "F1")
     assert says(f1, "ws_send_failed")
@@ -118,7 +127,7 @@ def test_forbidden_edges_are_red_in_pre_fix() -> None:
 def test_hardened_respects_every_rule_and_shows_it() -> None:
     hardened = DESIGNS["hardened"]
     for spec in SPECS.values():
-        drawn = edges(dg.machine_dot(spec, hardened))
+        drawn = edges(machine_dot(spec, hardened))
         assert not [a for _, _, a in drawn if is_red(a)]
         dashed = {(t, h, a) for t, h, a in drawn if "style=dashed" in a}
         for rule in (r for r in FORBIDDEN if r.machine == spec.name):
@@ -139,7 +148,7 @@ def test_hardened_respects_every_rule_and_shows_it() -> None:
 
 def test_every_diagram_has_a_title_legend_and_initial_state() -> None:
     designs = list(DESIGNS.values())
-    diagrams = dg.build(designs, dg.run_checks(designs))
+    diagrams = catalog.build(designs, catalog.run_checks(designs))
     kinds = {d.kind for d in diagrams}
     assert kinds == {"machine", "counterexample", "composed", "diff"}
     for d in diagrams:
@@ -155,64 +164,171 @@ def test_every_diagram_has_a_title_legend_and_initial_state() -> None:
 
 def test_counterexample_numbers_the_fired_edges() -> None:
     design = DESIGNS["pre-fix"]
-    report = check(design, ENVIRONMENTS["ios-suspend"], dg.MESSAGES)
-    prop = report.property("no-silent-loss")
-    assert prop.counterexample
-    dot = dg.counterexample_dot(design, report, prop)
+    result = check(design, ENVIRONMENTS["ios-suspend"], catalog.MESSAGES)
+    verdict = result.verdict("no-silent-loss")
+    assert verdict.trace
+    dot = counterexample_dot(design, result, verdict)
     drawn = edges(dot)
     assert "pre-fix · ios-suspend · counterexample: no-silent-loss" in dot
-    for n, step in enumerate(prop.counterexample, start=1):
+    for n, step in enumerate(verdict.trace, start=1):
         for fired in step.fired:
-            prefix = "c" if fired.machine == "connection" else fired.machine
-            tail, head = f"{prefix}__{fired.source}", f"{prefix}__{fired.target}"
+            prefix = "c" if fired.message is None else message_name(fired.message)
+            tail = f"{prefix}__{fired.row.source.value}"
+            head = f"{prefix}__{fired.row.target.value}"
             assert any(
                 (t, h) == (tail, head) and re.search(rf"<b>[\d, ]*\b{n}\b[\d, ]*</b>", a)
                 for t, h, a in drawn
             ), f"step {n}: {fired} is not numbered"
     # The swallowed send error into the stale socket is F1, drawn red.
     assert any(
-        (t, h) == ("m1__pending", "m1__sent_ws") and f'color="{dg.RED}"' in a and "F1" in a
+        (t, h) == ("m1__pending", "m1__sent_ws") and f'color="{RED}"' in a and "F1" in a
         for t, h, a in drawn
     )
     # States the trace passes through are highlighted, the others are not.
     state_nodes = nodes(dot)
-    assert f'fillcolor="{dg.VISITED}"' in state_nodes["c__suspended_stale"]
-    assert f'fillcolor="{dg.VISITED}"' not in state_nodes["c__handshaking"]
+    assert f'fillcolor="{VISITED}"' in state_nodes["c__suspended_stale"]
+    assert f'fillcolor="{VISITED}"' not in state_nodes["c__handshaking"]
+
+
+def label_text(dot: str) -> str:
+    """The words of a DOT source, tags and line breaks taken out."""
+    text = html.unescape(re.sub(r"<[^>]+>", " ", dot)).replace("•", " ")
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("env", list(ENVIRONMENTS))
+def test_counterexample_says_why_its_last_state_violates(env: str) -> None:
+    design = DESIGNS["pre-fix"]
+    result = check(design, ENVIRONMENTS[env], catalog.MESSAGES)
+    violated = [v for v in result.verdicts if not v.holds]
+    assert violated
+    for verdict in violated:
+        assert verdict.explanation, verdict.id
+        words = label_text(counterexample_dot(design, result, verdict))
+        assert f"why this state violates {verdict.id}:" in words
+        for reason in verdict.explanation:
+            assert " ".join(reason_text(reason).split()) in words, (verdict.id, reason)
 
 
 def test_diff_colours_removed_added_and_kept_edges() -> None:
     old, new = DESIGNS["pre-fix"], DESIGNS["fixed"]
-    drawn = edges(dg.diff_dot(MESSAGE, old, new))
+    drawn = edges(diff_dot(MESSAGE, old, new))
     before = {r.edge for r in MESSAGE.table(old)}
     after = {r.edge for r in MESSAGE.table(new)}
     assert before - after
     assert after - before
     for s, e, t in before - after:
         assert any(
-            (a, b) == (s.value, t.value) and f'color="{dg.RED}"' in x and says(x, e.value)
+            (a, b) == (s.value, t.value) and f'color="{RED}"' in x and says(x, e.value)
             for a, b, x in drawn
         )
     for s, e, t in after - before:
         assert any(
-            (a, b) == (s.value, t.value) and f'color="{dg.GREEN}"' in x and says(x, e.value)
+            (a, b) == (s.value, t.value) and f'color="{GREEN}"' in x and says(x, e.value)
             for a, b, x in drawn
         )
     # The seed's fix: the swallowed send error (F1) is what pre-fix -> fixed removes.
-    assert any("F1" in x and f'color="{dg.RED}"' in x for _, _, x in drawn)
+    assert any("F1" in x and f'color="{RED}"' in x for _, _, x in drawn)
 
 
 def test_composed_graph_has_every_reachable_world() -> None:
     design = DESIGNS["pre-fix"]
-    ex = explore(System(design, ENVIRONMENTS[dg.COMPOSED_ENVIRONMENT], 1))
-    dot = dg.composed_dot(design)
+    ex = explore(System(design, ENVIRONMENTS[cp.COMPOSED_ENVIRONMENT], 1))
+    graph = cp.composed(design)
+    dot = cp.composed_dot(graph)
     world_nodes = [n for n in nodes(dot) if n.startswith("w")]
     assert len(world_nodes) == len(ex.worlds)
-    graph = dg.composed(design)
     counts = graph.counts()
-    assert counts["lost"] > 0
-    assert counts["connected-unacked"] > 0
-    assert dot.count(dg.VIOLATION_COLORS["lost"]) >= counts["lost"]
-    assert all(v == 0 for k, v in dg.composed(DESIGNS["hardened"]).counts().items())
+    assert counts["no-silent-loss"] > 0
+    assert counts["connected-means-acked"] > 0
+    assert dot.count(VIOLATION_COLORS["no-silent-loss"]) >= counts["no-silent-loss"]
+    assert all(v == 0 for k, v in cp.composed(DESIGNS["hardened"]).counts().items())
+
+
+@pytest.mark.parametrize("name", list(DESIGNS))
+def test_composed_flags_are_the_property_registry_s(name: str) -> None:
+    design = DESIGNS[name]
+    graph = cp.composed(design)
+    bad = violating_worlds(explore(System(design, ENVIRONMENTS[cp.COMPOSED_ENVIRONMENT], 1)))
+    state_properties = [p.id for p in PROPERTIES if p.bad_states is not None]
+    assert list(graph.properties) == list(bad) == state_properties
+    assert list(graph.counts()) == state_properties
+    for i, flags in enumerate(graph.flags):
+        assert flags == tuple(pid for pid, states in bad.items() if states[i]), i
+
+
+def test_composed_explores_once_and_asks_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    explored: list[Exploration] = []
+    real = explore
+
+    def counting(system: System) -> Exploration:
+        explored.append(real(system))
+        return explored[-1]
+
+    def registry(ex: Exploration) -> dict[str, list[bool]]:
+        assert ex is explored[-1]
+        return {"no-duplicate-delivery": [i % 2 == 0 for i in range(len(ex.worlds))]}
+
+    monkeypatch.setattr(cp, "explore", counting)
+    monkeypatch.setattr(cp, "violating_worlds", registry)
+    graph = cp.composed(DESIGNS["pre-fix"])
+    assert len(explored) == 1
+    assert graph.properties == ("no-duplicate-delivery",)
+    assert graph.counts() == {"no-duplicate-delivery": (len(graph.worlds) + 1) // 2}
+    dot = cp.composed_dot(graph)
+    assert VIOLATION_COLORS["no-silent-loss"] not in dot
+    assert (
+        dot.count(VIOLATION_COLORS["no-duplicate-delivery"])
+        > graph.counts()["no-duplicate-delivery"]
+    )
+
+
+def with_message_ids(design: Design) -> Design:
+    """``design`` with server-side dedup by client id, under the same name."""
+    return design.model_copy(update={"message_ids": True})
+
+
+def test_machine_diagrams_show_the_design_s_effects() -> None:
+    fixed = DESIGNS["fixed"]
+    variant = with_message_ids(fixed)
+    # The tables are the same: only an effect outside the machines differs.
+    assert behaviour(fixed).message.rows == behaviour(variant).message.rows
+    assert behaviour(fixed).connection.rows == behaviour(variant).connection.rows
+    for design in (*DESIGNS.values(), variant):
+        for spec in SPECS.values():
+            graph = machine_graph(spec, design)
+            dot, mermaid = machine_dot(spec, design), machine_mermaid(spec, design)
+            assert mermaid == machine_mermaid(spec, design)
+            assert graph.blocks, "no effects block"
+            for selected in behaviour(design).effects:
+                assert html.escape(selected.describe(), quote=False) in dot
+                assert selected.describe() in mermaid
+    for spec in SPECS.values():
+        assert machine_dot(spec, fixed) != machine_dot(spec, variant)
+        assert machine_mermaid(spec, fixed) != machine_mermaid(spec, variant)
+        assert "server_receives / count_copy" in machine_dot(spec, fixed)
+        assert "server_receives / dedupe_copy" in machine_dot(spec, variant)
+        assert "server_receives / dedupe_copy" in machine_mermaid(spec, variant)
+
+
+def test_diff_lists_and_counts_effect_changes() -> None:
+    fixed = DESIGNS["fixed"]
+    variant = with_message_ids(fixed)
+    (change,) = [c for c in effect_changes(fixed, variant) if c.change != "same"]
+    assert change.change == "changed"
+    assert change.hook.value == "server_receives"
+    for spec in SPECS.values():
+        dot = diff_dot(spec, fixed, variant)
+        title = re.search(r"edges: [^<]*", dot)
+        assert title is not None
+        assert "0 removed, 0 added, 0 with new actions" in title[0]
+        assert "effects: 0 removed, 0 added, 1 changed" in title[0]
+        assert "count_copy" in dot
+        assert "dedupe_copy" in dot
+    # Designs that differ in their tables list their effect changes too.
+    words = label_text(diff_dot(MESSAGE, DESIGNS["pre-fix"], fixed))
+    assert "effects: 0 removed, 1 added, 0 changed" in words
+    assert "+ accept / hold" in words
 
 
 def no_dot(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -343,7 +459,7 @@ def test_staging_leaves_the_output_alone_on_failure(tmp_path: Path) -> None:
     (out / "a.dot").write_text("old\n")
 
     def interrupted() -> None:
-        with dg.Staging(out) as staging:
+        with files.Staging(out) as staging:
             staging.write("a.dot", "new\n")
             raise RuntimeError("interrupted")
 

@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 
 from fsm.analysis.ablation import ablate
-from fsm.analysis.checker import check
+from fsm.analysis.checker import CheckResult, check
+from fsm.analysis.explorer import Exploration, explore
 from fsm.analysis.properties import PROPERTIES
-from fsm.analysis.report import CheckReport
+from fsm.analysis.report import reason_text
+from fsm.analysis.system import System
 from fsm.cli import main
 from fsm.model.design import DESIGNS, ENVIRONMENTS
 from fsm.model.forbidden import FORBIDDEN
+from fsm.render import composed as cp
 from fsm.render import review
 
 HAS_DOT = shutil.which("dot") is not None
@@ -37,7 +40,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reports() -> dict[tuple[str, str], CheckReport]:
+def reports() -> dict[tuple[str, str], CheckResult]:
     return {(d, e): check(DESIGNS[d], ENVIRONMENTS[e], 2) for d in DESIGNS for e in ENVIRONMENTS}
 
 
@@ -57,20 +60,20 @@ def verdict_rows(markdown: str) -> dict[tuple[str, str], dict[str, str]]:
 
 
 def test_verdict_matrix_is_the_checkers(
-    rendered: Path, reports: dict[tuple[str, str], CheckReport]
+    rendered: Path, reports: dict[tuple[str, str], CheckResult]
 ) -> None:
     rows = verdict_rows((rendered / "REVIEW.md").read_text(encoding="utf-8"))
     assert set(rows) == set(reports)
     for key, report in reports.items():
         assert rows[key]["states"] == str(report.states)
         assert rows[key]["transitions"] == str(report.transitions)
-        for pid in PROPERTIES:
-            assert rows[key][pid] == ("yes" if report.property(pid).holds else "NO"), (key, pid)
+        for pid in (p.id for p in PROPERTIES):
+            assert rows[key][pid] == ("yes" if report.verdict(pid).holds else "NO"), (key, pid)
     # The seed bug and its cure, as the checker sees them.
-    assert not reports[("pre-fix", "ios-suspend")].property("no-silent-loss").holds
+    assert not reports[("pre-fix", "ios-suspend")].verdict("no-silent-loss").holds
     assert rows[("pre-fix", "ios-suspend")]["no-silent-loss"] == "NO"
     assert all(reports[("hardened", e)].holds for e in ENVIRONMENTS)
-    assert all(rows[("hardened", e)][p] == "yes" for e in ENVIRONMENTS for p in PROPERTIES)
+    assert all(rows[("hardened", e)][p.id] == "yes" for e in ENVIRONMENTS for p in PROPERTIES)
 
 
 def test_review_has_every_section(rendered: Path) -> None:
@@ -92,22 +95,65 @@ def test_review_has_every_section(rendered: Path) -> None:
 
 
 def test_each_counterexample_has_a_table_and_a_diagram(
-    rendered: Path, reports: dict[tuple[str, str], CheckReport]
+    rendered: Path, reports: dict[tuple[str, str], CheckResult]
 ) -> None:
     md = (rendered / "REVIEW.md").read_text(encoding="utf-8")
     for (design, env), report in reports.items():
-        for p in report.properties:
-            anchor = f"cex-{design}-{env}-{p.id}"
-            if p.holds:
+        for v in report.verdicts:
+            anchor = f"cex-{design}-{env}-{v.id}"
+            if v.holds:
                 assert anchor not in md
                 continue
             assert f'<a id="{anchor}"></a>' in md, anchor
             assert f"(#{anchor})" in md, "the verdict matrix links to it"
-            assert f"{design}/counterexample-{env}-{p.id}.svg" in md
+            assert f"{design}/counterexample-{env}-{v.id}.svg" in md
             section = md.split(f'<a id="{anchor}"></a>', 1)[1].split("<a id=", 1)[0]
-            assert p.counterexample is not None
+            assert v.trace is not None
             steps = [line for line in section.splitlines() if re.match(r"\| \*?\*?\d+", line)]
-            assert len(steps) == len(p.counterexample) + 1  # the start row, then each step
+            assert len(steps) == len(v.trace) + 1  # the start row, then each step
+
+
+def test_step_tables_say_why_the_shaded_state_violates(
+    rendered: Path, reports: dict[tuple[str, str], CheckResult]
+) -> None:
+    md = (rendered / "REVIEW.md").read_text(encoding="utf-8")
+    for (design, env), report in reports.items():
+        for v in report.verdicts:
+            if v.holds:
+                continue
+            assert v.explanation
+            section = md.split(f'<a id="cex-{design}-{env}-{v.id}"></a>', 1)[1]
+            table = next(c for c in section.split("\n\n") if c.startswith("| #")).splitlines()
+            assert table[0].endswith("| transitions taken | why it violates |")
+            *earlier, shaded = table[2:]
+            cells = [c.strip() for c in shaded.strip("|").split("|")]
+            assert cells[0] == f"**{len(v.trace or ())}**"
+            for reason in v.explanation:
+                assert review.md_text(reason_text(reason)) in cells[-1], (design, env, v.id)
+            assert all(line.endswith("|  |") for line in earlier), "only the shaded row says why"
+
+
+def test_review_explores_each_composed_graph_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    explored: list[Exploration] = []
+    real = explore
+
+    def counting(system: System) -> Exploration:
+        explored.append(real(system))
+        return explored[-1]
+
+    monkeypatch.setattr(cp, "explore", counting)
+    monkeypatch.setattr(review, "ablate", lambda *args, **kwargs: [])
+    designs = list(DESIGNS.values())
+    data = review.collect(designs)
+    assert len(explored) == len(designs)
+    md = review.markdown(data, rendered=False)
+    for d in designs:
+        graph = data.composed[d.name]
+        counts = ", ".join(f"{k}: {v}" for k, v in graph.counts().items())
+        assert (
+            f"{len(graph.worlds)} states, {len(graph.edges)} distinct transitions; {counts}." in md
+        )
+    assert len(explored) == len(designs), "rendering the review explored again"
 
 
 def test_links_are_relative_and_resolve(rendered: Path) -> None:
@@ -193,10 +239,28 @@ def test_spec_files_join_the_review(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         2,
     )
     assert rows[("mine", "half-open")]["no-silent-loss"] == (
-        "yes" if mine.property("no-silent-loss").holds else "NO"
+        "yes" if mine.verdict("no-silent-loss").holds else "NO"
     )
     assert "### fixed → mine" in md
     assert (out / "diff" / "message-fixed-to-mine.dot").is_file()
+
+
+def test_review_lists_effect_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A design that differs from ``fixed`` only outside its machines still gets a diff
+    that says what changed."""
+    no_dot(monkeypatch)
+    spec = tmp_path / "ids.toml"
+    spec.write_text('based_on = "fixed"\nname = "ids"\nmessage_ids = true\n', encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["review", "--out", str(out), "--spec", str(spec)]) == 0
+    md = (out / "REVIEW.md").read_text(encoding="utf-8")
+    section = md.split('<a id="diff-fixed-ids"></a>', 1)[1].split("<a id=", 1)[0]
+    assert "| effect | hook | fixed | ids |" in section
+    assert "| changed | `server_receives` | count_copy | dedupe_copy |" in section
+    for machine in ("connection", "message"):
+        assert f"{machine} machine: 0 changed edges" in section
+        dot = (out / "diff" / f"{machine}-fixed-to-ids.dot").read_text(encoding="utf-8")
+        assert "effects: 0 removed, 0 added, 1 changed" in dot
 
 
 @pytest.mark.parametrize(

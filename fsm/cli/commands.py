@@ -27,7 +27,7 @@ from fsm.model.design import (
     get_design,
     get_environment,
 )
-from fsm.render.text import LEGEND, message_cell, table, trace_table
+from fsm.render.text import LEGEND, ablation_table, scenario_table, table, trace_table
 
 __all__ = ["register"]
 
@@ -79,41 +79,11 @@ def print_scenario(report: ScenarioReport, messages: int, out: TextIO) -> None:
         f"scenario {report.scenario}   design {report.design}   "
         f"environment {report.environment}\n\n"
     )
-    rows = []
-    for s in report.steps:
-        label = s.stimulus + (f" {s.message}" if s.message else "")
-        if s.step is None:
-            rows.append(
-                [
-                    str(s.index),
-                    label,
-                    "(not possible: skipped)",
-                    "",
-                    "",
-                    "",
-                    *([""] * messages),
-                    s.why,
-                ]
-            )
-            continue
-        v = s.step
-        rows.append(
-            [
-                str(s.index),
-                label,
-                v.detail,
-                v.connection,
-                v.socket,
-                "fg" if v.foreground else "bg",
-                *(message_cell(m.state, m.held, m.on_server) for m in v.messages),
-                s.why,
-            ]
-        )
-    names = [f"m{i + 1}" for i in range(messages)]
-    out.write(table(["#", "event", "detail", "connection", "socket", "app", *names, "why"], rows))
+    steps = scenario_table(report, messages)
+    out.write(steps.render())
     out.write("\n\n")
-    for name, fate in report.outcome.items():
-        out.write(f"{name}: {fate}\n")
+    for note in steps.notes:
+        out.write(f"{note}\n")
 
 
 # -- commands -------------------------------------------------------------------------
@@ -161,23 +131,7 @@ def cmd_ablate(args: argparse.Namespace, out: TextIO) -> int:
     if not rows:
         out.write(f"{design.name} and {baseline.name} have the same features\n")
         return 0
-    body = []
-    for row in rows:
-        change = f"{row.value} -> {row.baseline}"
-        if row.invalid is not None:
-            body.append(
-                [row.feature, change, f"cannot be set back alone: {row.invalid}"]
-                + [""] * (len(environments) - 1)
-            )
-            continue
-        body.append(
-            [
-                row.feature,
-                change,
-                *(", ".join(row.breaks[e.name]) or "nothing" for e in environments),
-            ]
-        )
-    out.write(table(["feature", "set back", *(e.name for e in environments)], body) + "\n")
+    out.write(ablation_table(rows, [e.name for e in environments]).render() + "\n")
     return 0
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from fsm.cli.options import Parser, add_design_options, selected_designs
-from fsm.render import diagrams as dg
-from fsm.render import review
+from fsm.render import catalog, files, review
 
 __all__ = ["cmd_diagrams", "cmd_review", "register"]
 
@@ -50,11 +49,11 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
 
 def cmd_diagrams(args: argparse.Namespace, out: TextIO) -> int:
     designs = selected_designs(args)
-    dg.check_names(designs)
-    diagrams = dg.build(designs, dg.run_checks(designs))
+    catalog.check_names(designs)
+    diagrams = catalog.build(designs, catalog.run_checks(designs), catalog.run_composed(designs))
     target = Path(args.out)
     if args.check:
-        problems = dg.compare(diagrams, target, dg.complete_dirs(designs))
+        problems = files.compare(diagrams, target, catalog.complete_dirs(designs))
         for line in problems:
             out.write(line + "\n")
         if problems:
@@ -66,10 +65,10 @@ def cmd_diagrams(args: argparse.Namespace, out: TextIO) -> int:
         count = sum(len(d.sources()) for d in diagrams)
         out.write(f"{count} diagram sources in {target} are up to date\n")
         return 0
-    with dg.Staging(target) as staging:
+    with files.Staging(target) as staging:
         staging.write_sources(diagrams)
-        dg.render(diagrams, staging.root)
-        written = staging.commit(prune=dg.complete_dirs(designs))
+        files.render(diagrams, staging.root)
+        written = staging.commit(prune=catalog.complete_dirs(designs))
     out.write(f"{len(written)} files written to {target}\n")
     return 0
 
@@ -78,11 +77,11 @@ def cmd_review(args: argparse.Namespace, out: TextIO) -> int:
     designs = review.review_designs(args.spec)
     target = Path(args.out)
     data = review.collect(designs)
-    with dg.Staging(target) as staging:
+    with files.Staging(target) as staging:
         staging.write_sources(data.diagrams)
-        rendered = dg.render(data.diagrams, staging.root)
+        rendered = files.render(data.diagrams, staging.root)
         staging.write("REVIEW.md", review.markdown(data, rendered))
         staging.write("review.html", review.html_page(data, staging.root, rendered))
-        staging.commit(prune=dg.complete_dirs(designs), last=("REVIEW.md", "review.html"))
+        staging.commit(prune=catalog.complete_dirs(designs), last=("REVIEW.md", "review.html"))
     out.write(f"review written to {target / 'REVIEW.md'} and {target / 'review.html'}\n")
     return 0

@@ -190,11 +190,11 @@ def effects_panel(changes: Sequence[EffectChange]) -> Panel:
             Span("/ " + EffectChange.text(shown), tone=tone),
         ]
         if shown is not None and shown.note and c.change != "same":
-            ln.append(Span(f"({shown.note})", SpanKind.note))
+            ln.append(Span(shown.note, SpanKind.note))
         lines.append(tuple(ln))
     if not lines:
         lines.append((Span("neither design has any", tone=Tone.muted),))
-    return Panel(f"outside the machines: effects {_counts(changes)}", tuple(lines))
+    return Panel(f"effects outside the machines: {_counts(changes)}", tuple(lines))
 
 
 def diff_graph(spec: MachineSpec[Any, Any], old: Design, new: Design) -> Graph:

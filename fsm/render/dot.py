@@ -108,8 +108,8 @@ def _plain(ln: Line) -> bool:
 
 
 def _packed(lines: Iterable[Line]) -> list[Line]:
-    """Lines laid out for a label: runs of bare events two to a line, an event whose
-    actions would make its line long above them."""
+    """Lines laid out for a label: runs of bare events (without a note under them)
+    two to a line, an event whose actions would make its line long above them."""
     out: list[Line] = []
     run: list[Line] = []
 
@@ -118,8 +118,10 @@ def _packed(lines: Iterable[Line]) -> list[Line]:
             out.append((Span(", ".join(s.text for ln in run[i : i + 2] for s in ln)),))
         run.clear()
 
-    for ln in lines:
-        if _plain(ln) and len(ln) == 1:
+    given = list(lines)
+    for n, ln in enumerate(given):
+        noted = n + 1 < len(given) and all(s.kind is SpanKind.note for s in given[n + 1])
+        if _plain(ln) and len(ln) == 1 and not noted:
             run.append(ln)
             continue
         flush()

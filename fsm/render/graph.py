@@ -206,6 +206,3 @@ class Graph:
 
     def all_nodes(self) -> Sequence[Node]:
         return [*self.nodes, *(n for c in self.clusters for n in c.nodes)]
-
-    def all_edges(self) -> Sequence[Edge]:
-        return [*self.edges, *(e for c in self.clusters for e in c.edges)]

@@ -20,7 +20,7 @@ from fsm.model.tables import CONNECTION, MESSAGE, MachineSpec, Row, Table
 from fsm.model.vocabulary import Hook
 from fsm.render import dot, mermaid
 from fsm.render.graph import Edge, EdgeRole, Graph, Line, Node, NodeRole, Panel, Span, SpanKind
-from fsm.render.style import GREY, INK, RED, RED_SOFT, Legend, Tone, short, wrap
+from fsm.render.style import GREY, INK, MUTED, RED, RED_SOFT, Legend, Tone, short, wrap
 
 __all__ = [
     "RANKDIR",
@@ -184,9 +184,9 @@ def effects_panel(effects: Effects) -> Panel:
             continue
         ln: list[Span] = [Span(chosen.describe())]
         if chosen.note:
-            ln.append(Span(f"({chosen.note})", SpanKind.note))
+            ln.append(Span(chosen.note, SpanKind.note))
         lines.append(tuple(ln))
-    return Panel("outside the machines: this design's effects (hook / actions)", tuple(lines))
+    return Panel("outside the machines (this design's effects, hook / actions)", tuple(lines))
 
 
 def _legend(rules: Sequence[ForbiddenRule], unreachable: bool) -> list[Legend]:
@@ -197,7 +197,7 @@ def _legend(rules: Sequence[ForbiddenRule], unreachable: bool) -> list[Legend]:
             if unreachable
             else []
         ),
-        Legend("text", "#5a6678", "events that leave the state where it is (self-loops)", "↻"),
+        Legend("text", MUTED, "events that leave the state where it is (self-loops)", "↻"),
         Legend("line", INK, "allowed transition: event / actions, note in italics"),
         Legend("bold", RED, "forbidden transition this design has (F-rule id and reason)"),
         Legend("dashed", RED_SOFT, "must never: an F-rule transition this design does not have"),
@@ -251,7 +251,7 @@ def machine_graph(spec: MachineSpec[Any, Any], design: Design) -> Graph:
             if row.edge in forbidden and rule in forbidden[row.edge]:
                 continue
             when = f" (while {rule.scope})" if rule.scope else ""
-            label = [(Span(f"{rule.id} must never{when}:", SpanKind.tag), Span(row_text(row)))]
+            label = [(Span(f"{rule.id} must never{when}:"), Span(row_text(row)))]
             edges.append(
                 Edge(row.source.value, row.target.value, EdgeRole.must_never, tuple(label))
             )

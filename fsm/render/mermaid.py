@@ -3,7 +3,7 @@
 
 Mermaid cannot colour or dash single edges, so roles become words: a forbidden
 edge's label starts with ``FORBIDDEN``, edges that must never exist are listed
-in notes (one per tag), unreachable states get a dashed class. Events that
+in notes (one per first label span), unreachable states get a dashed class. Events that
 leave a state where it is are listed inside the state, side blocks become
 notes, clusters become composite states, and a label's supporting detail is
 left out. Grids (a trace's steps) are for DOT only.
@@ -59,13 +59,13 @@ def _texts(lines: Sequence[Line]) -> list[str]:
 
 
 def _tag(edge: Edge) -> str:
-    first = edge.label[0] if edge.label else ()
-    return " ".join(s.text for s in first if s.kind is SpanKind.tag).rstrip(":")
+    """The first span of an edge's label: what its note is headed by."""
+    return edge.label[0][0].text.rstrip(":") if edge.label and edge.label[0] else ""
 
 
 def _rest(edge: Edge) -> str:
-    first = edge.label[0] if edge.label else ()
-    return text(" ".join(s.text for s in first if s.kind is not SpanKind.tag and s.text))
+    first = edge.label[0][1:] if edge.label else ()
+    return text(" ".join(s.text for s in first if s.text))
 
 
 def _body(nodes: Sequence[Node], edges: Sequence[Edge], indent: str) -> list[str]:

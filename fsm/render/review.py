@@ -1,7 +1,7 @@
 """The design review: one document, rendered to Markdown and to HTML.
 
 ``fsm review`` checks every built-in design (and any design files) in both
-built-in environments, renders the diagrams of :mod:`fsm.render.diagrams`, and writes
+built-in environments, renders the diagrams of :mod:`fsm.render.catalog`, and writes
 a design review twice from one document: ``REVIEW.md`` (GitHub renders its
 tables, images and Mermaid blocks) and ``review.html`` (one self-contained page,
 SVGs and CSS inline, no script).
@@ -16,14 +16,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing_extensions import assert_never
+
 from fsm.analysis.ablation import AblationRow, ablate
+from fsm.analysis.checker import CheckResult
 from fsm.analysis.properties import PROPERTIES
-from fsm.analysis.report import CheckReport, StepView
+from fsm.analysis.report import message_name, reason_text
 from fsm.analysis.scenario import ScenarioReport, get_scenario, run
+from fsm.analysis.trace import Trace
 from fsm.model.design import DESIGNS, ENVIRONMENTS, Design, load_design
 from fsm.model.forbidden import FORBIDDEN
-from fsm.render import diagrams as dg
-from fsm.render.text import TRACE_HEADERS, message_cell, trace_rows
+from fsm.render import catalog
+from fsm.render.catalog import Diagram
+from fsm.render.composed import COMPOSED_ENVIRONMENT, Composed
+from fsm.render.diff import edge_changes, effect_changes, feature_changes
+from fsm.render.files import svg_of
+from fsm.render.machine import SPECS, rule_scope
+from fsm.render.text import ablation_table, scenario_table, trace_headers, trace_rows
 
 __all__ = [
     "DEFAULT_OUT",
@@ -31,6 +40,7 @@ __all__ = [
     "collect",
     "html_page",
     "markdown",
+    "md_text",
     "review_designs",
 ]
 
@@ -41,7 +51,7 @@ SCENARIO = "seed-verification"
 def review_designs(specs: Sequence[str]) -> list[Design]:
     """The built-in designs, then those of ``specs`` (a spec equal to a built-in is dropped)."""
     designs = list(DESIGNS.values()) + [load_design(path) for path in specs]
-    dg.check_names(designs)
+    catalog.check_names(designs)
     unique: dict[str, Design] = {}
     for d in designs:
         unique.setdefault(d.name, d)
@@ -54,22 +64,26 @@ class ReviewData:
     """Everything the review shows, computed once."""
 
     designs: list[Design]
-    reports: dict[tuple[str, str], CheckReport]
+    results: dict[tuple[str, str], CheckResult]
     scenarios: dict[tuple[str, str], ScenarioReport]
-    diagrams: list[dg.Diagram]
+    #: Each design's reachable one-message graph, explored once for the diagram
+    #: and for the counts the review prints.
+    composed: dict[str, Composed]
+    diagrams: list[Diagram]
     #: (design, baseline) -> each feature set back, for consecutive built-in designs.
     ablations: dict[tuple[str, str], list[AblationRow]] = field(default_factory=dict)
 
-    def report(self, design: str, env: str) -> CheckReport:
-        return self.reports[(design, env)]
+    def result(self, design: str, env: str) -> CheckResult:
+        return self.results[(design, env)]
 
-    def diagram(self, path: str) -> dg.Diagram | None:
+    def diagram(self, path: str) -> Diagram | None:
         return next((d for d in self.diagrams if d.path == path), None)
 
 
 def collect(designs: Sequence[Design]) -> ReviewData:
     """Check, replay the seed scenario and build the diagrams for ``designs``."""
-    reports = dg.run_checks(designs)
+    results = catalog.run_checks(designs)
+    graphs = catalog.run_composed(designs)
     scenario = get_scenario(SCENARIO)
     scenarios = {
         (d.name, env): run(scenario, d, ENVIRONMENTS[env]) for d in designs for env in ENVIRONMENTS
@@ -77,10 +91,11 @@ def collect(designs: Sequence[Design]) -> ReviewData:
     builtins = list(DESIGNS)
     envs = list(ENVIRONMENTS.values())
     ablations = {
-        (later, earlier): ablate(DESIGNS[later], DESIGNS[earlier], envs, dg.MESSAGES)
+        (later, earlier): ablate(DESIGNS[later], DESIGNS[earlier], envs, catalog.MESSAGES)
         for earlier, later in itertools.pairwise(builtins)
     }
-    return ReviewData(list(designs), reports, scenarios, dg.build(designs, reports), ablations)
+    diagrams = catalog.build(designs, results, graphs)
+    return ReviewData(list(designs), results, scenarios, graphs, diagrams, ablations)
 
 
 # -- a small document model, rendered to Markdown and to HTML ------------------------------
@@ -102,7 +117,6 @@ class C:
 class Link:
     text: str
     href: str
-    bold: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,7 +158,7 @@ class Table:
 
 @dataclass(frozen=True)
 class Figure:
-    diagram: dg.Diagram
+    diagram: Diagram
     #: Large graphs scroll in the HTML page instead of shrinking to its width.
     scroll: bool = False
 
@@ -179,18 +193,28 @@ def _steps(n: int) -> str:
     return f"{n} step" if n == 1 else f"{n} steps"
 
 
-def _step_table(design: Design, steps: Sequence[StepView], messages: int) -> Table:
+def _step_table(trace: Trace, explanation: Sequence[str] = ()) -> Table:
+    """The trace's worlds, one row each, with the rows each step fired; with an
+    ``explanation``, a last column says why the shaded last state violates."""
     rows: list[list[Text]] = []
-    for n, cells in enumerate(trace_rows(steps, messages)):
+    last = len(trace)
+    for n, cells in enumerate(trace_rows(trace)):
         fired = ""
         if n:
             fired = "; ".join(
-                f"{f.machine}: {f.source} -{f.event}-> {f.target}" for f in steps[n - 1].fired
+                f"{'connection' if f.message is None else message_name(f.message)}: "
+                f"{f.row.source.value} -{f.row.event.value}-> {f.row.target.value}"
+                for f in trace.steps[n - 1].fired
             )
         event: Inline = B(cells[1]) if n else cells[1]
-        rows.append([[cells[0]], [event], *([c] for c in cells[2:]), [fired]])
-    headers = [*TRACE_HEADERS, *(f"m{i + 1}" for i in range(messages)), "transitions taken"]
-    return Table(headers, rows, frozenset({len(steps)}) if steps else frozenset())
+        row: list[Text] = [[cells[0]], [event], *([c] for c in cells[2:]), [fired]]
+        if explanation:
+            row.append(["; ".join(explanation) if n == last and n else ""])
+        rows.append(row)
+    headers = [*trace_headers(len(trace.start.messages)), "transitions taken"]
+    if explanation:
+        headers.append("why it violates")
+    return Table(headers, rows, frozenset({last}) if last else frozenset())
 
 
 def _verdict_section(data: ReviewData) -> list[Block]:
@@ -198,35 +222,34 @@ def _verdict_section(data: ReviewData) -> list[Block]:
     rows: list[list[Text]] = []
     for d in data.designs:
         for env in ENVIRONMENTS:
-            report = data.report(d.name, env)
+            result = data.result(d.name, env)
             cells: list[Text] = [
                 [B(d.name)],
                 [env],
-                [str(report.states)],
-                [str(report.transitions)],
+                [str(result.states)],
+                [str(result.transitions)],
             ]
-            for pid in (p.id for p in PROPERTIES):
-                p = report.property(pid)
-                href = "" if p.holds else "#" + _cex_anchor(d.name, env, pid)
-                cells.append([Verdict(p.holds, href)])
+            for v in result.verdicts:
+                href = "" if v.holds else "#" + _cex_anchor(d.name, env, v.id)
+                cells.append([Verdict(v.holds, href)])
             rows.append(cells)
     findings: list[Text] = []
     for d in data.designs:
         broken: dict[str, list[str]] = {}
         for env in ENVIRONMENTS:
-            for p in data.report(d.name, env).properties:
-                if not p.holds:
-                    broken.setdefault(p.id, []).append(env)
+            for v in data.result(d.name, env).verdicts:
+                if not v.holds:
+                    broken.setdefault(v.id, []).append(env)
         if not broken:
             findings.append([B(d.name), ": every property holds in every environment."])
             continue
         parts = [f"{pid} ({', '.join(envs)})" for pid, envs in broken.items()]
         findings.append([B(d.name), ": violates " + "; ".join(parts) + "."])
-    blocks: list[Block] = [
+    return [
         Heading(2, "Verdicts", "verdicts"),
         Para(
             [
-                f"Every design is explored exhaustively with {dg.MESSAGES} messages in each "
+                f"Every design is explored exhaustively with {catalog.MESSAGES} messages in each "
                 "environment; states and transitions count the reachable composed system. ",
                 "A ",
                 B("NO"),
@@ -240,7 +263,6 @@ def _verdict_section(data: ReviewData) -> list[Block]:
         Heading(3, "Environments"),
         Bullets([[C(e.name), f": {e.summary}"] for e in ENVIRONMENTS.values()]),
     ]
-    return blocks
 
 
 def _designs_section(data: ReviewData) -> list[Block]:
@@ -255,7 +277,13 @@ def _designs_section(data: ReviewData) -> list[Block]:
         rows.append(cells)
     return [
         Heading(2, "Designs", "designs"),
-        Para(["Each design is a set of named features; its tables are the rows those select."]),
+        Para(
+            [
+                "Each design is a set of named features; its tables are the rows those "
+                "select, and its effects outside the machines (the write-ahead, how the "
+                "server counts copies, the REST attempt budget) are selected the same way."
+            ]
+        ),
         Table(["feature", *names], rows),
     ]
 
@@ -278,24 +306,13 @@ def _ablation_section(data: ReviewData) -> list[Block]:
     ]
     envs = list(ENVIRONMENTS)
     for (design, baseline), rows in data.ablations.items():
-        body: list[list[Text]] = []
-        for row in rows:
-            change: Text = [C(f"{row.value}"), " → ", C(f"{row.baseline}")]
-            if row.invalid is not None:
-                body.append(
-                    [[C(row.feature)], change, [f"cannot be set back alone: {row.invalid}"]]
-                    + [[""] for _ in envs[1:]]
-                )
-                continue
-            body.append(
-                [[C(row.feature)], change]
-                + [
-                    [", ".join(row.breaks[env]) if row.breaks[env] else B("nothing")]
-                    for env in envs
-                ]
-            )
+        found = ablation_table(rows, envs)
+        body: list[list[Text]] = [
+            [[C(feature)], [C(change)], *([B(c)] if c == "nothing" else [c] for c in rest)]
+            for feature, change, *rest in found.rows
+        ]
         blocks.append(Heading(3, f"{design}, against {baseline}"))
-        blocks.append(Table(["feature", "set back", *envs], body))
+        blocks.append(Table(found.headers, body))
     return blocks
 
 
@@ -336,35 +353,12 @@ def _fate(fate: str) -> Inline:
 
 
 def _scenario_table(report: ScenarioReport, messages: int) -> Table:
-    names = [f"m{i + 1}" for i in range(messages)]
+    found = scenario_table(report, messages)
     rows: list[list[Text]] = []
-    for s in report.steps:
-        label = s.stimulus + (f" {s.message}" if s.message else "")
-        if s.step is None:
-            rows.append(
-                [
-                    [str(s.index)],
-                    [label],
-                    ["(not possible: skipped)"],
-                    *([[""]] * (3 + messages)),
-                    [s.why],
-                ]
-            )
-            continue
-        v = s.step
-        rows.append(
-            [
-                [str(s.index)],
-                [B(label)],
-                [v.detail],
-                [v.connection],
-                [v.socket],
-                ["fg" if v.foreground else "bg"],
-                *([message_cell(m.state, m.held, m.on_server)] for m in v.messages),
-                [s.why],
-            ]
-        )
-    return Table(["#", "event", "detail", "connection", "socket", "app", *names, "why"], rows)
+    for n, (index, label, *rest) in enumerate(found.rows):
+        event: Inline = label if n in found.skipped else B(label)
+        rows.append([[index], [event], *([c] for c in rest)])
+    return Table(found.headers, rows)
 
 
 def _machines_section(data: ReviewData) -> list[Block]:
@@ -374,16 +368,17 @@ def _machines_section(data: ReviewData) -> list[Block]:
             [
                 "Each design's connection and message tables. Red bold edges are forbidden "
                 "transitions the design has; dashed red edges are F-rules it respects. "
-                "Events listed inside a state leave it where it is. The Mermaid version "
-                "under each diagram is the same table."
+                "Events listed inside a state leave it where it is. The box under the legend "
+                "lists the design's effects outside the machines. The Mermaid version "
+                "under each diagram is the same graph."
             ]
         ),
     ]
     for d in data.designs:
         blocks.append(Heading(3, d.name, f"machines-{d.name}"))
         blocks.append(Para([d.summary]))
-        for spec in dg.SPECS:
-            diagram = data.diagram(f"{d.name}/{spec.name}")
+        for spec in SPECS:
+            diagram = data.diagram(catalog.machine_path(d.name, spec.name))
             if diagram is None:
                 continue
             blocks.append(Figure(diagram))
@@ -411,26 +406,24 @@ def _rules_section(data: ReviewData) -> list[Block]:
     for rule in FORBIDDEN:
         blocks.append(Heading(3, f"{rule.id}: {rule.machine} machine", f"rule-{rule.id}"))
         items: list[Text] = [["reason: ", rule.reason], ["evidence: ", rule.evidence]]
-        scope = dg.rule_scope(rule)
+        scope = rule_scope(rule)
         if scope:
             items.append(["scope: ", scope])
         blocks.append(Bullets(items))
         rows: list[list[Text]] = []
         traces: list[Block] = []
         for d in data.designs:
-            results = {env: data.report(d.name, env) for env in envs}
-            first = next(r for r in results[envs[0]].forbidden if r.id == rule.id)
-            edges = "; ".join(first.edges)
+            edges = "; ".join(data.result(d.name, envs[0]).rule(rule.id).edges)
             cells: list[Text] = [[B(d.name)], [edges or "no"]]
             for env in envs:
-                res = next(r for r in results[env].forbidden if r.id == rule.id)
-                if res.reachable and res.counterexample is not None:
-                    steps = _steps(len(res.counterexample))
+                res = data.result(d.name, env).rule(rule.id)
+                if res.trace is not None:
+                    steps = _steps(len(res.trace))
                     cells.append([B(f"yes, in {steps}")])
                     traces.append(
                         Details(
                             f"{rule.id} reached in {d.name} ({env}) in {steps}",
-                            [_step_table(d, res.counterexample, results[env].messages)],
+                            [_step_table(res.trace)],
                         )
                     )
                 else:
@@ -443,26 +436,39 @@ def _rules_section(data: ReviewData) -> list[Block]:
     return blocks
 
 
+def _effects_table(old: Design, new: Design) -> Block:
+    changes = [c for c in effect_changes(old, new) if c.change != "same"]
+    if not changes:
+        return Para(["Effects outside the machines: unchanged."])
+    rows: list[list[Text]] = [
+        [[c.change], [C(c.hook.value)], [c.text(c.before)], [c.text(c.after)]] for c in changes
+    ]
+    return Table(["effect", "hook", old.name, new.name], rows)
+
+
 def _diffs_section(data: ReviewData) -> list[Block]:
     blocks: list[Block] = [
         Heading(2, "Design diffs", "diffs"),
         Para(
             [
                 "Edges removed (red, dashed), added (green) and given new actions (amber) "
-                "from one design to the next; unchanged edges are grey."
+                "from one design to the next; unchanged edges are grey. The box under each "
+                "legend, and the table under each heading, list the effects outside the "
+                "machines that were removed, added or changed."
             ]
         ),
     ]
-    for old, new in dg.diff_pairs(data.designs):
+    for old, new in catalog.diff_pairs(data.designs):
         blocks.append(Heading(3, f"{old.name} → {new.name}", f"diff-{old.name}-{new.name}"))
-        blocks.append(Para(["Features: ", ", ".join(dg.feature_changes(old, new)) or "none"]))
-        for spec in dg.SPECS:
-            diagram = data.diagram(dg.diff_path(spec.name, old.name, new.name))
+        blocks.append(Para(["Features: ", ", ".join(feature_changes(old, new)) or "none"]))
+        blocks.append(_effects_table(old, new))
+        for spec in SPECS:
+            diagram = data.diagram(catalog.diff_path(spec.name, old.name, new.name))
             if diagram is None:
                 continue
             blocks.append(Figure(diagram))
             rows: list[list[Text]] = []
-            for change, row, actions in dg.edge_changes(spec, old, new):
+            for change, row, actions in edge_changes(spec, old, new):
                 rules = [r.id for r in FORBIDDEN if r.machine == spec.name and r.matches_row(row)]
                 rows.append(
                     [
@@ -489,33 +495,32 @@ def _counterexamples_section(data: ReviewData) -> list[Block]:
         Para(
             [
                 "The shortest trace to each violation, found by breadth-first search. The "
-                "shaded row is the state that violates the property; the diagram draws the "
-                "same steps over the machines, numbered."
+                "shaded row is the state that violates the property, and its last column "
+                "says why; the diagram draws the same steps over the machines, numbered."
             ]
         ),
     ]
     any_found = False
     for d in data.designs:
         for env in ENVIRONMENTS:
-            report = data.report(d.name, env)
-            for p in report.properties:
-                if p.holds or not p.counterexample:
+            for v in data.result(d.name, env).verdicts:
+                if v.holds or not v.trace:
                     continue
                 any_found = True
                 blocks.append(
-                    Heading(3, f"{d.name} · {env} · {p.id}", _cex_anchor(d.name, env, p.id))
+                    Heading(3, f"{d.name} · {env} · {v.id}", _cex_anchor(d.name, env, v.id))
                 )
                 parts: list[Inline] = [
-                    C(p.id),
-                    f": {p.statement}. Violated after {_steps(len(p.counterexample))}",
+                    C(v.id),
+                    f": {v.property.statement}. Violated after {_steps(len(v.trace))}",
                 ]
-                if p.rule:
-                    parts += [", by the forbidden transition ", Link(p.rule, f"#rule-{p.rule}")]
+                if v.rule:
+                    parts += [", by the forbidden transition ", Link(v.rule, f"#rule-{v.rule}")]
                 blocks.append(Para([*parts, "."]))
-                blocks.append(_step_table(d, p.counterexample, report.messages))
-                diagram = data.diagram(dg.counterexample_path(d.name, env, p.id))
+                blocks.append(_step_table(v.trace, [reason_text(r) for r in v.explanation]))
+                diagram = data.diagram(catalog.counterexample_path(d.name, env, v.id))
                 if diagram is not None:
-                    blocks.append(Details(f"diagram: {d.name} · {env} · {p.id}", [Figure(diagram)]))
+                    blocks.append(Details(f"diagram: {d.name} · {env} · {v.id}", [Figure(diagram)]))
     if not any_found:
         blocks.append(Para(["Every property holds in every design: there is no counterexample."]))
     return blocks
@@ -527,17 +532,17 @@ def _composed_section(data: ReviewData) -> list[Block]:
         Para(
             [
                 "The whole reachable composed system of each design with one message in ",
-                C(dg.COMPOSED_ENVIRONMENT),
-                ". Coloured worlds violate a property: red lost, orange duplicated, purple "
-                "connected before the handshake, grey unable to ever settle.",
+                C(COMPOSED_ENVIRONMENT),
+                ". A coloured world violates a property (the legend names the colour of "
+                "each; a striped one violates several); a green border marks a settled world.",
             ]
         ),
     ]
     for d in data.designs:
-        diagram = data.diagram(dg.composed_path(d.name))
+        diagram = data.diagram(catalog.composed_path(d.name))
         if diagram is None:
             continue
-        graph = dg.composed(d)
+        graph = data.composed[d.name]
         counts = ", ".join(f"{k}: {v}" for k, v in graph.counts().items())
         blocks.append(Heading(3, d.name, f"composed-{d.name}"))
         blocks.append(
@@ -571,9 +576,11 @@ def document(data: ReviewData) -> list[Block]:
             " (",
             C("make review"),
             ") from the transition tables in ",
-            C("fsm/model.py"),
+            C("fsm/model/tables.py"),
+            ", the effects in ",
+            C("fsm/model/effects.py"),
             " and the designs in ",
-            C("fsm/design.py"),
+            C("fsm/model/design.py"),
             "; regenerate rather than edit. Designs: ",
             ", ".join(d.name for d in data.designs),
             ". Environments: ",
@@ -602,62 +609,78 @@ def document(data: ReviewData) -> list[Block]:
 _MD_SPECIAL = re.compile(r"([\\`*\[\]<|])|(?<!\w)_|_(?!\w)")
 
 
-def _md_text(text: str) -> str:
+def md_text(text: str) -> str:
     """``text`` with Markdown's markup characters escaped (an underscore inside a
     word is no markup on GitHub, so ``sent_ws`` stays as it is)."""
     return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
 
 
-def _md_inline(parts: Text) -> str:
-    out = []
-    for part in parts:
-        if isinstance(part, str):
-            out.append(_md_text(part))
-        elif isinstance(part, B):
-            out.append(f"**{_md_text(part.text)}**" if part.text else "")
-        elif isinstance(part, C):
-            out.append(f"`{part.text}`")
-        elif isinstance(part, Link):
-            text = f"**{_md_text(part.text)}**" if part.bold else _md_text(part.text)
-            out.append(f"[{text}]({part.href})")
-        else:
+def _md_part(part: Inline) -> str:
+    match part:
+        case str():
+            return md_text(part)
+        case B():
+            return f"**{md_text(part.text)}**" if part.text else ""
+        case C():
+            return f"`{part.text}`"
+        case Link():
+            return f"[{md_text(part.text)}]({part.href})"
+        case Verdict():
             word = "yes" if part.holds else "**NO**"
-            out.append(f"[{word}]({part.href})" if part.href else word)
-    return "".join(out)
+            return f"[{word}]({part.href})" if part.href else word
+        case _:
+            assert_never(part)
+
+
+def _md_inline(parts: Text) -> str:
+    return "".join(_md_part(part) for part in parts)
+
+
+def _md_table(block: Table) -> str:
+    lines = [
+        "| " + " | ".join(md_text(h) for h in block.headers) + " |",
+        "|" + "---|" * len(block.headers),
+    ]
+    for n, row in enumerate(block.rows):
+        cells = [_md_inline(cell) for cell in row]
+        if n in block.marked:
+            cells = [f"**{c}**" if c and not c.startswith("**") else c for c in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _md_figure(block: Figure, rendered: bool) -> str:
+    path = block.diagram.path
+    links = [f"[DOT]({path}.dot)"]
+    if block.diagram.mermaid is not None:
+        links.append(f"[Mermaid]({path}.mmd)")
+    if not rendered:
+        return f"_{md_text(block.diagram.title)}: not rendered; " + " · ".join(links) + "_"
+    image = f"[![{md_text(block.diagram.title)}]({path}.svg)]({path}.svg)"
+    return image + "\n\n" + " · ".join([f"[SVG]({path}.svg)", f"[PNG]({path}.png)", *links])
 
 
 def _md_block(block: Block, rendered: bool) -> list[str]:
-    if isinstance(block, Heading):
-        anchor = f'<a id="{block.anchor}"></a>\n\n' if block.anchor else ""
-        return [f"{anchor}{'#' * block.level} {_md_text(block.text)}"]
-    if isinstance(block, Para):
-        return [_md_inline(block.parts)]
-    if isinstance(block, Bullets):
-        return ["\n".join(f"- {_md_inline(item)}" for item in block.items)]
-    if isinstance(block, Table):
-        lines = [
-            "| " + " | ".join(_md_text(h) for h in block.headers) + " |",
-            "|" + "---|" * len(block.headers),
-        ]
-        for n, row in enumerate(block.rows):
-            cells = [_md_inline(cell) for cell in row]
-            if n in block.marked:
-                cells = [f"**{c}**" if c and not c.startswith("**") else c for c in cells]
-            lines.append("| " + " | ".join(cells) + " |")
-        return ["\n".join(lines)]
-    if isinstance(block, Figure):
-        path = block.diagram.path
-        links = [f"[DOT]({path}.dot)"]
-        if block.diagram.mermaid is not None:
-            links.append(f"[Mermaid]({path}.mmd)")
-        if not rendered:
-            return [f"_{_md_text(block.diagram.title)}: not rendered; " + " · ".join(links) + "_"]
-        image = f"[![{_md_text(block.diagram.title)}]({path}.svg)]({path}.svg)"
-        return [image + "\n\n" + " · ".join([f"[SVG]({path}.svg)", f"[PNG]({path}.png)", *links])]
-    if isinstance(block, Mermaid):
-        return ["```mermaid\n" + block.source.rstrip("\n") + "\n```"]
-    inner = [part for b in block.blocks for part in _md_block(b, rendered)]
-    return [f"<details>\n<summary>{html.escape(block.summary)}</summary>", *inner, "</details>"]
+    match block:
+        case Heading():
+            anchor = f'<a id="{block.anchor}"></a>\n\n' if block.anchor else ""
+            return [f"{anchor}{'#' * block.level} {md_text(block.text)}"]
+        case Para():
+            return [_md_inline(block.parts)]
+        case Bullets():
+            return ["\n".join(f"- {_md_inline(item)}" for item in block.items)]
+        case Table():
+            return [_md_table(block)]
+        case Figure():
+            return [_md_figure(block, rendered)]
+        case Mermaid():
+            return ["```mermaid\n" + block.source.rstrip("\n") + "\n```"]
+        case Details():
+            inner = [part for b in block.blocks for part in _md_block(b, rendered)]
+            summary = f"<details>\n<summary>{html.escape(block.summary)}</summary>"
+            return [summary, *inner, "</details>"]
+        case _:
+            assert_never(block)
 
 
 def markdown(data: ReviewData, rendered: bool = True) -> str:
@@ -703,22 +726,25 @@ def _h(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _html_inline(parts: Text) -> str:
-    out = []
-    for part in parts:
-        if isinstance(part, str):
-            out.append(_h(part))
-        elif isinstance(part, B):
-            out.append(f"<strong>{_h(part.text)}</strong>")
-        elif isinstance(part, C):
-            out.append(f"<code>{_h(part.text)}</code>")
-        elif isinstance(part, Link):
-            text = f"<strong>{_h(part.text)}</strong>" if part.bold else _h(part.text)
-            out.append(f'<a href="{_h(part.href)}">{text}</a>')
-        else:
+def _html_part(part: Inline) -> str:
+    match part:
+        case str():
+            return _h(part)
+        case B():
+            return f"<strong>{_h(part.text)}</strong>"
+        case C():
+            return f"<code>{_h(part.text)}</code>"
+        case Link():
+            return f'<a href="{_h(part.href)}">{_h(part.text)}</a>'
+        case Verdict():
             word = "yes" if part.holds else "NO"
-            out.append(f'<a href="{_h(part.href)}">{word}</a>' if part.href else word)
-    return "".join(out)
+            return f'<a href="{_h(part.href)}">{word}</a>' if part.href else word
+        case _:
+            assert_never(part)
+
+
+def _html_inline(parts: Text) -> str:
+    return "".join(_html_part(part) for part in parts)
 
 
 _SVG_HEAD = re.compile(r"^.*?(?=<svg\b)", re.S)
@@ -736,52 +762,64 @@ def inline_svg(svg: str, prefix: str) -> str:
     return svg.strip()
 
 
+def _html_table(block: Table) -> str:
+    head = "".join(f"<th>{_h(h)}</th>" for h in block.headers)
+    rows = []
+    for n, row in enumerate(block.rows):
+        cells = []
+        for cell in row:
+            verdicts = [p for p in cell if isinstance(p, Verdict)]
+            cls = ""
+            if verdicts:
+                cls = ' class="yes"' if verdicts[0].holds else ' class="no"'
+            cells.append(f"<td{cls}>{_html_inline(cell)}</td>")
+        marked = ' class="marked"' if n in block.marked else ""
+        rows.append(f"<tr{marked}>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _html_figure(block: Figure, root: Path, rendered: bool, counter: list[int]) -> str:
+    d = block.diagram
+    links = [f'<a href="{_h(d.path)}.dot">DOT</a>']
+    if d.mermaid is not None:
+        links.append(f'<a href="{_h(d.path)}.mmd">Mermaid</a>')
+    svg = svg_of(root, d) if rendered else None
+    if svg is None:
+        body = '<p class="missing">not rendered: Graphviz was not available</p>'
+    else:
+        counter[0] += 1
+        links = [
+            f'<a href="{_h(d.path)}.svg">SVG</a>',
+            f'<a href="{_h(d.path)}.png">PNG</a>',
+            *links,
+        ]
+        cls = "svg scroll" if block.scroll else "svg"
+        body = f'<div class="{cls}">{inline_svg(svg, f"g{counter[0]}")}</div>'
+    caption = f"<figcaption>{_h(d.title)} · {' · '.join(links)}</figcaption>"
+    return f"<figure>{body}{caption}</figure>"
+
+
 def _html_block(block: Block, root: Path, rendered: bool, counter: list[int]) -> str:
-    if isinstance(block, Heading):
-        anchor = f' id="{_h(block.anchor)}"' if block.anchor else ""
-        return f"<h{block.level}{anchor}>{_h(block.text)}</h{block.level}>"
-    if isinstance(block, Para):
-        return f"<p>{_html_inline(block.parts)}</p>"
-    if isinstance(block, Bullets):
-        items = "".join(f"<li>{_html_inline(item)}</li>" for item in block.items)
-        return f"<ul>{items}</ul>"
-    if isinstance(block, Table):
-        head = "".join(f"<th>{_h(h)}</th>" for h in block.headers)
-        rows = []
-        for n, row in enumerate(block.rows):
-            cells = []
-            for cell in row:
-                verdicts = [p for p in cell if isinstance(p, Verdict)]
-                cls = ""
-                if verdicts:
-                    cls = ' class="yes"' if verdicts[0].holds else ' class="no"'
-                cells.append(f"<td{cls}>{_html_inline(cell)}</td>")
-            marked = ' class="marked"' if n in block.marked else ""
-            rows.append(f"<tr{marked}>{''.join(cells)}</tr>")
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    if isinstance(block, Figure):
-        d = block.diagram
-        links = [f'<a href="{_h(d.path)}.dot">DOT</a>']
-        if d.mermaid is not None:
-            links.append(f'<a href="{_h(d.path)}.mmd">Mermaid</a>')
-        svg = dg.svg_of(root, d) if rendered else None
-        if svg is None:
-            body = '<p class="missing">not rendered: Graphviz was not available</p>'
-        else:
-            counter[0] += 1
-            links = [
-                f'<a href="{_h(d.path)}.svg">SVG</a>',
-                f'<a href="{_h(d.path)}.png">PNG</a>',
-                *links,
-            ]
-            cls = "svg scroll" if block.scroll else "svg"
-            body = f'<div class="{cls}">{inline_svg(svg, f"g{counter[0]}")}</div>'
-        caption = f"<figcaption>{_h(d.title)} · {' · '.join(links)}</figcaption>"
-        return f"<figure>{body}{caption}</figure>"
-    if isinstance(block, Mermaid):
-        return f"<pre>{_h(block.source)}</pre>"
-    inner = "\n".join(_html_block(b, root, rendered, counter) for b in block.blocks)
-    return f"<details><summary>{_h(block.summary)}</summary>\n{inner}\n</details>"
+    match block:
+        case Heading():
+            anchor = f' id="{_h(block.anchor)}"' if block.anchor else ""
+            return f"<h{block.level}{anchor}>{_h(block.text)}</h{block.level}>"
+        case Para():
+            return f"<p>{_html_inline(block.parts)}</p>"
+        case Bullets():
+            items = "".join(f"<li>{_html_inline(item)}</li>" for item in block.items)
+            return f"<ul>{items}</ul>"
+        case Table():
+            return _html_table(block)
+        case Figure():
+            return _html_figure(block, root, rendered, counter)
+        case Mermaid():
+            return f"<pre>{_h(block.source)}</pre>"
+        case Details():
+            inner = "\n".join(_html_block(b, root, rendered, counter) for b in block.blocks)
+            return f"<details><summary>{_h(block.summary)}</summary>\n{inner}\n</details>"
+        case _:
+            assert_never(block)
 
 
 def html_page(data: ReviewData, root: Path, rendered: bool = True) -> str:
