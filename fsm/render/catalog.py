@@ -69,7 +69,9 @@ class Diagram:
 def run_checks(designs: Sequence[Design]) -> dict[tuple[str, str], CheckResult]:
     """Check every design in every built-in environment."""
     return {
-        (d.name, env): check(d, ENVIRONMENTS[env], MESSAGES) for d in designs for env in ENVIRONMENTS
+        (d.name, env): check(d, ENVIRONMENTS[env], MESSAGES)
+        for d in designs
+        for env in ENVIRONMENTS
     }
 
 
