@@ -165,12 +165,37 @@ def test_f3_is_found_in_a_design_that_clears_the_list_on_send(write_spec: SpecWr
 
 # -- the seed's fix -----------------------------------------------------------------------
 @pytest.mark.parametrize("messages", [1, 2, 3])
-def test_fixed_holds_no_silent_loss_when_ios_suspends(messages: int) -> None:
+def test_fixed_loses_a_message_whose_rest_retry_fails_silently(messages: int) -> None:
+    """The fix's own ``try?`` drops the REST retry's error: the seed's fix loses a message
+    in five steps, and F4 (not F1) is the transition that loses it."""
     r = report("fixed", "ios-suspend", messages)
+    trace = counterexample(r.property("no-silent-loss"))
+    assert [(s.event, s.message) for s in trace] == [
+        ("connect", None),
+        ("app_background", None),
+        ("app_foreground", None),
+        ("send", "m1"),
+        ("rest_error", "m1"),
+    ]
+    assert "raised" in trace[3].detail
+    m1 = trace[-1].messages[0]
+    assert (m1.state, m1.on_server, m1.held) == ("sent_ws", 0, False)
+    assert any(f.rules == ["F4"] for f in trace[-1].fired)
+    rules = {rule.id: rule for rule in r.forbidden}
+    assert not rules["F1"].reachable
+    assert rules["F4"].reachable
+    assert rules["F4"].edges == ["retrying_rest -retries_exhausted-> sent_ws"]
+
+
+@pytest.mark.parametrize("messages", [1, 2, 3])
+def test_fixed_with_the_retry_failure_shown_holds_no_silent_loss_when_ios_suspends(
+    messages: int,
+) -> None:
+    """Only the swallowed retry loses: show its failure and the fix keeps every message."""
+    design = _variant("fixed", rest_retry_failure="shown")
+    r = check(design, get_environment("ios-suspend"), messages).report()
     assert r.property("no-silent-loss").holds
-    assert r.property("no-silent-loss").counterexample is None
-    f1 = next(rule for rule in r.forbidden if rule.id == "F1")
-    assert not f1.reachable
+    assert not next(rule for rule in r.forbidden if rule.id == "F1").reachable
 
 
 def test_fixed_delivers_twice_when_the_rest_retry_repeats_a_delivered_message() -> None:
@@ -385,7 +410,7 @@ def test_report_names_its_inputs() -> None:
     r = report("fixed", "half-open", 3)
     assert (r.design, r.environment, r.messages) == ("fixed", "half-open", 3)
     assert [p.statement for p in r.properties] == [p.statement for p in PROPERTIES]
-    assert [rule.id for rule in r.forbidden] == ["F1", "F2", "F3"]
+    assert [rule.id for rule in r.forbidden] == ["F1", "F2", "F3", "F4"]
 
 
 # -- what no-silent-loss means ------------------------------------------------------------------
@@ -425,8 +450,8 @@ def test_a_pending_list_that_nothing_reads_does_not_save_a_message() -> None:
 
 
 def test_bounded_rest_retries_end_in_a_visible_failure() -> None:
-    """A REST request that keeps failing is sent again until the attempts run out; then
-    the user sees the failure, so nothing is lost even without a pending list."""
+    """The app's own REST request that keeps failing is sent again until the attempts run
+    out; then the user sees the failure, so nothing is lost even without a pending list."""
     design = _variant("hardened", write_ahead=False, rest_fallback=False, resend_on_reconnect=False)
     system = System(design, get_environment("ios-suspend"), 1)
     world = system.initial()
@@ -434,7 +459,7 @@ def test_bounded_rest_retries_end_in_a_visible_failure() -> None:
     for stimulus in (Stimulus.send, Stimulus.rest_error, Stimulus.rest_error):
         world = next(t for t in system.successors(world) if t.stimulus is stimulus).target
         states.append(world.messages[0].state)
-    assert states == [MessageState.retrying_rest, MessageState.retrying_rest, MessageState.failed]
+    assert states == [MessageState.sending_rest, MessageState.sending_rest, MessageState.failed]
     assert (
         check(design, get_environment("ios-suspend"), 1).report().property("no-silent-loss").holds
     )
@@ -442,19 +467,43 @@ def test_bounded_rest_retries_end_in_a_visible_failure() -> None:
 
 # -- ablation -------------------------------------------------------------------------------
 def test_ablation_reports_only_properties_the_design_held() -> None:
-    """fixed already violates F2 and eventual-delivery; taking away its disconnect-on-failure
-    newly breaks no-silent-loss, which is all the row reports."""
+    """fixed already violates no-silent-loss (its try?), F2 and eventual-delivery, so
+    taking away any part of the fix newly breaks nothing the row could report."""
     rows = {r.feature: r for r in ablate(get_design("fixed"), get_design("pre-fix"), ENVS)}
-    assert rows["send_failure_disconnects"].breaks["ios-suspend"] == ["no-silent-loss"]
+    assert rows["send_failure_disconnects"].breaks["ios-suspend"] == []
     assert rows["write_ahead"].invalid is not None
     assert rows["write_ahead"].breaks == {}
-    assert set(rows) == {"send_failure_disconnects", "write_ahead", "rest_fallback"}
+    assert set(rows) == {
+        "send_failure_disconnects",
+        "write_ahead",
+        "rest_fallback",
+        "rest_retry_failure",
+    }
+    shown = _variant("fixed", rest_retry_failure="shown")
+    rows = {r.feature: r for r in ablate(shown, get_design("pre-fix"), ENVS)}
+    assert rows["send_failure_disconnects"].breaks["ios-suspend"] == ["no-silent-loss"]
 
 
 def test_ablating_the_heartbeat_breaks_unaided_recovery_on_half_open_sockets_only() -> None:
     rows = {r.feature: r for r in ablate(get_design("hardened"), get_design("fixed"), ENVS)}
-    assert rows["heartbeat"].breaks == {"ios-suspend": [], "half-open": ["recovers-unaided"]}
+    assert rows["heartbeat"].breaks == {
+        "ios-suspend": [],
+        "ios-suspend-silent": [],
+        "half-open": ["recovers-unaided"],
+    }
     assert rows["message_ids"].breaks["ios-suspend"] == ["no-duplicate-delivery"]
+
+
+def test_the_seed_systems_reconnect_and_refetch_carry_its_verdicts() -> None:
+    """Reconnecting on foreground is what keeps seed-system's messages when iOS suspends
+    the socket; the refetch is what lets every message settle."""
+    rows = {r.feature: r for r in ablate(get_design("seed-system"), get_design("fixed"), ENVS)}
+    assert set(rows) == {"reconnect_on_foreground", "refetch_after_reconnect"}
+    assert "no-silent-loss" in rows["reconnect_on_foreground"].breaks["ios-suspend"]
+    assert rows["refetch_after_reconnect"].breaks["ios-suspend"] == [
+        "eventual-delivery",
+        "recovers-unaided",
+    ]
 
 
 def test_a_design_ablated_against_itself_has_nothing_to_set_back() -> None:

@@ -37,20 +37,20 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 # -- listings ------------------------------------------------------------------------------
-def test_designs_lists_the_three_builtins() -> None:
+def test_designs_lists_the_builtins_in_order() -> None:
     code, out = run("designs")
     assert code == 0
     names = [line.split()[0] for line in out.splitlines()]
-    assert names == ["pre-fix", "fixed", "hardened"]
+    assert names == ["pre-fix", "fixed", "seed-system", "hardened"]
 
 
-def test_environments_lists_both_and_marks_the_default() -> None:
+def test_environments_lists_each_and_marks_the_default() -> None:
     code, out = run("environments")
     assert code == 0
     lines = out.splitlines()
-    assert [line.split()[0] for line in lines] == ["ios-suspend", "half-open"]
+    assert [line.split()[0] for line in lines] == ["ios-suspend", "ios-suspend-silent", "half-open"]
     assert "(default)" in lines[0]
-    assert "(default)" not in lines[1]
+    assert not any("(default)" in line for line in lines[1:])
 
 
 def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
@@ -88,6 +88,7 @@ def test_check_without_a_design_checks_every_builtin() -> None:
     assert [line.split()[1] for line in out.splitlines() if line.startswith("design ")] == [
         "pre-fix",
         "fixed",
+        "seed-system",
         "hardened",
     ]
 
@@ -104,7 +105,7 @@ def test_check_json_for_several_designs_is_a_list_of_reports() -> None:
     code, out = run("check", "--messages", "1", "--json")
     assert code == 1
     reports = [CheckReport.model_validate(item) for item in json.loads(out)]
-    assert [r.design for r in reports] == ["pre-fix", "fixed", "hardened"]
+    assert [r.design for r in reports] == ["pre-fix", "fixed", "seed-system", "hardened"]
 
 
 def test_check_json_exit_code_follows_the_verdict() -> None:
@@ -232,7 +233,7 @@ def test_seed_scenario_json() -> None:
 def test_seed_scenario_for_every_design_fails_if_any_loses() -> None:
     code, out = run("scenario", "seed-verification")
     assert code == 1
-    assert out.count("scenario seed-verification") == 3
+    assert out.count("scenario seed-verification") == 4
 
 
 def test_unknown_scenario_is_one_line_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
@@ -260,6 +261,7 @@ def test_python_dash_m_fsm_runs_the_command_line() -> None:
     assert [line.split()[0] for line in done.stdout.splitlines()] == [
         "pre-fix",
         "fixed",
+        "seed-system",
         "hardened",
     ]
     assert done.stderr == ""
@@ -313,7 +315,12 @@ def test_the_design_file_schema_lists_every_field_and_based_on() -> None:
     assert code == 0
     schema = json.loads(out)
     assert set(schema["properties"]) == {*Design.model_fields, "based_on"}
-    assert schema["properties"]["based_on"]["enum"] == ["fixed", "hardened", "pre-fix"]
+    assert schema["properties"]["based_on"]["enum"] == [
+        "fixed",
+        "hardened",
+        "pre-fix",
+        "seed-system",
+    ]
     assert {"required": ["based_on", "name"]} in schema["anyOf"]
     assert schema["additionalProperties"] is False
 

@@ -33,8 +33,8 @@ def _differences(a: Design, b: Design) -> dict[str, Any]:
 
 
 # -- built-ins --------------------------------------------------------------------------
-def test_three_designs_are_built_in() -> None:
-    assert list(DESIGNS) == ["pre-fix", "fixed", "hardened"]
+def test_four_designs_are_built_in_in_review_order() -> None:
+    assert list(DESIGNS) == ["pre-fix", "fixed", "seed-system", "hardened"]
     for name, design in DESIGNS.items():
         assert design.name == name
         assert design.summary
@@ -53,7 +53,18 @@ def test_fixed_differs_from_pre_fix_exactly_in_the_seed_fix() -> None:
         "send_failure_disconnects": True,
         "write_ahead": True,
         "rest_fallback": True,
+        "rest_retry_failure": "swallowed",
     }
+
+
+def test_the_seed_system_adds_the_reconnect_and_the_refetch_to_the_fix() -> None:
+    """The seed's four parts: the fix (detect, retry over REST), reconnect on return from
+    the background, and recover responses the server computed (the companion fix)."""
+    assert _differences(get_design("fixed"), get_design("seed-system")) == {
+        "reconnect_on_foreground": True,
+        "refetch_after_reconnect": True,
+    }
+    assert get_design("seed-system").rest_retry_failure == "swallowed"
 
 
 def test_fixed_clears_the_whole_pending_list_on_any_done() -> None:
@@ -61,15 +72,15 @@ def test_fixed_clears_the_whole_pending_list_on_any_done() -> None:
     assert get_design("fixed").pending_cleared_on == "any_done"
 
 
-def test_hardened_adds_the_production_features_to_fixed() -> None:
-    assert _differences(get_design("fixed"), get_design("hardened")) == {
+def test_hardened_adds_the_production_features_to_the_seed_system() -> None:
+    assert _differences(get_design("seed-system"), get_design("hardened")) == {
         "await_handshake": True,
         "heartbeat": True,
-        "reconnect_on_foreground": True,
         "resend_on_reconnect": True,
         "message_ids": True,
         "pending_cleared_on": "own_confirmation",
         "max_rest_attempts": 2,
+        "rest_retry_failure": "shown",
     }
 
 
@@ -90,18 +101,21 @@ def test_unknown_design_name_lists_the_known_ones() -> None:
         get_design("nope")
     assert info.value.kind == "design"
     assert info.value.name == "nope"
-    assert info.value.known == ["fixed", "hardened", "pre-fix"]
+    assert info.value.known == ["fixed", "hardened", "pre-fix", "seed-system"]
     assert "'nope'" in str(info.value)
 
 
-def test_two_environments_are_built_in() -> None:
-    """ios-suspend allows nothing beyond iOS suspension; half-open allows every misbehaviour."""
-    assert list(ENVIRONMENTS) == ["ios-suspend", "half-open"]
+def test_three_environments_are_built_in() -> None:
+    """ios-suspend allows nothing beyond iOS suspension; ios-suspend-silent only the seed's
+    silent send into a suspended socket; half-open every half-open misbehaviour."""
+    assert list(ENVIRONMENTS) == ["ios-suspend", "ios-suspend-silent", "half-open"]
     ios = get_environment("ios-suspend").model_dump(exclude={"name", "summary"})
+    silent = get_environment("ios-suspend-silent").model_dump(exclude={"name", "summary"})
     half = get_environment("half-open").model_dump(exclude={"name", "summary"})
     assert ios
     assert set(ios.values()) == {False}
-    assert set(half.values()) == {True}
+    assert {k for k, v in silent.items() if v} == {"suspended_sends_vanish"}
+    assert {k for k, v in half.items() if v} == {"silent_drops", "half_open_sends_vanish"}
 
 
 def test_unknown_environment_name_is_refused() -> None:
@@ -148,6 +162,8 @@ heartbeat = true
 resend_on_reconnect = false
 message_ids = false
 max_rest_attempts = 3
+rest_retry_failure = "shown"
+refetch_after_reconnect = false
 """
 
 

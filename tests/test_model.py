@@ -122,7 +122,7 @@ def test_table_step_returns_the_row() -> None:
 
 
 def test_table_step_refuses_an_event_with_no_row() -> None:
-    table = MESSAGE.table(get_design("hardened"))
+    table = MESSAGE.table(get_design("fixed"))
     assert not table.allows(M.confirmed, ME.done)
     with pytest.raises(ForbiddenTransition) as info:
         table.step(M.confirmed, ME.done)
@@ -197,9 +197,18 @@ def test_handshake_ack_without_a_handshake_is_forbidden(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(DESIGNS))
 def test_final_message_states_take_no_event(name: str) -> None:
-    table = MESSAGE.table(get_design(name))
-    for state in (M.confirmed, M.failed):
-        assert [e for e in MessageEvent if table.allows(state, e)] == []
+    """Confirmed and failed are final; a design that refetches may still receive the late
+    done of a message the refetch confirmed, and ignores it (a self-loop, no action)."""
+    design = get_design(name)
+    table = MESSAGE.table(design)
+    assert [e for e in MessageEvent if table.allows(M.failed, e)] == []
+    late = [e for e in MessageEvent if table.allows(M.confirmed, e)]
+    if design.refetch_after_reconnect:
+        assert late == [ME.done]
+        row = table.step(M.confirmed, ME.done)
+        assert (row.target, row.actions) == (M.confirmed, ())
+    else:
+        assert late == []
 
 
 def test_rest_failure_is_retried_only_with_attempts_left() -> None:
@@ -211,7 +220,7 @@ def test_rest_failure_is_retried_only_with_attempts_left() -> None:
 # -- forbidden rules --------------------------------------------------------------------
 def test_forbidden_rules_have_unique_ids_and_reasons() -> None:
     ids = [rule.id for rule in FORBIDDEN]
-    assert ids == ["F1", "F2", "F3"]
+    assert ids == ["F1", "F2", "F3", "F4"]
     for rule in FORBIDDEN:
         assert rule.reason
         assert rule.evidence
@@ -220,7 +229,12 @@ def test_forbidden_rules_have_unique_ids_and_reasons() -> None:
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("pre-fix", {"F1", "F2"}), ("fixed", {"F2"}), ("hardened", set())],
+    [
+        ("pre-fix", {"F1", "F2"}),
+        ("fixed", {"F2", "F4"}),
+        ("seed-system", {"F2", "F4"}),
+        ("hardened", set()),
+    ],
 )
 def test_forbidden_rules_match_the_rows_the_design_has(name: str, expected: set[str]) -> None:
     design = get_design(name)
@@ -230,6 +244,18 @@ def test_forbidden_rules_match_the_rows_the_design_has(name: str, expected: set[
         if any(rule.matches_row(row) for row in spec.table(design)):
             found.add(rule.id)
     assert found == expected
+
+
+def test_f4_is_the_seeds_try_on_the_rest_retry() -> None:
+    """F1 one layer down: the REST retry's error is dropped and the message looks sent."""
+    rule = next(r for r in FORBIDDEN if r.id == "F4")
+    assert "try?" in rule.evidence
+    row = MESSAGE.table(get_design("fixed")).step(M.retrying_rest, ME.retries_exhausted)
+    assert row.target is M.sent_ws
+    assert rule.matches_row(row)
+    shown = MESSAGE.table(get_design("hardened")).step(M.retrying_rest, ME.retries_exhausted)
+    assert shown.target is M.failed
+    assert not rule.matches_row(shown)
 
 
 def test_f1_applies_only_while_the_socket_is_stale() -> None:

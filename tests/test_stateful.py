@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from fsm import FORBIDDEN, MessageState, System, get_design, get_environment
+from fsm import FORBIDDEN, Design, MessageState, System, get_design, get_environment
 from fsm.analysis.system import Transition, World
 
 # Walks never fail for the designs that hold their invariants, so the examples
@@ -93,7 +93,8 @@ def unaccounted(world: World) -> list[int]:
     return [
         i
         for i in System.undelivered(world)
-        if world.messages[i].state not in (MessageState.pending, MessageState.retrying_rest)
+        if world.messages[i].state
+        not in (MessageState.pending, MessageState.sending_rest, MessageState.retrying_rest)
         and not world.messages[i].held
     ]
 
@@ -106,9 +107,17 @@ class NoSilentLoss(SystemWalk):
 
 
 class FixedInvariants(NoSilentLoss):
-    """What the seed's fix achieves when iOS suspends: no loss, neither F1 nor F3 taken."""
+    """What the seed's fix achieves when iOS suspends, once its REST retry's failure is
+    shown instead of swallowed: no loss, neither F1 nor F3 taken."""
 
-    system = _system("fixed", "ios-suspend")
+    system = System(
+        Design.model_validate(
+            {**get_design("fixed").model_dump(), "name": "fixed-shown"}
+            | {"rest_retry_failure": "shown"}
+        ),
+        get_environment("ios-suspend"),
+        2,
+    )
 
     @invariant()
     def no_swallowed_send_error_nor_early_clear(self) -> None:
@@ -147,6 +156,10 @@ class PreFixNoSilentLoss(NoSilentLoss):
     system = _system("pre-fix", "ios-suspend")
 
 
+class FixedNoSilentLoss(NoSilentLoss):
+    system = _system("fixed", "ios-suspend")
+
+
 class FixedNoDuplicate(SystemWalk):
     system = _system("fixed", "ios-suspend")
 
@@ -155,8 +168,20 @@ class FixedNoDuplicate(SystemWalk):
         assert not System.duplicated(self.world), f"duplicate after: {self.where()}"
 
 
-def test_fixed_never_loses_a_message_when_ios_suspends() -> None:
+def test_fixed_with_its_retry_failure_shown_never_loses_a_message_when_ios_suspends() -> None:
     run_state_machine_as_test(FixedInvariants, settings=WALKS)
+
+
+def test_random_walks_find_the_fixed_swallowed_rest_retry() -> None:
+    """Hypothesis finds the fix's own try?: a failed REST retry leaves the message gone."""
+    with pytest.raises(AssertionError) as info:
+        run_state_machine_as_test(FixedNoSilentLoss, settings=SEARCH)
+    message = str(info.value)
+    assert message.startswith("no-silent-loss violated"), message
+    path = message.split("after: ", 1)[1].split(" -> ")
+    assert any("ws_raised" in step for step in path), path
+    assert path[-1].startswith("rest_error"), path
+    assert len(path) <= 8, path  # shrunk close to the 5-step shortest counterexample
 
 
 @pytest.mark.parametrize(
@@ -177,7 +202,7 @@ def test_random_walks_find_the_pre_fix_silent_loss() -> None:
     path = message.split("after: ", 1)[1].split(" -> ")
     stimuli = [step.split(" ")[0] for step in path]
     assert stimuli[-1] == "send", path
-    assert "raised" in path[-1]
+    assert "ws_raised" in path[-1]
     background = stimuli.index("app_background")
     assert "app_foreground" in stimuli[background:]
     assert len(path) <= 6, path  # shrunk close to the 4-step shortest counterexample

@@ -138,7 +138,7 @@ def test_send_while_disconnected_goes_over_rest() -> None:
     t = step(sys, sys.initial(), S.send)
     assert t.message == 0
     assert t.outcome is Outcome.rest_direct
-    assert t.target.messages[0].state is M.retrying_rest
+    assert t.target.messages[0].state is M.sending_rest
     assert t.target.messages[0].held is True
     assert t.target.messages[0].server == 0
 
@@ -163,15 +163,26 @@ def test_backgrounding_loses_the_done_owed_on_the_socket() -> None:
     assert S.done not in stimuli(sys, world)
 
 
-@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+@pytest.mark.parametrize("environment", ["ios-suspend", "half-open"])
 def test_send_into_a_suspended_socket_raises(environment: str) -> None:
-    """iOS suspension: the only outcome of a send is an error, in either environment."""
+    """iOS suspension: the only outcome of a send is an error, in both these environments."""
     sys = system("fixed", environment)
     world = walk(sys, *CONNECTED_THEN_SUSPENDED)
     assert world.connection is C.suspended_stale
     sends = [t for t in sys.successors(world) if t.stimulus is S.send]
     assert len(sends) == 1
     assert sends[0].outcome is Outcome.ws_raised
+
+
+def test_send_into_a_suspended_socket_may_return_normally_when_ios_is_silent() -> None:
+    """The seed's root cause, step 5: task.send() "fails silently (no error thrown)"."""
+    sys = system("fixed", "ios-suspend-silent")
+    world = walk(sys, *CONNECTED_THEN_SUSPENDED)
+    sends = {t.outcome: t for t in sys.successors(world) if t.stimulus is S.send}
+    assert set(sends) == {Outcome.ws_raised, Outcome.ws_vanished}
+    vanished = sends[Outcome.ws_vanished].target
+    assert vanished.connection is C.suspended_stale  # catch never runs: no disconnect
+    assert (vanished.messages[0].state, vanished.messages[0].server) == (M.sent_ws, 0)
 
 
 def test_send_into_a_half_open_socket_raises_or_vanishes() -> None:
@@ -230,7 +241,10 @@ def test_hardened_reconnects_when_the_app_returns() -> None:
 
 
 def test_hardened_resends_the_pending_list_on_reconnect() -> None:
-    sys = system("hardened")
+    design = Design.model_validate(
+        {**get_design("hardened").model_dump(), "refetch_after_reconnect": False}
+    )
+    sys = System(design, get_environment("ios-suspend"), 2)
     world = walk(sys, S.connect, S.handshake_ack, S.send, S.app_background, S.app_foreground)
     assert world.messages[0].state is M.sent_ws
     assert world.messages[0].held is True
@@ -238,6 +252,40 @@ def test_hardened_resends_the_pending_list_on_reconnect() -> None:
     assert ack.target.messages[0].done_owed is True
     assert ack.target.messages[0].server == 1  # message ids: the server keeps one copy
     assert [f.row.event.value for f in ack.fired] == ["handshake_ack", "resend_ws"]
+
+
+def test_the_refetch_recovers_a_done_that_died_with_the_socket() -> None:
+    """The seed's companion fix: after the reconnect, the server's state confirms m1."""
+    sys = system("seed-system")
+    world = walk(sys, S.connect, S.handshake_ack, S.send, S.app_background, S.app_foreground)
+    m1 = world.messages[0]
+    assert (m1.state, m1.server, m1.done_owed) == (M.sent_ws, 1, False)
+    ack = step(sys, world, S.handshake_ack)
+    assert ack.target.messages[0].state is M.confirmed
+    assert [f.row.event.value for f in ack.fired] == ["handshake_ack", "recovered"]
+    assert step(system("fixed"), world, S.handshake_ack).target.messages[0].state is M.sent_ws
+
+
+def test_the_refetch_does_not_recover_what_the_server_never_received() -> None:
+    sys = system("seed-system", "half-open")
+    world = walk(sys, S.connect, S.handshake_ack, S.connection_dropped)
+    vanished = step(sys, world, S.send, Outcome.ws_vanished).target
+    assert vanished.messages[0].server == 0
+    back = step(sys, step(sys, vanished, S.app_background).target, S.app_foreground).target
+    ack = step(sys, back, S.handshake_ack)
+    assert [f.row.event.value for f in ack.fired] == ["handshake_ack"]
+    assert (ack.target.messages[0].state, ack.target.messages[0].server) == (M.sent_ws, 0)
+
+
+def test_a_warm_cache_never_changes_a_step() -> None:
+    """The memoised steps are pure: a fresh system offers exactly the same successors."""
+    for name in DESIGNS:
+        for env in ENVIRONMENTS:
+            warm = system(name, env)
+            graph = explore(warm)
+            for world in graph.worlds[:: max(1, len(graph.worlds) // 150)]:
+                cold = system(name, env)
+                assert cold.successors(world) == warm.successors(world), (name, env, world)
 
 
 # -- REST -----------------------------------------------------------------------------
@@ -250,7 +298,7 @@ def test_rest_outcomes_need_the_foreground_and_the_network_except_an_error(
     for world, out in zip(graph.worlds, graph.edges, strict=True):
         for i, m in enumerate(world.messages):
             offered = {t.stimulus for t, _ in out if t.message == i and t.stimulus in rest}
-            if m.state is not M.retrying_rest or not world.foreground:
+            if m.state not in (M.sending_rest, M.retrying_rest) or not world.foreground:
                 assert offered == set()
             elif world.network:
                 assert offered == rest
@@ -263,7 +311,7 @@ def test_a_lost_rest_response_still_reaches_the_server() -> None:
     t = step(sys, step(sys, sys.initial(), S.send).target, S.rest_lost_response)
     m1 = t.target.messages[0]
     assert m1.server == 1
-    assert m1.state is M.retrying_rest  # hardened tries twice
+    assert m1.state is M.sending_rest  # hardened tries twice
     assert m1.held is True
     again = step(sys, t.target, S.rest_ok).target.messages[0]
     assert (again.state, again.server) == (M.confirmed, 1)  # the server deduplicates

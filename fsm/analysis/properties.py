@@ -93,7 +93,8 @@ class Property:
 _SHOWN = {
     MessageState.pending: "the client still holds it as pending",
     MessageState.sent_ws: "the client shows it as sent over the WebSocket",
-    MessageState.retrying_rest: "a REST request carrying it is in flight",
+    MessageState.sending_rest: "a REST request carrying it is in flight",
+    MessageState.retrying_rest: "a REST retry carrying it is in flight",
     MessageState.confirmed: "the client shows it as confirmed",
     MessageState.failed: "the client shows it as failed",
 }

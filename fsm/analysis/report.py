@@ -60,7 +60,8 @@ def detail(before: World, step: Transition) -> str:
     if outcome is Outcome.ws_raised:
         kind = "half-open" if before.socket is Socket.half_open else "suspended"
         return f"WebSocket send into a {kind} socket raised"
-    return "WebSocket send into a half-open socket returned; the bytes vanished"
+    kind = "half-open" if before.socket is Socket.half_open else "suspended"
+    return f"WebSocket send into a {kind} socket returned; the bytes vanished"
 
 
 class MessageView(BaseModel):

@@ -102,7 +102,7 @@ class Outcome(Documented):
     ws_raised = ("ws_raised", "The WebSocket send into a dead socket raised an error.")
     ws_vanished = (
         "ws_vanished",
-        "The WebSocket send into a half-open socket returned normally; the bytes vanished.",
+        "The WebSocket send into a dead socket returned normally; the bytes vanished.",
     )
 
 
@@ -164,6 +164,8 @@ _STATE_ORDER: dict[MessageState | None, int] = {None: 0} | {
     s: i + 1 for i, s in enumerate(MessageState)
 }
 _FINAL = frozenset({MessageState.confirmed, MessageState.failed})
+#: A REST request carrying the message is in flight.
+_OVER_REST = frozenset({MessageState.sending_rest, MessageState.retrying_rest})
 _BELIEVES_CONNECTED = frozenset({ConnectionState.connected, ConnectionState.suspended_stale})
 _DEAD = frozenset({Socket.suspended, Socket.half_open})
 
@@ -173,7 +175,10 @@ _DEAD = frozenset({Socket.suspended, Socket.half_open})
 _LOCAL_ACTIONS = frozenset(
     a
     for a in Action
-    if a.meaning.socket is None and a.meaning.hold_all is None and a.meaning.each_held is None
+    if a.meaning.socket is None
+    and a.meaning.hold_all is None
+    and a.meaning.each_held is None
+    and a.meaning.each_on_server is None
 )
 _SOCKET_ACTIONS = frozenset(
     a
@@ -182,6 +187,7 @@ _SOCKET_ACTIONS = frozenset(
     and a.meaning.hold is None
     and a.meaning.hold_all is None
     and a.meaning.each_held is None
+    and a.meaning.each_on_server is None
 )
 
 
@@ -286,6 +292,20 @@ class _Step:
                     if meaning.over_ws:
                         self.deliver(k, over_ws=True)
                     self.fire_message(k, meaning.each_held)
+        if meaning.each_on_server is not None:
+            table = self.sys.message
+            for k, m in enumerate(self.messages):
+                if (
+                    m.server >= 1
+                    and m.state is not None
+                    and table.allows(m.state, meaning.each_on_server)
+                ):
+                    self.fire_message(k, meaning.each_on_server)
+
+    def hook(self, hook: Hook, i: int | None = None) -> None:
+        """Run the design's effect at ``hook`` (if it has one)."""
+        for action in self.sys.behaviour.effects.actions(hook):
+            self.run(action, i)
 
 
 def initial_world(messages: int) -> World:
@@ -480,7 +500,7 @@ class System:
                 done_before.add(m)
             if m.done_owed and w.socket is Socket.open:
                 yield self._message_step(w, i, Stimulus.done)
-            if m.state is MessageState.retrying_rest and w.foreground:
+            if m.state in _OVER_REST and w.foreground:
                 if w.network:
                     yield self._message_step(w, i, Stimulus.rest_ok)
                 yield self._message_step(w, i, Stimulus.rest_error)
@@ -517,9 +537,17 @@ class System:
             else:
                 s.kill_socket(socket)
         s.fire_connection(event)
+        hooked: tuple[Action, ...] = ()
+        if event is ConnectionEvent.handshake_ack:
+            hooked = self.behaviour.effects.actions(Hook.connection_acknowledged)
+            s.hook(Hook.connection_acknowledged)
         target = s.world()
         fired = tuple(s.fired)
-        if quiet and all(set(f.row.actions) <= _SOCKET_ACTIONS for f in fired):
+        if (
+            quiet
+            and set(hooked) <= _SOCKET_ACTIONS
+            and all(f.message is None and set(f.row.actions) <= _SOCKET_ACTIONS for f in fired)
+        ):
             self._global[key] = (s.connection, s.socket, s.foreground, s.network, fired)
         return Transition(stimulus, None, None, target, fired)
 
@@ -535,7 +563,10 @@ class System:
             yield self._send_step(w, i, Outcome.ws_delivered)
             return
         yield self._send_step(w, i, Outcome.ws_raised)
-        if w.socket is Socket.half_open and self.environment.half_open_sends_vanish:
+        env = self.environment
+        if (w.socket is Socket.half_open and env.half_open_sends_vanish) or (
+            w.socket is Socket.suspended and env.suspended_sends_vanish
+        ):
             yield self._send_step(w, i, Outcome.ws_vanished)
 
     def _send_step(self, w: World, i: int, outcome: Outcome) -> Transition:
@@ -573,12 +604,16 @@ class System:
         elif stimulus is Stimulus.rest_ok:
             s.deliver(i, over_ws=False)
             s.fire_message(i, MessageEvent.rest_ok)
+            s.hook(Hook.rest_succeeded, i)
         else:
             if stimulus is Stimulus.rest_lost_response:
                 s.deliver(i, over_ws=False)
             s.fire_message(i, self._after_rest_failure(s, i))
         fired = tuple(s.fired)
-        if all(set(f.row.actions) <= _LOCAL_ACTIONS for f in fired):
+        hooked = self.behaviour.effects.actions(Hook.rest_succeeded)
+        if (stimulus is not Stimulus.rest_ok or set(hooked) <= _LOCAL_ACTIONS) and all(
+            f.message == i and set(f.row.actions) <= _LOCAL_ACTIONS for f in fired
+        ):
             self._local[key] = (s.messages[i], fired)
         return Transition(stimulus, i, None, s.world(), fired)
 
@@ -595,7 +630,8 @@ class System:
                 action.meaning.budget
                 and budget is not None
                 and m.attempts + 1 < budget
-                and self.message.allows(MessageState.retrying_rest, MessageEvent.rest_failed)
+                and m.state is not None
+                and self.message.allows(m.state, MessageEvent.rest_failed)
             ):
                 return MessageEvent.rest_failed
         return MessageEvent.retries_exhausted

@@ -2,17 +2,22 @@
 
 A :class:`Design` is a set of named resilience features. The transition tables
 in :mod:`fsm.model.tables` select their rows from these fields, so a design file is all
-it takes to check a variant. Three designs are built in:
+it takes to check a variant. Four designs are built in:
 
 ``pre-fix``
     The client of the seed bug note, before its fix.
 ``fixed``
-    Exactly the seed's fix, no more.
+    Exactly the seed's fix, no more, including the ``try?`` that swallows a
+    failed REST retry.
+``seed-system``
+    The seed's four-part resilience system as written: the fix, reconnect on
+    return from the background, and the companion fix that refetches responses
+    the server already computed.
 ``hardened``
     The fix plus what production clients do (Ably, Phoenix, Socket.IO, Apple).
 
 An :class:`Environment` says what the world may do to a socket besides iOS
-suspending it with the app, which both built-ins allow.
+suspending it with the app, which every built-in allows.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ __all__ = [
 ]
 
 ClearPolicy = Literal["ws_send", "any_done", "own_confirmation"]
+RetryFailure = Literal["shown", "swallowed", "requeued"]
 
 _NAME = r"^[a-z0-9][a-z0-9_.-]*$"
 
@@ -93,7 +99,18 @@ class Design(BaseModel):
     max_rest_attempts: int = Field(
         ge=1,
         le=5,
-        description="REST attempts per message before the failure is shown to the user.",
+        description="REST attempts per message before the request counts as failed.",
+    )
+    rest_retry_failure: RetryFailure = Field(
+        description="What happens to a message whose REST retry from the pending-retry list "
+        "failed: 'shown' (the user sees the failure, Ably RTN7e), 'swallowed' (the seed's "
+        "`_ = try? await self.sendViaREST(message)`: the error is dropped and the message "
+        "looks sent) or 'requeued' (it goes back into the pending-retry list)."
+    )
+    refetch_after_reconnect: bool = Field(
+        description="After a reconnect or a REST success, the client asks the server for the "
+        "messages it has not seen confirmed, so a done/toolUse lost with a dead socket is "
+        "recovered (the seed's companion fix; Ably resumed=false, Socket.IO recovered=false)."
     )
 
     @model_validator(mode="after")
@@ -120,6 +137,12 @@ class Environment(BaseModel):
 
     name: str = Field(pattern=_NAME, max_length=64)
     summary: str = Field(min_length=1, max_length=200)
+    suspended_sends_vanish: bool = Field(
+        default=False,
+        description="A send into a socket iOS suspended may return normally while its bytes "
+        "go nowhere, besides raising (the seed's root cause, step 5: task.send() 'fails "
+        "silently (no error thrown, just fails to send)').",
+    )
     silent_drops: bool = Field(
         description="A live connection may go half-open without any event reaching the "
         "client, ever (NAT timeout, server killed; Starscream#935, SignalR#1518)."
@@ -143,20 +166,33 @@ _PRE_FIX = Design(
     resend_on_reconnect=False,
     message_ids=False,
     max_rest_attempts=1,
+    rest_retry_failure="shown",
+    refetch_after_reconnect=False,
 )
 
 _FIXED = _PRE_FIX.model_copy(
     update={
         "name": "fixed",
-        "summary": "Exactly the seed's fix: send failure disconnects, pending list, REST retry.",
+        "summary": "Exactly the seed's fix: send failure disconnects, pending list, REST retry "
+        "with try?.",
         "send_failure_disconnects": True,
         "write_ahead": True,
         "rest_fallback": True,
         "pending_cleared_on": "any_done",
+        "rest_retry_failure": "swallowed",
     }
 )
 
-_HARDENED = _FIXED.model_copy(
+_SEED_SYSTEM = _FIXED.model_copy(
+    update={
+        "name": "seed-system",
+        "summary": "The seed's four parts as written: the fix, reconnect on foreground, refetch.",
+        "reconnect_on_foreground": True,
+        "refetch_after_reconnect": True,
+    }
+)
+
+_HARDENED = _SEED_SYSTEM.model_copy(
     update={
         "name": "hardened",
         "summary": "The fix plus handshake ack, heartbeat, foreground reconnect, resend, ids.",
@@ -167,11 +203,12 @@ _HARDENED = _FIXED.model_copy(
         "resend_on_reconnect": True,
         "message_ids": True,
         "max_rest_attempts": 2,
+        "rest_retry_failure": "shown",
     }
 )
 
 #: The built-in designs, by name.
-DESIGNS: dict[str, Design] = {d.name: d for d in (_PRE_FIX, _FIXED, _HARDENED)}
+DESIGNS: dict[str, Design] = {d.name: d for d in (_PRE_FIX, _FIXED, _SEED_SYSTEM, _HARDENED)}
 
 #: The built-in environments, by name. The first is the default.
 ENVIRONMENTS: dict[str, Environment] = {
@@ -182,6 +219,14 @@ ENVIRONMENTS: dict[str, Environment] = {
             summary="iOS suspends sockets in the background; a send into one raises.",
             half_open_sends_vanish=False,
             silent_drops=False,
+        ),
+        Environment(
+            name="ios-suspend-silent",
+            summary="As ios-suspend, but a send into a suspended socket may also return "
+            "normally while its bytes go nowhere (the seed's root cause, step 5).",
+            half_open_sends_vanish=False,
+            silent_drops=False,
+            suspended_sends_vanish=True,
         ),
         Environment(
             name="half-open",
@@ -285,7 +330,8 @@ def _first_error(exc: ValidationError) -> str:
     elif err["type"] == "missing" and where == "name":
         message = "missing: a design file names its design"
     elif err["type"] == "missing":
-        message = 'missing (or give based_on = "pre-fix" | "fixed" | "hardened")'
+        choices = " | ".join(f'"{name}"' for name in DESIGNS)
+        message = f"missing (or give based_on = {choices})"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     if where:
         return f"{where}: {message}{more}"

@@ -1,8 +1,8 @@
 """What a design changes outside its machines, as a second small table.
 
 The connection and message tables (:mod:`fsm.model.tables`) say what the
-client's machines do with an event. Three things a design changes happen at
-points of the composed system that no machine row covers:
+client's machines do with an event. A few things a design changes happen at points
+of the composed system that no machine row covers:
 
 * whether a message is written into the pending-retry list before any send
   (``write_ahead``),
@@ -10,6 +10,10 @@ points of the composed system that no machine row covers:
   client id),
 * how many REST attempts a message gets before its failure is shown
   (``max_rest_attempts``).
+
+* whether the client refetches the server's state of unconfirmed messages
+  after a reconnect or a REST success (``refetch_after_reconnect``, the seed's
+  companion fix).
 
 Each is an :class:`Effect`: at a :class:`~fsm.model.vocabulary.Hook`, these
 actions run, in the designs where every condition holds. Effects are selected
@@ -121,6 +125,10 @@ EFFECTS: tuple[Effect, ...] = (
     Effect(Hook.server_receives, (A.dedupe_copy,), (on("message_ids"),),
            note="dedup by client message id (Ably RSL1k)"),
     Effect(Hook.rest_attempt_fails, (A.attempt_budget,), param="max_rest_attempts",
-           note="REST attempts before the failure is shown (Ably RTN7e)"),
+           note="REST attempts before rest_retry_failure applies (Ably RTN7e)"),
+    Effect(Hook.connection_acknowledged, (A.refetch,), (on("refetch_after_reconnect"),),
+           note="companion fix: recover responses the server computed"),
+    Effect(Hook.rest_succeeded, (A.refetch,), (on("refetch_after_reconnect"),),
+           note="companion fix: recover responses the server computed"),
 )
 # fmt: on

@@ -92,6 +92,17 @@ FORBIDDEN: tuple[ForbiddenRule, ...] = (
         event=ME.ws_send_ok,
         action=A.release,
     ),
+    ForbiddenRule(
+        id="F4",
+        machine="message",
+        reason="a failed REST retry is swallowed and the message is left looking sent, "
+        "with nothing that will send it again",
+        evidence="seed, ChatViewModel.setupSendFailedHandler: "
+        "`_ = try? await self.sendViaREST(message)`, then `pendingRetryMessages = nil`",
+        sources=frozenset({M.retrying_rest}),
+        event=ME.retries_exhausted,
+        targets=frozenset({M.sent_ws}),
+    ),
 )
 
 

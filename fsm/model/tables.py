@@ -296,6 +296,20 @@ _CONNECTION_ROWS: tuple[Row[ConnectionState, ConnectionEvent], ...] = (
         (A.close_socket, A.retry_pending_rest), note="onSendFailed"),
 )
 
+def _confirmations(
+    source: MessageState, event: MessageEvent, *when: Cond
+) -> tuple[Row[MessageState, MessageEvent], ...]:
+    """``source -event-> confirmed``, once per pending-list clearing policy: nothing
+    to clear (cleared on send), the whole list (the seed's fix), or its own entry."""
+    return (
+        Row(source, event, M.confirmed, (*when, on("pending_cleared_on", "ws_send"))),
+        Row(source, event, M.confirmed, (*when, on("pending_cleared_on", "any_done")),
+            (A.release_all,)),
+        Row(source, event, M.confirmed, (*when, on("pending_cleared_on", "own_confirmation")),
+            (A.release,)),
+    )
+
+
 _MESSAGE_ROWS: tuple[Row[MessageState, MessageEvent], ...] = (
     # The first attempt, over the WebSocket or, when not connected, over REST.
     Row(M.pending, ME.ws_send_ok, M.sent_ws, (on("pending_cleared_on", "ws_send", "!="),)),
@@ -307,28 +321,35 @@ _MESSAGE_ROWS: tuple[Row[MessageState, MessageEvent], ...] = (
         (on("send_failure_disconnects"), on("rest_fallback", False)), (A.release,)),
     Row(M.pending, ME.ws_send_failed, M.pending,
         (on("send_failure_disconnects"), on("rest_fallback")), note="await REST retry"),
-    Row(M.pending, ME.send_rest, M.retrying_rest),
+    Row(M.pending, ME.send_rest, M.sending_rest, note="not connected"),
     # Retries from the pending-retry list.
     Row(M.pending, ME.retry_rest, M.retrying_rest, (on("rest_fallback"),)),
     Row(M.sent_ws, ME.retry_rest, M.retrying_rest, (on("rest_fallback"),),
         note="the whole list is retried"),
     Row(M.pending, ME.resend_ws, M.sent_ws, (on("resend_on_reconnect"),)),
     Row(M.sent_ws, ME.resend_ws, M.sent_ws, (on("resend_on_reconnect"),)),
-    # Confirmation, and what it clears.
-    Row(M.sent_ws, ME.done, M.confirmed, (on("pending_cleared_on", "ws_send"),)),
-    Row(M.sent_ws, ME.done, M.confirmed, (on("pending_cleared_on", "any_done"),),
-        (A.release_all,)),
-    Row(M.sent_ws, ME.done, M.confirmed, (on("pending_cleared_on", "own_confirmation"),),
-        (A.release,)),
-    Row(M.retrying_rest, ME.rest_ok, M.confirmed, (on("pending_cleared_on", "ws_send"),)),
-    Row(M.retrying_rest, ME.rest_ok, M.confirmed, (on("pending_cleared_on", "any_done"),),
-        (A.release_all,)),
-    Row(M.retrying_rest, ME.rest_ok, M.confirmed,
-        (on("pending_cleared_on", "own_confirmation"),), (A.release,)),
-    # Bounded REST retries end in a failure the user sees (Ably RTN7e).
+    # Confirmation, and what it clears: the server's done/toolUse, a REST success,
+    # or the state refetched after a reconnect (the companion fix).
+    *_confirmations(M.sent_ws, ME.done),
+    *_confirmations(M.sending_rest, ME.rest_ok),
+    *_confirmations(M.retrying_rest, ME.rest_ok),
+    *_confirmations(M.sent_ws, ME.recovered, on("refetch_after_reconnect")),
+    Row(M.confirmed, ME.done, M.confirmed, (on("refetch_after_reconnect"),),
+        note="a late done after the refetch: ignored"),
+    # Bounded REST attempts (Ably RTN7e). The app's own REST send shows its failure;
+    # what a failed retry from the pending-retry list does is the design's choice.
+    Row(M.sending_rest, ME.rest_failed, M.sending_rest, (on("max_rest_attempts", 1, ">"),),
+        note="another attempt"),
     Row(M.retrying_rest, ME.rest_failed, M.retrying_rest, (on("max_rest_attempts", 1, ">"),),
         note="another attempt"),
-    Row(M.retrying_rest, ME.retries_exhausted, M.failed, actions=(A.release,)),
+    Row(M.sending_rest, ME.retries_exhausted, M.failed, actions=(A.release,)),
+    Row(M.retrying_rest, ME.retries_exhausted, M.failed,
+        (on("rest_retry_failure", "shown"),), (A.release,), note="failure shown"),
+    Row(M.retrying_rest, ME.retries_exhausted, M.sent_ws,
+        (on("rest_retry_failure", "swallowed"),), (A.release,),
+        note="try? swallows the error"),
+    Row(M.retrying_rest, ME.retries_exhausted, M.pending,
+        (on("rest_retry_failure", "requeued"),), (A.hold,), note="back in the list"),
 )
 # fmt: on
 

@@ -114,7 +114,15 @@ class MessageState(Documented):
 
     pending = ("pending", "The user pressed send; no transport has taken the message yet.")
     sent_ws = ("sent_ws", "The WebSocket send returned; the client waits for done/toolUse.")
-    retrying_rest = ("retrying_rest", "A REST request carrying the message is in flight.")
+    sending_rest = (
+        "sending_rest",
+        "The client was not connected, so it sent the message over REST itself; the request "
+        "is in flight.",
+    )
+    retrying_rest = (
+        "retrying_rest",
+        "onSendFailed retries it from the pending-retry list: a REST request is in flight.",
+    )
     confirmed = ("confirmed", "The server's done/toolUse or the REST response confirmed it.")
     failed = ("failed", "The user sees that the message was not delivered (not a silent loss).")
 
@@ -133,9 +141,15 @@ class MessageEvent(Documented):
     done = ("done", "The server's done/toolUse for this message arrived over the WebSocket.")
     rest_ok = ("rest_ok", "The REST request returned success.")
     rest_failed = ("rest_failed", "The REST request failed and the client sends it again.")
+    recovered = (
+        "recovered",
+        "The server's state, fetched after a reconnect or a REST success, shows it applied "
+        "the message: its response is recovered (the seed's companion refetch fix).",
+    )
     retries_exhausted = (
         "retries_exhausted",
-        "The REST request failed and no attempt is left; the failure is shown.",
+        "The REST request failed and no attempt is left: what follows is the design's "
+        "rest_retry_failure (shown, swallowed or requeued).",
     )
 
 
@@ -183,6 +197,9 @@ class Meaning:
     #: A failed REST attempt is counted; while the count is below the effect's
     #: parameter the message's ``rest_failed`` row fires, else ``retries_exhausted``.
     budget: bool = False
+    #: This message event fires on every message the server has applied and whose
+    #: state has a row for it: the client fetched the server's state.
+    each_on_server: MessageEvent | None = None
 
     def describe(self) -> str:
         """The meaning in a few words, for diagrams and listings."""
@@ -202,6 +219,8 @@ class Meaning:
             parts.append("server applies one copy per message id")
         if self.budget:
             parts.append("count the attempt against the budget")
+        if self.each_on_server is not None:
+            parts.append(f"{self.each_on_server.value} on every message the server has")
         return "; ".join(parts)
 
 
@@ -265,6 +284,11 @@ class Action(Documented):
         "The server applies a copy only if it has none with the same client message id.",
         Meaning(server="once"),
     )
+    refetch = (
+        "refetch",
+        "Ask the server for the messages not seen confirmed; those it applied are recovered.",
+        Meaning(each_on_server=MessageEvent.recovered),
+    )
     attempt_budget = (
         "attempt_budget",
         "Count the failed REST attempt: send again below the budget, else show the failure.",
@@ -293,3 +317,8 @@ class Hook(Documented):
         "rest_attempt_fails",
         "A REST request failed, or the server applied it and its response was lost.",
     )
+    connection_acknowledged = (
+        "connection_acknowledged",
+        "The server acknowledged a (new) connection's handshake.",
+    )
+    rest_succeeded = ("rest_succeeded", "A REST request for a message returned success.")
