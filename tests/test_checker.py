@@ -30,8 +30,9 @@ from fsm import (
 )
 from fsm.analysis.ablation import ablate
 from fsm.analysis.explorer import explore
+from fsm.analysis.questions import Dependence, send_dependence
 from fsm.analysis.report import CheckReport, PropertyResult, StepView
-from fsm.analysis.system import World
+from fsm.analysis.system import Outcome, World
 from fsm.analysis.trace import Trace
 
 if TYPE_CHECKING:
@@ -511,3 +512,61 @@ def test_a_design_ablated_against_itself_has_nothing_to_set_back() -> None:
 
 
 ENVS = [get_environment(name) for name in sorted(ENVIRONMENTS, reverse=True)]
+
+
+# -- fidelity to the seed ------------------------------------------------------------------
+@pytest.mark.parametrize("messages", [1, 2, 3, 4])
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_hardened_holds_every_property_in_every_environment(
+    environment: str, messages: int
+) -> None:
+    result = check(get_design("hardened"), get_environment(environment), messages)
+    assert result.holds, [v.id for v in result.verdicts if not v.holds]
+    assert not any(r.reachable for r in result.rules)
+
+
+def test_fixed_depends_on_the_send_raising_and_the_others_do_not() -> None:
+    """The seed's two readings of its own root cause give opposite verdicts for its fix."""
+    answers = {name: send_dependence(design, 1) for name, design in DESIGNS.items()}
+    assert {name: a.verdict for name, a in answers.items()} == {
+        "pre-fix": Dependence.loses_either_way,
+        "fixed": Dependence.needs_the_raise,
+        "seed-system": Dependence.independent,
+        "hardened": Dependence.independent,
+    }
+    silent = answers["fixed"].silent
+    assert silent is not None
+    assert [s.stimulus.value for s in silent] == [
+        "connect",
+        "app_background",
+        "app_foreground",
+        "send",
+    ]
+    assert silent.steps[-1].outcome is Outcome.ws_vanished
+
+
+def test_fixed_loses_the_vanished_send_in_four_steps_with_one_message() -> None:
+    r = report("fixed", "ios-suspend-silent", 1)
+    trace = counterexample(r.property("no-silent-loss"))
+    assert [s.event for s in trace] == ["connect", "app_background", "app_foreground", "send"]
+    assert trace[-1].outcome == "ws_vanished"
+    assert trace[-1].connection == "suspended_stale"  # catch never ran: no disconnect
+
+
+def test_the_seed_system_still_loses_the_swallowed_retry_when_sockets_go_half_open() -> None:
+    """The refetch recovers what the server has; the swallowed retry never reached it."""
+    design, env = get_design("seed-system"), get_environment("half-open")
+    f4 = check(design, env).rule("F4")
+    assert f4.trace is not None
+    assert [(s.stimulus.value, s.message) for s in f4.trace] == [
+        ("connect", None),
+        ("handshake_ack", None),
+        ("connection_dropped", None),
+        ("send", 0),
+        ("rest_error", 0),
+    ]
+    ex = explore(System(design, env, 2))
+    sid, positions = ex.state_of(f4.trace.final)
+    assert positions[0] in ex.lost_by_state[sid]
+    assert not check(design, env).verdict("no-silent-loss").holds
+    assert check(design, get_environment("ios-suspend")).verdict("no-silent-loss").holds

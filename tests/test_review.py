@@ -297,11 +297,20 @@ def test_ablation_tables_come_from_the_checker(rendered: Path) -> None:
     section = md.split('<a id="ablation"></a>')[1].split("<a id=")[0]
     rows = {
         r.feature: r
-        for r in ablate(DESIGNS["hardened"], DESIGNS["fixed"], list(ENVIRONMENTS.values()))
+        for r in ablate(DESIGNS["hardened"], DESIGNS["seed-system"], list(ENVIRONMENTS.values()))
     }
-    hardened = section.split("### hardened, against fixed")[1]
+    hardened = section.split("### hardened, against seed-system")[1]
     for feature, row in rows.items():
         line = next(line for line in hardened.splitlines() if line.startswith(f"| `{feature}` |"))
         cells = [c.strip() for c in line.strip("|").split("|")]
         for env, cell in zip(ENVIRONMENTS, cells[2:], strict=True):
             assert cell == (", ".join(row.breaks[env]) or "**nothing**"), (feature, env)
+
+
+def test_the_review_says_which_designs_depend_on_the_send_raising(rendered: Path) -> None:
+    md = (rendered / "REVIEW.md").read_text(encoding="utf-8")
+    section = md.split("### Does it depend on the send raising?")[1].split("###")[0]
+    assert "**fixed** depends on the send raising" in section
+    assert "lost in 4 steps" in section
+    assert "**pre-fix** loses the message whichever way the send fails" in section
+    assert "**hardened** keeps the message whichever way the send fails" in section

@@ -97,8 +97,8 @@ FORBIDDEN: tuple[ForbiddenRule, ...] = (
         machine="message",
         reason="a failed REST retry is swallowed and the message is left looking sent, "
         "with nothing that will send it again",
-        evidence="seed, ChatViewModel.setupSendFailedHandler: "
-        "`_ = try? await self.sendViaREST(message)`, then `pendingRetryMessages = nil`",
+        evidence="seed, ChatViewModel.setupSendFailedHandler: each REST retry is awaited "
+        "with try?, which discards its error, and then pendingRetryMessages = nil",
         sources=frozenset({M.retrying_rest}),
         event=ME.retries_exhausted,
         targets=frozenset({M.sent_ws}),

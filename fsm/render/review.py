@@ -21,6 +21,7 @@ from typing_extensions import assert_never
 from fsm.analysis.ablation import AblationRow, ablate
 from fsm.analysis.checker import CheckResult
 from fsm.analysis.properties import PROPERTIES
+from fsm.analysis.questions import Dependence, SendDependence, send_dependence
 from fsm.analysis.report import message_name, reason_text
 from fsm.analysis.scenario import ScenarioReport, get_scenario, run
 from fsm.analysis.trace import Trace
@@ -32,7 +33,13 @@ from fsm.render.composed import COMPOSED_ENVIRONMENT, Composed
 from fsm.render.diff import edge_changes, effect_changes, feature_changes
 from fsm.render.files import svg_of
 from fsm.render.machine import SPECS, rule_scope
-from fsm.render.text import ablation_table, scenario_table, trace_headers, trace_rows
+from fsm.render.text import (
+    ablation_table,
+    scenario_table,
+    trace_headers,
+    trace_rows,
+    trace_words,
+)
 
 __all__ = [
     "DEFAULT_OUT",
@@ -72,6 +79,9 @@ class ReviewData:
     diagrams: list[Diagram]
     #: (design, baseline) -> each feature set back, for consecutive built-in designs.
     ablations: dict[tuple[str, str], list[AblationRow]] = field(default_factory=dict)
+    #: Whether each design keeps a message sent into a suspended socket only because
+    #: the send raises (the seed's two readings of its root cause).
+    sends: dict[str, SendDependence] = field(default_factory=dict)
 
     def result(self, design: str, env: str) -> CheckResult:
         return self.results[(design, env)]
@@ -95,7 +105,8 @@ def collect(designs: Sequence[Design]) -> ReviewData:
         for earlier, later in itertools.pairwise(builtins)
     }
     diagrams = catalog.build(designs, results, graphs)
-    return ReviewData(list(designs), results, scenarios, graphs, diagrams, ablations)
+    sends = {d.name: send_dependence(d, SEND_MESSAGES) for d in designs}
+    return ReviewData(list(designs), results, scenarios, graphs, diagrams, ablations, sends)
 
 
 # -- a small document model, rendered to Markdown and to HTML ------------------------------
@@ -258,10 +269,72 @@ def _verdict_section(data: ReviewData) -> list[Block]:
         ),
         Table(headers, rows),
         Bullets(findings),
+        *_send_section(data),
         Heading(3, "Properties"),
         Bullets([[C(p.id), f": {p.statement}"] for p in PROPERTIES]),
         Heading(3, "Environments"),
         Bullets([[C(e.name), f": {e.summary}"] for e in ENVIRONMENTS.values()]),
+    ]
+
+
+#: The send question is asked with one message: a second send cannot then rescue
+#: the first one, so the answer is about that send alone.
+SEND_MESSAGES = 1
+
+_DEPENDENCE_WORDS = {
+    Dependence.independent: "keeps the message whichever way the send fails",
+    Dependence.needs_the_raise: "depends on the send raising",
+    Dependence.loses_either_way: "loses the message whichever way the send fails",
+    Dependence.needs_the_silence: "loses the message only when the send raises",
+}
+
+
+def _send_section(data: ReviewData) -> list[Block]:
+    """Which designs keep a message sent into a suspended socket only because the send
+    raises: the seed's root cause says the send "fails silently", its fix catches an
+    error from it."""
+    items: list[Text] = []
+    for d in data.designs:
+        answer = data.sends.get(d.name)
+        if answer is None:
+            continue
+        text: Text = [B(d.name), f" {_DEPENDENCE_WORDS[answer.verdict]}"]
+        if answer.verdict is Dependence.needs_the_raise and answer.silent is not None:
+            text = [
+                *text,
+                ": when a send into a suspended socket returns normally, ",
+                C("catch"),
+                f" never runs and the message is lost in {_steps(len(answer.silent))} (",
+                C(trace_words(answer.silent)),
+                ").",
+            ]
+        elif answer.verdict is Dependence.loses_either_way and answer.raised is not None:
+            text = [
+                *text,
+                f" (raised: {_steps(len(answer.raised))}, ",
+                C(trace_words(answer.raised)),
+                ").",
+            ]
+        else:
+            text = [*text, "."]
+        items.append(text)
+    if not items:
+        return []
+    return [
+        Heading(3, "Does it depend on the send raising?", "send-raising"),
+        Para(
+            [
+                "The seed's root cause says a send into a suspended socket \"fails silently "
+                '(no error thrown)", while its fix catches an error from that send. Each '
+                "design is explored with the send raising (",
+                C("ios-suspend"),
+                ") and returning normally (",
+                C("ios-suspend-silent"),
+                f"), with {SEND_MESSAGES} message, looking for a message lost right after "
+                "such a send:",
+            ]
+        ),
+        Bullets(items),
     ]
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "trace_headers",
     "trace_rows",
     "trace_table",
+    "trace_words",
     "view_rows",
 ]
 
@@ -136,6 +137,19 @@ def view_rows(steps: Sequence[StepView], messages: int) -> list[list[str]]:
         ]
         for n, s in enumerate([start_view(initial_world(messages)), *steps])
     ]
+
+
+def trace_words(trace: Trace) -> str:
+    """A trace in one line: ``connect, app_background, send m1 (ws_raised), rest_error m1``."""
+    words = []
+    for step in trace.steps:
+        word = step.stimulus.value
+        if step.message is not None:
+            word += f" {message_name(step.message)}"
+        if step.outcome is not None:
+            word += f" ({step.outcome.value})"
+        words.append(word)
+    return ", ".join(words)
 
 
 def trace_table(steps: Sequence[StepView], messages: int) -> str:
