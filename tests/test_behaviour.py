@@ -203,7 +203,7 @@ def test_fixed_duplicate_is_explained_as_two_copies() -> None:
     result = check(get_design("fixed"), get_environment("ios-suspend"))
     reasons = result.verdict("no-duplicate-delivery").explanation
     assert [r.message for r in reasons] == [0]
-    assert "applied it 2 times" in reasons[0].text
+    assert "the server applied it twice" in reasons[0].text
 
 
 # -- the public machines --------------------------------------------------------------

@@ -334,3 +334,10 @@ def test_the_report_schema_is_the_check_reports() -> None:
 def test_an_unknown_schema_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("schema", "nope")[0] == 2
     assert "nope" in one_line_error(capsys)
+
+
+def test_check_says_why_the_last_state_of_a_counterexample_violates() -> None:
+    code, out = run("check", "--design", "pre-fix")
+    assert code == 1
+    block = out.split("counterexample: no-silent-loss")[1].split("counterexample:")[0]
+    assert "  why: m1: the client shows it as sent over the WebSocket" in block

@@ -19,6 +19,7 @@ from fsm import (
     SpecError,
     Stimulus,
     System,
+    check,
     get_design,
     get_environment,
 )
@@ -492,3 +493,24 @@ def test_any_valid_design_explores_without_a_forbidden_lookup(
     """The system never asks a table for a row the design lacks (that would raise)."""
     ex = explore(System(design, get_environment(environment), 1))
     assert len(ex.worlds) > 1
+
+
+def test_an_unreported_suspension_never_offers_the_socket_error() -> None:
+    """The seed's reading: handleDisconnect() was never called. Nothing reports the socket."""
+    reported = system("fixed")
+    env = get_environment("ios-suspend").model_copy(
+        update={"name": "unreported", "suspension_reported": False}
+    )
+    unreported = System(get_design("fixed"), env, 2)
+    world = walk(reported, *CONNECTED_THEN_SUSPENDED)
+    assert S.socket_error in stimuli(reported, world)
+    assert S.socket_error not in stimuli(unreported, world)
+
+
+def test_the_reported_suspension_is_a_reading_that_changes_no_builtin_verdict() -> None:
+    env = get_environment("ios-suspend")
+    unreported = env.model_copy(update={"name": "unreported", "suspension_reported": False})
+    for design in DESIGNS.values():
+        a = [v.holds for v in check(design, env, 2).verdicts]
+        b = [v.holds for v in check(design, unreported, 2).verdicts]
+        assert a == b, design.name

@@ -134,9 +134,7 @@ def _lost_reasons(ex: Exploration, trace: Trace) -> tuple[Reason, ...]:
 
 def _duplicate_reasons(ex: Exploration, trace: Trace) -> tuple[Reason, ...]:
     return tuple(
-        Reason(i, f"the server applied it {m.server} times: {describe(m)}")
-        for i, m in enumerate(trace.final.messages)
-        if m.server >= 2
+        Reason(i, describe(m)) for i, m in enumerate(trace.final.messages) if m.server >= 2
     )
 
 

@@ -475,6 +475,7 @@ class System:
         if (
             w.foreground
             and w.socket is Socket.suspended
+            and env.suspension_reported
             and conn.allows(c, ConnectionEvent.socket_error)
         ):
             yield self._conn_step(w, Stimulus.socket_error, ConnectionEvent.socket_error)

@@ -63,6 +63,8 @@ def print_report(report: CheckReport, out: TextIO) -> None:
         rule = f", rule {p.rule}" if p.rule else ""
         out.write(f"\ncounterexample: {p.id}{rule} ({len(p.counterexample)} steps)\n")
         out.write(trace_table(p.counterexample, report.messages) + "\n")
+        for line in p.explanation:
+            out.write(f"  why: {line}\n")
     for r in report.forbidden:
         if r.counterexample is not None:
             out.write(

@@ -151,6 +151,12 @@ class Environment(BaseModel):
         description="A send into a half-open socket may return without an error while the "
         "bytes never reach the server."
     )
+    suspension_reported: bool = Field(
+        default=True,
+        description="The receive loop eventually reports a socket iOS suspended, once the app "
+        "runs in the foreground again ('Socket is not connected', Starscream#908). The seed "
+        "says handleDisconnect() was never called; with false, nothing ever reports it.",
+    )
 
 
 _PRE_FIX = Design(
