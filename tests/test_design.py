@@ -112,10 +112,13 @@ def test_three_environments_are_built_in() -> None:
     ios = get_environment("ios-suspend").model_dump(exclude={"name", "summary"})
     silent = get_environment("ios-suspend-silent").model_dump(exclude={"name", "summary"})
     half = get_environment("half-open").model_dump(exclude={"name", "summary"})
-    assert ios
-    assert set(ios.values()) == {False}
-    assert {k for k, v in silent.items() if v} == {"suspended_sends_vanish"}
-    assert {k for k, v in half.items() if v} == {"silent_drops", "half_open_sends_vanish"}
+    assert {k for k, v in ios.items() if v} == {"suspension_reported"}
+    assert {k for k, v in silent.items() if v} == {"suspended_sends_vanish", "suspension_reported"}
+    assert {k for k, v in half.items() if v} == {
+        "silent_drops",
+        "half_open_sends_vanish",
+        "suspension_reported",
+    }
 
 
 def test_unknown_environment_name_is_refused() -> None:
