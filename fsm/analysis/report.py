@@ -9,8 +9,9 @@ unsent message becomes ``-``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from fsm.analysis.properties import Kind, property_ids
 from fsm.analysis.system import Fired, Outcome, Transition, World
 from fsm.analysis.trace import Reason, Trace, broken_rules
 from fsm.model.vocabulary import Socket
@@ -107,9 +108,9 @@ class StepView(BaseModel):
 class PropertyResult(BaseModel):
     """One property's verdict, with its shortest counterexample and why it violates."""
 
-    id: str
+    id: str = Field(json_schema_extra={"enum": property_ids()})
     statement: str
-    kind: str
+    kind: str = Field(json_schema_extra={"enum": [k.name for k in Kind]})
     holds: bool
     rule: str | None = None
     counterexample: list[StepView] | None = None
