@@ -9,7 +9,7 @@ unsent message becomes ``-``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from fsm.analysis.properties import Kind, property_ids
 from fsm.analysis.system import Fired, Outcome, Transition, World
@@ -105,12 +105,16 @@ class StepView(BaseModel):
     fired: list[FiredView]
 
 
+_PROPERTY_IDS: list[JsonValue] = list(property_ids())
+_KINDS: list[JsonValue] = [k.name for k in Kind]
+
+
 class PropertyResult(BaseModel):
     """One property's verdict, with its shortest counterexample and why it violates."""
 
-    id: str = Field(json_schema_extra={"enum": property_ids()})
+    id: str = Field(json_schema_extra={"enum": _PROPERTY_IDS})
     statement: str
-    kind: str = Field(json_schema_extra={"enum": [k.name for k in Kind]})
+    kind: str = Field(json_schema_extra={"enum": _KINDS})
     holds: bool
     rule: str | None = None
     counterexample: list[StepView] | None = None
