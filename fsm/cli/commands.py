@@ -9,12 +9,14 @@ from typing import Any, TextIO
 
 from fsm.analysis.ablation import ablate
 from fsm.analysis.checker import check
-from fsm.analysis.report import CheckReport
+from fsm.analysis.report import CheckReport, CheckReports, report_schema
 from fsm.analysis.scenario import SCENARIOS, ScenarioReport, get_scenario, run
 from fsm.cli.options import (
     Parser,
     add_design_options,
     add_messages_option,
+    change_verb,
+    design_or_file,
     positive,
     selected_designs,
 )
@@ -22,12 +24,18 @@ from fsm.model.design import (
     DEFAULT_ENVIRONMENT,
     DESIGNS,
     ENVIRONMENTS,
-    Environment,
     design_file_schema,
     get_design,
     get_environment,
 )
-from fsm.render.text import LEGEND, ablation_table, scenario_table, table, trace_table
+from fsm.render.text import (
+    LEGEND,
+    ablation_table,
+    scenario_table,
+    steps_text,
+    table,
+    trace_table,
+)
 
 __all__ = ["register"]
 
@@ -61,14 +69,14 @@ def print_report(report: CheckReport, out: TextIO) -> None:
         if p.counterexample is None:
             continue
         rule = f", rule {p.rule}" if p.rule else ""
-        out.write(f"\ncounterexample: {p.id}{rule} ({len(p.counterexample)} steps)\n")
+        out.write(f"\ncounterexample: {p.id}{rule} ({steps_text(len(p.counterexample))})\n")
         out.write(trace_table(p.counterexample, report.messages) + "\n")
         for line in p.explanation:
             out.write(f"  why: {line}\n")
     for r in report.forbidden:
         if r.counterexample is not None:
             out.write(
-                f"\nforbidden transition {r.id} reached ({len(r.counterexample)} steps): "
+                f"\nforbidden transition {r.id} reached ({steps_text(len(r.counterexample))}): "
                 f"{r.reason}\n"
             )
             out.write(trace_table(r.counterexample, report.messages) + "\n")
@@ -109,10 +117,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     environment = get_environment(args.environment)
     reports = [check(d, environment, args.messages, args.max_states).report() for d in designs]
     if args.json:
-        if len(reports) == 1:
-            out.write(reports[0].model_dump_json(indent=2) + "\n")
-        else:
-            out.write("[\n" + ",\n".join(r.model_dump_json(indent=2) for r in reports) + "\n]\n")
+        # One design: its CheckReport; several: one CheckReports object (`fsm schema report`).
+        doc = reports[0] if len(reports) == 1 else CheckReports(reports=reports)
+        out.write(doc.model_dump_json(indent=2) + "\n")
     else:
         for n, report in enumerate(reports):
             if n:
@@ -123,25 +130,28 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_ablate(args: argparse.Namespace, out: TextIO) -> int:
     (design,) = selected_designs(args) if (args.design or args.spec) else [get_design("hardened")]
-    baseline = get_design(args.against)
+    baseline = design_or_file(args.against)
     environments = list(ENVIRONMENTS.values())
     rows = ablate(design, baseline, environments, args.messages)
+    verb = change_verb(design, baseline)
     out.write(
-        f"design {design.name}, each feature set back to its value in {baseline.name}, "
+        f"design {design.name}, each feature {verb} to its value in {baseline.name}, "
         f"{args.messages} messages: what breaks that held before\n\n"
     )
     if not rows:
         out.write(f"{design.name} and {baseline.name} have the same features\n")
         return 0
-    out.write(ablation_table(rows, [e.name for e in environments]).render() + "\n")
+    found = ablation_table(rows, [e.name for e in environments], verb)
+    out.write(found.render() + "\n")
+    if found.notes:
+        out.write("\n" + "\n".join(found.notes) + "\n")
     return 0
 
 
 #: What ``fsm schema`` can describe.
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "design": design_file_schema,
-    "environment": Environment.model_json_schema,
-    "report": CheckReport.model_json_schema,
+    "report": report_schema,
     "scenario": ScenarioReport.model_json_schema,
 }
 
@@ -190,7 +200,12 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         default=None,
         help="stop with an error when more states than this are reachable",
     )
-    p.add_argument("--json", action="store_true", help="print a CheckReport as JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: a CheckReport for one design, a CheckReports object for several "
+        "(fsm schema report describes both)",
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
@@ -199,20 +214,27 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     add_design_options(p)
     p.add_argument(
         "--against",
-        metavar="NAME",
+        metavar="NAME|FILE",
         default="fixed",
-        help="the built-in design whose values are put back (default fixed)",
+        help="the built-in design or design file whose values are put back (default fixed)",
     )
     add_messages_option(p)
     p.set_defaults(func=cmd_ablate)
 
-    p = sub.add_parser("schema", help="print the JSON Schema of a design file or a report")
+    p = sub.add_parser(
+        "schema", help="print the JSON Schema of a design file, a check report or a scenario"
+    )
     p.add_argument("what", choices=sorted(SCHEMAS), help="which document")
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("scenario", help="replay a named scenario step by step")
     p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(sorted(SCENARIOS))}")
     add_design_options(p)
-    p.add_argument("--environment", metavar="NAME", default=DEFAULT_ENVIRONMENT)
+    p.add_argument(
+        "--environment",
+        metavar="NAME",
+        default=DEFAULT_ENVIRONMENT,
+        help=f"what the world may do to sockets (default {DEFAULT_ENVIRONMENT})",
+    )
     p.add_argument("--json", action="store_true", help="print the ScenarioReport as JSON")
     p.set_defaults(func=cmd_scenario)
