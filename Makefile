@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: review test lint typecheck pytest bench clean deps graphviz
+.PHONY: review test lint typecheck pytest bench clean deps graphviz spin
 
 review: deps
 	$(BIN)/fsm review
@@ -30,7 +30,7 @@ pytest: deps
 bench: deps
 	$(BIN)/python benchmarks/explore.py
 
-deps: $(STAMP) graphviz
+deps: $(STAMP) graphviz spin
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,18 @@ graphviz:
 	  else \
 	    echo "Graphviz's dot is missing: install it (Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew install graphviz)"; \
 	    exit 1; \
+	  fi; }
+
+# SPIN, the second engine (`fsm check --engine spin`); its tests are skipped
+# with the reason where it cannot be installed.
+spin:
+	@command -v spin >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing SPIN with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spin >/dev/null || \
+	      echo "could not install spin: the SPIN engine's tests will be skipped"; \
+	  else \
+	    echo "SPIN is missing (Debian/Ubuntu: sudo apt-get install spin): its tests will be skipped"; \
 	  fi; }
 
 clean:
