@@ -340,12 +340,13 @@ def spin_check(
             runs.append(run)
             return run
         best: SpinRun | None = None
+        bits = 26 if hash_bits is None else hash_bits
         for seed in range(1, swarm + 1):
             run = run_check(
                 verifier,
                 number,
                 timeout=timeout,
-                args=[f"-RS{seed * 7919}", f"-w{26 + seed % 4}", f"-k{1 + seed % 3}"],
+                args=[f"-RS{seed * 7919}", f"-w{bits + seed % 4}", f"-k{1 + seed % 3}"],
             )
             runs.append(run)
             if (
