@@ -10,7 +10,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: review test lint typecheck pytest bench clean deps graphviz chromium screenshot
+.PHONY: review test lint typecheck pytest bench clean deps graphviz chromium screenshot spin
 
 review: deps
 	$(BIN)/fsm review
@@ -36,7 +36,7 @@ pytest: deps chromium
 bench: deps
 	$(BIN)/python benchmarks/explore.py
 
-deps: $(STAMP) graphviz
+deps: $(STAMP) graphviz spin
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,18 @@ chromium:
 	      || echo "could not install Chromium: the browser test will be skipped"; \
 	  else \
 	    echo "Chromium is missing: the browser test will be skipped (Debian/Ubuntu: sudo apt-get install chromium chromium-driver)"; \
+	  fi; }
+
+# SPIN, the second engine (`fsm check --engine spin`); its tests are skipped
+# with the reason where it cannot be installed.
+spin:
+	@command -v spin >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing SPIN with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spin >/dev/null || \
+	      echo "could not install spin: the SPIN engine's tests will be skipped"; \
+	  else \
+	    echo "SPIN is missing (Debian/Ubuntu: sudo apt-get install spin): its tests will be skipped"; \
 	  fi; }
 
 clean:

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from fsm.analysis.ablation import ablate
 from fsm.analysis.checker import check
+from fsm.analysis.promela import promela
 from fsm.analysis.report import CheckReport, CheckReports, report_schema
 from fsm.analysis.scenario import SCENARIOS, ScenarioReport, get_scenario, run
+from fsm.analysis.spin import spin_check
+from fsm.analysis.system import System
 from fsm.cli.options import (
     Parser,
+    UsageError,
     add_design_options,
     add_messages_option,
     change_verb,
@@ -115,7 +121,26 @@ def cmd_environments(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     designs = selected_designs(args)
     environment = get_environment(args.environment)
-    reports = [check(d, environment, args.messages, args.max_states).report() for d in designs]
+    notes: list[str] = []
+    if args.engine == "spin":
+        reports = []
+        for d in designs:
+            result = spin_check(
+                d,
+                environment,
+                args.messages,
+                cores=args.cores,
+                swarm=args.swarm,
+                max_states=args.max_states,
+            )
+            reports.append(result.result.report())
+            notes = list(result.notes)
+    else:
+        if args.cores != 1 or args.swarm:
+            raise UsageError("fsm check: --cores and --swarm need --engine spin")
+        reports = [check(d, environment, args.messages, args.max_states).report() for d in designs]
+    for note in notes:
+        print(f"fsm: {note}", file=sys.stderr)
     if args.json:
         # One design: its CheckReport; several: one CheckReports object (`fsm schema report`).
         doc = reports[0] if len(reports) == 1 else CheckReports(reports=reports)
@@ -126,6 +151,18 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
                 out.write("\n" + "=" * 72 + "\n\n")
             print_report(report, out)
     return 0 if all(r.holds for r in reports) else 1
+
+
+def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+    if not (args.design or args.spec):
+        raise UsageError("fsm export: give --design NAME or --spec FILE")
+    (design,) = selected_designs(args)
+    model = promela(System(design, get_environment(args.environment), args.messages))
+    if args.out:
+        Path(args.out).write_text(model.text, encoding="utf-8")
+    else:
+        out.write(model.text)
+    return 0
 
 
 def cmd_ablate(args: argparse.Namespace, out: TextIO) -> int:
@@ -206,7 +243,37 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         help="print JSON: a CheckReport for one design, a CheckReports object for several "
         "(fsm schema report describes both)",
     )
+    p.add_argument(
+        "--engine",
+        choices=("explorer", "spin"),
+        default="explorer",
+        help="the built-in explorer (default, judges every property) or SPIN (judges the "
+        "safety properties; needs spin and a C compiler)",
+    )
+    p.add_argument(
+        "--cores",
+        metavar="K",
+        type=positive,
+        default=1,
+        help="with --engine spin: SPIN's parallel breadth-first search on K cores",
+    )
+    p.add_argument(
+        "--swarm",
+        metavar="K",
+        type=positive,
+        default=0,
+        help="with --engine spin: K bitstate runs with different seeds and hash functions "
+        "instead of one exhaustive search (for models too big to store; not a proof)",
+    )
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("export", help="write the composed system in another checker's language")
+    p.add_argument("language", choices=("promela",), help="promela: a model for SPIN")
+    add_design_options(p)
+    p.add_argument("--environment", metavar="NAME", default=DEFAULT_ENVIRONMENT)
+    add_messages_option(p)
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
         "ablate", help="set each feature back to a baseline's value and see what breaks"
