@@ -233,7 +233,9 @@ def test_review_refuses_a_spec_named_like_a_built_in(
 ) -> None:
     path = write_spec("impostor.toml", 'based_on = "pre-fix"\nname = "fixed"\n')
     assert run("review", "--out", str(tmp_path / "o"), "--spec", str(path))[0] == 2
-    assert "named 'fixed'" in one_line_error(capsys)
+    line = one_line_error(capsys)
+    assert "impostor.toml" in line
+    assert "design name 'fixed' is a built-in design's" in line
 
 
 def test_ablate_refuses_an_against_file_named_like_a_built_in(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,9 +20,11 @@ from fsm.cli.options import (
     Parser,
     UsageError,
     add_design_options,
+    add_max_states_option,
     add_messages_option,
     change_verb,
     design_or_file,
+    nonempty,
     positive,
     selected_designs,
 )
@@ -166,10 +168,11 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace, out: TextIO) -> int:
-    (design,) = selected_designs(args) if (args.design or args.spec) else [get_design("hardened")]
+    chosen = args.design is not None or args.spec is not None
+    (design,) = selected_designs(args) if chosen else [get_design("hardened")]
     baseline = design_or_file(args.against)
     environments = list(ENVIRONMENTS.values())
-    rows = ablate(design, baseline, environments, args.messages)
+    rows = ablate(design, baseline, environments, args.messages, args.max_states)
     verb = change_verb(design, baseline)
     out.write(
         f"design {design.name}, each feature {verb} to its value in {baseline.name}, "
@@ -213,30 +216,29 @@ def cmd_scenario(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if any(r.lost for r in reports) else 0
 
 
-def register(sub: argparse._SubParsersAction[Parser]) -> None:
+def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] = ()) -> None:
     """Add the checking commands to ``fsm``'s parser."""
-    p = sub.add_parser("designs", help="list the built-in designs")
+    p = sub.add_parser("designs", parents=list(parents), help="list the built-in designs")
     p.set_defaults(func=cmd_designs)
 
-    p = sub.add_parser("environments", help="list the built-in environments")
+    p = sub.add_parser("environments", parents=list(parents), help="list the built-in environments")
     p.set_defaults(func=cmd_environments)
 
-    p = sub.add_parser("check", help="explore a design exhaustively and judge every property")
+    p = sub.add_parser(
+        "check",
+        parents=list(parents),
+        help="explore a design exhaustively and judge every property",
+    )
     add_design_options(p)
     p.add_argument(
         "--environment",
         metavar="NAME",
+        type=nonempty,
         default=DEFAULT_ENVIRONMENT,
         help=f"what the world may do to sockets (default {DEFAULT_ENVIRONMENT})",
     )
     add_messages_option(p)
-    p.add_argument(
-        "--max-states",
-        metavar="K",
-        type=positive,
-        default=None,
-        help="stop with an error when more states than this are reachable",
-    )
+    add_max_states_option(p)
     p.add_argument(
         "--json",
         action="store_true",
@@ -276,7 +278,9 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
-        "ablate", help="set each feature back to a baseline's value and see what breaks"
+        "ablate",
+        parents=list(parents),
+        help="set each feature back to a baseline's value and see what breaks",
     )
     add_design_options(p)
     p.add_argument(
@@ -286,20 +290,26 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         help="the built-in design or design file whose values are put back (default fixed)",
     )
     add_messages_option(p)
+    add_max_states_option(p)
     p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser(
-        "schema", help="print the JSON Schema of a design file, a check report or a scenario"
+        "schema",
+        parents=list(parents),
+        help="print the JSON Schema of a design file, a check report or a scenario",
     )
     p.add_argument("what", choices=sorted(SCHEMAS), help="which document")
     p.set_defaults(func=cmd_schema)
 
-    p = sub.add_parser("scenario", help="replay a named scenario step by step")
+    p = sub.add_parser(
+        "scenario", parents=list(parents), help="replay a named scenario step by step"
+    )
     p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(sorted(SCENARIOS))}")
     add_design_options(p)
     p.add_argument(
         "--environment",
         metavar="NAME",
+        type=nonempty,
         default=DEFAULT_ENVIRONMENT,
         help=f"what the world may do to sockets (default {DEFAULT_ENVIRONMENT})",
     )

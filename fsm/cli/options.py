@@ -7,20 +7,22 @@ from pathlib import Path
 from typing import NoReturn
 
 from fsm.model.design import DESIGNS, Design, get_design, load_design
-from fsm.model.errors import SpecError
-from fsm.render.catalog import check_names
+from fsm.render.catalog import check_spec
 
 __all__ = [
     "MAX_MESSAGES",
     "Parser",
     "UsageError",
     "add_design_options",
+    "add_max_states_option",
     "add_messages_option",
     "change_verb",
     "design_or_file",
     "messages_count",
+    "nonempty",
     "positive",
     "selected_designs",
+    "spec_design",
 ]
 
 MAX_MESSAGES = 8
@@ -57,11 +59,33 @@ def positive(text: str) -> int:
     return n
 
 
+def nonempty(text: str) -> str:
+    """An argument that may not be the empty string (``--spec ''`` is a mistake, not
+    "every design")."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def add_design_options(parser: argparse.ArgumentParser) -> None:
     """``--design NAME`` / ``--spec FILE``, shared by every command that takes a design."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--design", metavar="NAME", help="a built-in design (see: fsm designs)")
-    group.add_argument("--spec", metavar="FILE", help="a design file (.toml or .json)")
+    group.add_argument(
+        "--design", metavar="NAME", type=nonempty, help="a built-in design (see: fsm designs)"
+    )
+    group.add_argument(
+        "--spec", metavar="FILE", type=nonempty, help="a design file (.toml or .json)"
+    )
+
+
+def add_max_states_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-states",
+        metavar="K",
+        type=positive,
+        default=None,
+        help="stop with an error when more states than this are reachable",
+    )
 
 
 def add_messages_option(parser: argparse.ArgumentParser) -> None:
@@ -75,14 +99,9 @@ def add_messages_option(parser: argparse.ArgumentParser) -> None:
 
 
 def spec_design(path: str) -> Design:
-    """The design in file ``path``, refused (:class:`SpecError`) if it takes a built-in
-    design's name without being that design: every command reports it under that name."""
-    design = load_design(path)
-    try:
-        check_names([design])
-    except SpecError as exc:
-        raise SpecError(f"{path}: {exc}") from None
-    return design
+    """The design in the file ``path``, refused on the same grounds by every command:
+    a name that is a built-in design's (unless it is that design) or a reserved one."""
+    return check_spec(path, load_design(path))
 
 
 def design_or_file(text: str) -> Design:
@@ -105,8 +124,8 @@ def change_verb(design: Design, baseline: Design) -> str:
 
 def selected_designs(args: argparse.Namespace) -> list[Design]:
     """The designs named by ``--design``/``--spec``; every built-in one if neither."""
-    if args.design:
+    if args.design is not None:
         return [get_design(args.design)]
-    if args.spec:
+    if args.spec is not None:
         return [spec_design(args.spec)]
     return list(DESIGNS.values())

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from fsm.cli.options import Parser, add_design_options, selected_designs
+from fsm.cli.options import Parser, add_design_options, nonempty, selected_designs
+from fsm.cli.output import shown
 from fsm.render import catalog, files, review
 
 __all__ = ["cmd_diagrams", "cmd_review", "register"]
 
 
-def register(sub: argparse._SubParsersAction[Parser]) -> None:
+def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] = ()) -> None:
     """Add the ``diagrams`` and ``review`` subcommands to ``fsm``'s parser."""
-    p = sub.add_parser("diagrams", help="draw the machines, counterexamples and design diffs")
+    p = sub.add_parser(
+        "diagrams",
+        parents=list(parents),
+        help="draw the machines, counterexamples and design diffs",
+    )
     add_design_options(p)
     p.add_argument(
         "--out",
         metavar="DIR",
+        type=nonempty,
         default=review.DEFAULT_OUT,
         help=f"output directory (default {review.DEFAULT_OUT})",
     )
@@ -29,16 +36,20 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     )
     p.set_defaults(func=cmd_diagrams)
 
-    p = sub.add_parser("review", help="check every design and write the design review")
+    p = sub.add_parser(
+        "review", parents=list(parents), help="check every design and write the design review"
+    )
     p.add_argument(
         "--out",
         metavar="DIR",
+        type=nonempty,
         default=review.DEFAULT_OUT,
         help=f"output directory (default {review.DEFAULT_OUT})",
     )
     p.add_argument(
         "--spec",
         metavar="FILE",
+        type=nonempty,
         nargs="+",
         action="extend",
         default=[],
@@ -55,21 +66,21 @@ def cmd_diagrams(args: argparse.Namespace, out: TextIO) -> int:
     if args.check:
         problems = files.compare(diagrams, target, catalog.complete_dirs(designs))
         for line in problems:
-            out.write(line + "\n")
+            out.write(shown(line) + "\n")
         if problems:
             out.write(
                 f"{len(problems)} diagram source(s) differ from the model; "
-                f"run `fsm diagrams --out {target}` to update them\n"
+                f"run `fsm diagrams --out {shown(target)}` to update them\n"
             )
             return 1
         count = sum(len(d.sources()) for d in diagrams)
-        out.write(f"{count} diagram sources in {target} are up to date\n")
+        out.write(f"{count} diagram sources in {shown(target)} are up to date\n")
         return 0
     with files.Staging(target) as staging:
         staging.write_sources(diagrams)
         files.render(diagrams, staging.root)
         written = staging.commit(prune=catalog.complete_dirs(designs))
-    out.write(f"{len(written)} files written to {target}\n")
+    out.write(f"{len(written)} files written to {shown(target)}\n")
     return 0
 
 
@@ -83,5 +94,7 @@ def cmd_review(args: argparse.Namespace, out: TextIO) -> int:
         staging.write("REVIEW.md", review.markdown(data, rendered))
         staging.write("review.html", review.html_page(data, staging.root, rendered))
         staging.commit(prune=catalog.complete_dirs(designs), last=("REVIEW.md", "review.html"))
-    out.write(f"review written to {target / 'REVIEW.md'} and {target / 'review.html'}\n")
+    out.write(
+        f"review written to {shown(target / 'REVIEW.md')} and {shown(target / 'review.html')}\n"
+    )
     return 0

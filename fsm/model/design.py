@@ -23,11 +23,20 @@ suspending it with the app, which every built-in allows.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from fsm.model.errors import SpecError, UnknownName
 
@@ -39,6 +48,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = [
     "DESIGNS",
     "ENVIRONMENTS",
+    "MAX_SPEC_BYTES",
     "ClearPolicy",
     "Design",
     "Environment",
@@ -52,6 +62,20 @@ ClearPolicy = Literal["ws_send", "any_done", "own_confirmation"]
 RetryFailure = Literal["shown", "swallowed", "requeued"]
 
 _NAME = r"^[a-z0-9][a-z0-9_.-]*$"
+
+#: The largest design file :func:`load_design` reads; real ones are a few hundred bytes.
+MAX_SPEC_BYTES = 64 * 1024
+
+
+def _one_printable_line(value: str) -> str:
+    """Refuse text that would break a listing, a terminal or a diagram: control
+    characters (NUL, newlines, escape sequences), format characters, surrogates."""
+    bad = next((ch for ch in value if not ch.isprintable()), None)
+    if bad is not None:
+        raise ValueError(
+            f"must be one line of printable text; found {bad!r} at position {value.index(bad)}"
+        )
+    return value
 
 
 class Design(BaseModel):
@@ -125,6 +149,8 @@ class Design(BaseModel):
             )
         return self
 
+    _printable_summary = field_validator("summary")(_one_printable_line)
+
     def features(self) -> dict[str, Any]:
         """The feature fields, without name and summary."""
         return self.model_dump(exclude={"name", "summary"})
@@ -157,6 +183,8 @@ class Environment(BaseModel):
         "runs in the foreground again ('Socket is not connected', Starscream#908). The seed "
         "says handleDisconnect() was never called; with false, nothing ever reports it.",
     )
+
+    _printable_summary = field_validator("summary")(_one_printable_line)
 
 
 _PRE_FIX = Design(
@@ -270,20 +298,26 @@ def load_design(path: str | Path) -> Design:
     field and what is wrong.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not UTF-8 text") from None
+    if str(path) in ("", "."):
+        raise SpecError("a design file name must not be empty")
+    if path.suffix.lower() not in (".toml", ".json"):
+        raise SpecError(f"{path}: unknown format {path.suffix!r}; use a .toml or .json file")
+    text = _read_text(path)
     data = _parse(path, text)
+    try:
+        return _design_from(path, data)
+    except RecursionError:
+        raise SpecError(f"{path}: a value is nested too deeply") from None
+
+
+def _design_from(path: Path, data: Any) -> Design:
     if not isinstance(data, dict):
         raise SpecError(f"{path}: the top level must be a table of design fields")
     base = data.pop("based_on", None)
     if base is not None:
         if not isinstance(base, str) or base not in DESIGNS:
             raise SpecError(
-                f"{path}: based_on: must be one of {', '.join(sorted(DESIGNS))}, got {base!r}"
+                f"{path}: based_on: must be one of {', '.join(sorted(DESIGNS))}, got {_shown(base)}"
             )
         inherited = DESIGNS[base].model_dump(exclude={"name", "summary"})
         if "summary" not in data:
@@ -294,6 +328,12 @@ def load_design(path: str | Path) -> Design:
         return Design.model_validate(data)
     except ValidationError as exc:
         raise SpecError(f"{path}: {_first_error(exc)}") from None
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def design_file_schema() -> dict[str, Any]:
@@ -312,18 +352,67 @@ def design_file_schema() -> dict[str, Any]:
     return schema
 
 
+def _read_text(path: Path) -> str:
+    """The text of the regular file at ``path``, at most :data:`MAX_SPEC_BYTES` long.
+
+    The file is opened without blocking (a FIFO must not hang the reader) and
+    refused unless it is a regular file (``/dev/zero``, a directory, a socket).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise SpecError(f"{path}: cannot read: {_file_kind(mode)}, not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_SPEC_BYTES:
+            chunk = os.read(fd, MAX_SPEC_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES // 1024} KiB; not a design file")
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not UTF-8 text") from None
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
 def _parse(path: Path, text: str) -> Any:
-    if path.suffix.lower() == ".json":
-        try:
+    kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+    try:
+        if kind == "JSON":
             return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    if path.suffix.lower() == ".toml":
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise SpecError(f"{path}: invalid TOML: {exc}") from None
-    raise SpecError(f"{path}: unknown format {path.suffix!r}; use a .toml or .json file")
+        return tomllib.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: invalid {kind}: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts
+        reason = str(exc).split(";")[0]
+        raise SpecError(f"{path}: invalid {kind}: {reason}") from None
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -335,7 +424,8 @@ def _first_error(exc: ValidationError) -> str:
     errors = list(exc.errors())
 
     def where(err: Any) -> str:
-        return ".".join(str(part) for part in err["loc"]) or "the file"
+        text = ".".join(str(part) for part in err["loc"]) or "the file"
+        return text if len(text) <= 60 else text[:57] + "..."
 
     def listed(errs: list[Any]) -> str:
         missing = [where(e) for e in errs if e["type"] == "missing"]

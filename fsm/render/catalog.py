@@ -27,10 +27,12 @@ from fsm.render.machine import SPECS, machine_graph
 __all__ = [
     "DIFF_DIR",
     "MESSAGES",
+    "RESERVED",
     "Diagram",
     "Kind",
     "build",
     "check_names",
+    "check_spec",
     "complete_dirs",
     "composed_path",
     "counterexample_path",
@@ -45,6 +47,8 @@ __all__ = [
 MESSAGES = 2
 #: Sub-directory of the design diffs; no design may take its name (:func:`check_names`).
 DIFF_DIR = "diff"
+#: Names at the top of an output directory that a design's folder must not take.
+RESERVED = (DIFF_DIR, "REVIEW.md", "review.html")
 
 Kind = Literal["machine", "counterexample", "composed", "diff"]
 
@@ -84,13 +88,24 @@ def check_names(designs: Sequence[Design]) -> None:
     """Refuse designs whose names would overwrite another design's diagrams."""
     seen: dict[str, Design] = {}
     for d in designs:
-        if d.name == DIFF_DIR:
-            raise SpecError(f"design name {d.name!r} is reserved for the design diffs; rename it")
-        if d.name in seen and seen[d.name] != d:
-            raise SpecError(f"two different designs are named {d.name!r}; rename one")
+        if d.name in RESERVED:
+            what = "the design diffs" if d.name == DIFF_DIR else "the review page"
+            raise SpecError(f"design name {d.name!r} is reserved for {what}; rename it")
         if d.name in DESIGNS and DESIGNS[d.name] != d:
             raise SpecError(f"design name {d.name!r} is a built-in design's; rename it")
+        if d.name in seen and seen[d.name] != d:
+            raise SpecError(f"two different designs are named {d.name!r}; rename one")
         seen[d.name] = d
+
+
+def check_spec(path: str, design: Design) -> Design:
+    """``design``, read from the file ``path``, if it may join the built-in designs
+    (:func:`check_names`); else a :class:`SpecError` naming the file."""
+    try:
+        check_names([*DESIGNS.values(), design])
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    return design
 
 
 def diff_pairs(designs: Sequence[Design]) -> list[tuple[Design, Design]]:

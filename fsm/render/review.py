@@ -57,7 +57,9 @@ SCENARIO = "seed-verification"
 
 def review_designs(specs: Sequence[str]) -> list[Design]:
     """The built-in designs, then those of ``specs`` (a spec equal to a built-in is dropped)."""
-    designs = list(DESIGNS.values()) + [load_design(path) for path in specs]
+    designs = list(DESIGNS.values()) + [
+        catalog.check_spec(path, load_design(path)) for path in specs
+    ]
     catalog.check_names(designs)
     unique: dict[str, Design] = {}
     for d in designs:

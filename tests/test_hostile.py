@@ -1,0 +1,359 @@
+"""Hostile input: whatever a user gives ``fsm``, the answer is a report (exit 0 or 1)
+or one escaped line on standard error (exit 2); an internal error is exit 70 with
+one line, and its traceback only with ``--debug``."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from fsm import strategies as fst
+from fsm.cli import INTERNAL_ERROR, commands, main
+from fsm.cli.output import shown
+from fsm.model.design import DESIGNS, MAX_SPEC_BYTES, Design, Environment
+
+if TYPE_CHECKING:
+    from conftest import SpecWriter
+
+FSM = [sys.executable, "-m", "fsm"]
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    """Run the command line in-process: exit code, standard output, standard error."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(list(argv), out=out)
+    return code, out.getvalue(), err.getvalue()
+
+
+def one_line(err: str) -> str:
+    """The single line on standard error: printable, no traceback."""
+    lines = err.split("\n")
+    assert len(lines) == 2, err
+    assert lines[1] == "", err
+    assert "Traceback" not in err
+    assert lines[0].isprintable(), err
+    return lines[0]
+
+
+def bad_input(*argv: str) -> str:
+    code, out, err = run(*argv)
+    assert code == 2, (code, err)
+    assert out == ""
+    return one_line(err)
+
+
+# -- files that are not design files ---------------------------------------------------------
+BASED = 'based_on = "fixed"\nname = "mine"\n'
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("deep.json", "[" * 1000 + "]" * 1000, "nested too deeply"),
+        ("deep.toml", "a = " + "[" * 500 + "]" * 500, "nested too deeply"),
+        ("big.json", '{"name": "x", "max_rest_attempts": ' + "9" * 4301 + "}", "digits"),
+        ("big.toml", BASED + "max_rest_attempts = " + "9" * 4301, "digits"),
+        ("huge.toml", BASED + "#" * (MAX_SPEC_BYTES + 1), "larger than"),
+        ("nul.toml", BASED + 'summary = "a\\u0000b"\n', "summary"),
+        ("tab.json", '{"based_on": "fixed", "name": "mine", "summary": "a\\tb"}', "summary"),
+        ("rlo.toml", BASED + 'summary = "\\u202eevil"\n', "summary"),
+        ("latin1.toml", b'name = "caf\xe9"\n', "not UTF-8"),
+        ("review.toml", 'based_on = "fixed"\nname = "review.html"\n', "reserved"),
+        ("diff.toml", 'based_on = "fixed"\nname = "diff"\n', "reserved"),
+        ("fixed.toml", 'based_on = "pre-fix"\nname = "fixed"\n', "built-in"),
+        ("nl.toml", 'name = "fixed\\n"\nbased_on = "fixed"\n', "name"),
+    ],
+)
+@pytest.mark.parametrize("command", [("check",), ("scenario", "seed-verification"), ("ablate",)])
+def test_a_bad_design_file_is_one_line_naming_it(
+    write_spec: SpecWriter, name: str, content: str | bytes, needle: str, command: tuple[str, ...]
+) -> None:
+    path = write_spec(name, content)
+    line = bad_input(*command, "--spec", str(path))
+    assert line.startswith(f"fsm: error: {path}: "), line
+    assert needle in line
+
+
+@pytest.mark.parametrize("name", ["review.html", "diff", "fixed"])
+def test_every_command_refuses_the_same_design_names(tmp_path: Path, name: str) -> None:
+    spec = tmp_path / "mine.toml"
+    spec.write_text(f'based_on = "pre-fix"\nname = "{name}"\n', encoding="utf-8")
+    out = tmp_path / "out"
+    lines = {
+        bad_input("check", "--spec", str(spec)),
+        bad_input("scenario", "seed-verification", "--spec", str(spec)),
+        bad_input("ablate", "--spec", str(spec)),
+        bad_input("diagrams", "--spec", str(spec), "--out", str(out)),
+        bad_input("review", "--spec", str(spec), "--out", str(out)),
+    }
+    assert len(lines) == 1, lines
+    assert not out.exists()
+
+
+def test_special_files_are_refused_without_reading_them(tmp_path: Path) -> None:
+    assert "unknown format" in bad_input("check", "--spec", "/dev/zero")
+    zero = tmp_path / "zero.json"
+    zero.symlink_to("/dev/zero")
+    assert "not a regular file" in bad_input("check", "--spec", str(zero))
+    folder = tmp_path / "folder.toml"
+    folder.mkdir()
+    assert "a directory, not a regular file" in bad_input("check", "--spec", str(folder))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_spec_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    proc = subprocess.run(
+        [*FSM, "check", "--spec", str(fifo)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "a FIFO, not a regular file" in one_line(proc.stderr)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("check", "--design", ""),
+        ("check", "--spec", ""),
+        ("check", "--environment", ""),
+        ("scenario", "seed-verification", "--design", ""),
+        ("ablate", "--spec", ""),
+        ("diagrams", "--design", ""),
+        ("review", "--out", ""),
+        ("review", "--spec", ""),
+    ],
+)
+def test_an_empty_name_is_bad_usage_not_every_design(argv: tuple[str, ...]) -> None:
+    assert "must not be empty" in bad_input(*argv)
+
+
+def test_the_model_refuses_text_that_is_not_one_printable_line() -> None:
+    fixed = DESIGNS["fixed"].model_dump()
+    for summary in ("a\x00b", "two\nlines", "\x1b[2J", "\u202eevil", "\udcff"):
+        with pytest.raises(ValidationError, match=r"printable|unicode"):
+            Design.model_validate({**fixed, "summary": summary})
+        with pytest.raises(ValidationError, match=r"printable|unicode"):
+            Environment(name="x", summary=summary, silent_drops=False, half_open_sends_vanish=False)
+    assert Design.model_validate({**fixed, "summary": "Ünïcode, emoji 😀 and all"})
+
+
+# -- what is echoed is escaped ----------------------------------------------------------------
+def test_a_key_with_a_newline_is_one_line(write_spec: SpecWriter) -> None:
+    path = write_spec("nl.toml", BASED + '"evil\\nkey" = 1\n')
+    line = bad_input("check", "--spec", str(path))
+    assert "evil\\nkey: unknown field" in line
+
+
+def test_terminal_escapes_are_not_echoed(write_spec: SpecWriter, tmp_path: Path) -> None:
+    path = write_spec("esc.toml", BASED + '"\\u001b]0;pwned\\u0007" = 1\n')
+    line = bad_input("check", "--spec", str(path))
+    assert "\x1b" not in line
+    assert "\\x1b]0;pwned\\x07: unknown field" in line
+    missing = tmp_path / "\x1b[31mred\u202e.toml"
+    line = bad_input("check", "--spec", str(missing))
+    assert "\\x1b[31mred\\u202e.toml: cannot read" in line
+    line = bad_input("check", "--design", "\x1b[2J\nx")
+    assert "\\x1b[2J\\nx" in line
+
+
+def test_shown_escapes_only_what_is_not_printable() -> None:
+    assert shown("plain text, ünïcode 😀") == "plain text, ünïcode 😀"
+    assert shown("a\nb\tc\x00\x1b\x7f\x9b\u2028\ufeff") == (
+        "a\\nb\\tc\\x00\\x1b\\x7f\\x9b\\u2028\\ufeff"
+    )
+
+
+# -- exit codes -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("design", "verdict"), [("pre-fix", 1), ("hardened", 0)])
+def test_a_closed_pipe_keeps_the_verdict(design: str, verdict: int) -> None:
+    """``fsm check --design pre-fix | head -1`` under ``pipefail`` still fails."""
+    with subprocess.Popen(
+        [*FSM, "check", "--design", design], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        assert proc.stdout.readline().startswith(b"design ")
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == verdict
+    assert err == b""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+def test_a_full_standard_output_is_one_line() -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [*FSM, "check", "--design", "hardened"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 2
+    assert one_line(proc.stderr) == "fsm: error: cannot write the output: No space left on device"
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_pipe_in_process_keeps_the_verdict(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--design", "pre-fix"], out=ClosedPipe()) == 1
+    assert main(["check", "--design", "hardened"], out=ClosedPipe()) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_ablate_takes_max_states() -> None:
+    line = bad_input("ablate", "--messages", "3", "--max-states", "100")
+    assert "exceeds --max-states 100" in line
+    code, out, _ = run("ablate", "--max-states", "100000")
+    assert code == 0
+    assert "pending_cleared_on" in out
+
+
+def crash(*args: object, **kwargs: object) -> Any:
+    raise RuntimeError("something inside broke")
+
+
+def test_an_internal_error_is_exit_70_and_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commands, "check", crash)
+    code, _, err = run("check", "--design", "fixed")
+    assert code == INTERNAL_ERROR
+    line = one_line(err)
+    assert line == (
+        "fsm: internal error: RuntimeError: something inside broke "
+        "(run with --debug for the traceback)"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv", [("--debug", "check", "--design", "fixed"), ("check", "--debug", "--design", "fixed")]
+)
+def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch, argv: tuple[str, ...]) -> None:
+    monkeypatch.setattr(commands, "check", crash)
+    code, _, err = run(*argv)
+    assert code == INTERNAL_ERROR
+    assert err.startswith("Traceback")
+    assert err.endswith("fsm: internal error: RuntimeError: something inside broke\n")
+
+
+def test_running_out_of_memory_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def exhausted(*args: object, **kwargs: object) -> Any:
+        raise MemoryError
+
+    monkeypatch.setattr(commands, "check", exhausted)
+    code, _, err = run("check", "--design", "fixed")
+    assert code == INTERNAL_ERROR
+    assert "out of memory" in one_line(err)
+
+
+# -- fuzzing the design file ------------------------------------------------------------------
+ODD = ["\x00", "\n", "\r", "\t", "\x1b[31m", "\u202e", "\ufeff", "\u2028", "é", "😀", "\\", '"']
+odd_text = st.lists(st.one_of(st.sampled_from(ODD), st.text(max_size=4)), max_size=4).map("".join)
+scalars = st.one_of(
+    st.booleans(),
+    st.integers(-3, 8),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    odd_text,
+    st.sampled_from(["ws_send", "any_done", "own_confirmation", "fixed", "pre-fix"]),
+)
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3), max_leaves=6)
+FIELDS = [*Design.model_fields, "based_on"]
+keys = st.one_of(st.sampled_from(FIELDS), odd_text)
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> Any:
+    """A design file's content as data: valid, valid then mutated, or nonsense."""
+    kind = draw(st.sampled_from(["valid", "mutated", "based_on", "nonsense"]))
+    if kind == "nonsense":
+        return draw(values)
+    if kind == "based_on":
+        doc: dict[str, Any] = {
+            "based_on": draw(st.sampled_from([*DESIGNS, "nope"])),
+            "name": draw(st.one_of(st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True), keys)),
+        }
+    else:
+        doc = draw(fst.designs()).model_dump()
+        doc["name"] = draw(st.from_regex(r"[a-z][a-z0-9._-]{0,8}", fullmatch=True))
+    if kind != "valid":
+        for _ in range(draw(st.integers(0, 3))):
+            action = draw(st.sampled_from(["set", "drop"]))
+            key = draw(keys)
+            if action == "set":
+                doc[key] = draw(values)
+            else:
+                doc.pop(key, None)
+    return doc
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value)  # numbers and strings: JSON's escapes are TOML's
+
+
+def encode(doc: Any, fmt: str) -> bytes:
+    if fmt == "json":
+        return json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    if not isinstance(doc, dict):
+        return f"value = {toml_value(doc)}\n".encode("utf-8", "surrogatepass")
+    lines = [f"{json.dumps(k)} = {toml_value(v)}" for k, v in doc.items()]
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
+
+
+files = st.one_of(
+    st.tuples(documents(), st.sampled_from(["json", "toml"])).map(lambda t: (encode(*t), t[1])),
+    st.tuples(
+        st.one_of(
+            st.binary(max_size=64),
+            st.integers(1, 3000).map(lambda n: b'{"name": ' + b"[" * n + b"]" * n + b"}"),
+            st.integers(1, 3000).map(lambda n: b"name = " + b"[" * n + b"]" * n),
+        ),
+        st.sampled_from(["json", "toml", "TOML", "yaml", ""]),
+    ),
+)
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    content=files,
+    command=st.sampled_from([("check", "--messages", "1"), ("scenario", "seed-verification")]),
+)
+def test_any_design_file_gives_a_report_or_one_line(
+    content: tuple[bytes, str], command: tuple[str, ...]
+) -> None:
+    data, suffix = content
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / (f"design.{suffix}" if suffix else "design")
+        path.write_bytes(data)
+        code, out, err = run(*command, "--spec", str(path))
+    if code in (0, 1):
+        assert err == ""
+        assert out.startswith(("design ", "scenario ")), out[:200]
+    else:
+        assert code == 2, (code, err)
+        assert out == ""
+        assert one_line(err).startswith("fsm: error: ")
