@@ -35,7 +35,7 @@ deps: $(STAMP) graphviz
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,reference]'
 	touch $(STAMP)
 
 graphviz:
