@@ -119,6 +119,8 @@ class _Socket:
     #: The transport knows the socket is dead (a send would raise).
     dead: bool = False
     closed: bool = False
+    #: The app was suspended while this socket was still opening: it is frozen.
+    frozen: bool = False
     hello_handled: bool = False
     failure_handled: bool = False
     awaiting_pong: bool = False
@@ -194,6 +196,9 @@ class ReferenceClient:
             timeout=aiohttp.ClientTimeout(total=self.t.io_timeout),
             connector=aiohttp.TCPConnector(force_close=True, limit=0),
         )
+        # aiohttp silently retries an idempotent request (the WebSocket upgrade is a
+        # GET) once when the connection drops; a client must see that failure.
+        self._session._retry_connection = False
         for i, stored in enumerate(self.outbox.load()):
             m = ClientMessage(stored.key, stored.body, i, stored.state, stored.held)
             self.messages.append(m)
@@ -448,7 +453,7 @@ class ReferenceClient:
         if sock.ready.done() or sock.closed:
             return
         self._kill_socket(sock)
-        self._post(_Ev("open_failed", sock.epoch))
+        self._post(_Ev("handshake_timeout", sock.epoch))
 
     async def _socket_task(self, sock: _Socket) -> None:
         assert self._session is not None
@@ -543,7 +548,7 @@ class ReferenceClient:
     async def _on_send(self, ev: _Send) -> None:
         key = uuid.uuid4().hex
         m = ClientMessage(key, ev.body, len(self.messages), M.pending, False)
-        hold = Action.hold in self._hook(Hook.accept)
+        hold = self.policy.holds_first
         self.outbox.accept(key, ev.body, M.pending, hold=hold)  # the write-ahead
         m.held = hold
         self.messages.append(m)
@@ -551,22 +556,36 @@ class ReferenceClient:
         self._by_ref[ev.body] = m
         if not ev.accepted.done():
             ev.accepted.set_result(key)
-        if self.is_connected and self.sock is not None and not self.sock.ready.done():
+        frozen = self.sock is not None and self.sock.frozen and not self.sock.ready.done()
+        if (
+            self.is_connected
+            and self.sock is not None
+            and not self.sock.ready.done()
+            and not self.sock.dead
+            and not frozen
+        ):
             # A send on a socket still opening waits for the handshake.
             opening = self.sock
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(opening.ready), self.t.io_timeout)
             if opening.ready.done() and opening.ready.result():
                 await self._on_hello(_Ev("hello", opening.epoch))
+            elif opening.closed:
+                await self._on_handshake_timeout(_Ev("handshake_timeout", opening.epoch))
             else:
                 await self._on_open_failed(_Ev("open_failed", opening.epoch))
         if self.is_connected:
             sock = self.sock
-            ok = sock is not None and await self._ws_send(sock, m)
+            if frozen and sock is not None and not sock.dead:
+                # URLSessionWebSocketTask queues a send on a task iOS froze during its
+                # handshake and reports no error: the bytes never leave.
+                ok = True
+            else:
+                ok = sock is not None and await self._ws_send(sock, m)
             self._emit(ClientEvent("send", m.index, "ws_ok" if ok else "ws_raised"))
             if ok:
                 self._fire_msg(m, ME.ws_send_ok)
-                if self.policy.heartbeat and sock is not None:
+                if self.policy.pings and sock is not None:
                     self._arm_ack(sock, m)
             else:
                 if self.conn is C.connected and self._can_conn(CE.connection_dropped):
@@ -583,17 +602,25 @@ class ReferenceClient:
         self._emit(ClientEvent("lifecycle", value="background"))
         self._fire_conn(CE.app_background)
         self.suspended = True
+        if self.sock is not None and not self.sock.ready.done():
+            self.sock.frozen = True
         await self._flush_io()
 
     async def _on_foreground(self, ev: _Ev) -> None:
         if not self.suspended:
             return
         self.suspended = False
+        deferred, self._deferred = self._deferred, []
+        # The OS's network notifications come first, in order, as they happened
+        # while the app was suspended; then the return to the foreground.
+        for item in deferred:
+            if isinstance(item, _Ev) and item.kind == "network":
+                await self._on_network(item)
         self._emit(ClientEvent("lifecycle", value="foreground"))
         self._fire_conn(CE.app_foreground)
-        deferred, self._deferred = self._deferred, []
         for item in deferred:
-            self._inbox.put_nowait(item)
+            if not (isinstance(item, _Ev) and item.kind == "network"):
+                self._inbox.put_nowait(item)
         if self.conn in (C.disconnected, C.idle) and self._reconnect is None:
             self._schedule_reconnect(0.0)
         await self._flush_io()
@@ -623,13 +650,29 @@ class ReferenceClient:
             self._fire_conn(CE.handshake_ack)
             for action in self._hook(Hook.connection_acknowledged):
                 self._run_action(action, None)
-        if self.policy.heartbeat:
+        if self.policy.pings:
             self._arm_heartbeat(sock)
         await self._flush_io()
 
-    async def _on_open_failed(self, ev: _Ev) -> None:
+    async def _on_handshake_timeout(self, ev: _Ev) -> None:
+        """The handshake took too long: the socket was killed; the handshake failed."""
         sock = self.sock
         if sock is None or sock.epoch != ev.epoch or sock.failure_handled:
+            return
+        sock.failure_handled = True
+        if self._can_conn(CE.handshake_fail):
+            self._fire_conn(CE.handshake_fail)
+        await self._flush_io()
+
+    async def _on_open_failed(self, ev: _Ev) -> None:
+        """The socket died before the server's hello. While the client still believes a
+        socket it was suspended with is fine, that is a dead socket the receive loop
+        reports later; otherwise the handshake failed."""
+        sock = self._current(ev.epoch)
+        if sock is None or sock.failure_handled:
+            return
+        if self.conn is C.suspended_stale:
+            await self._on_socket_closed(ev)
             return
         sock.failure_handled = True
         self._kill_socket(sock)

@@ -10,9 +10,9 @@ nowhere else:
 =====================  ===================================================  ========================
 knob                   read from                                            design feature
 =====================  ===================================================  ========================
-``write_ahead``        ``accept`` effect holds the message                  ``write_ahead``
+``holds_first``        ``accept`` effect holds the message                  ``write_ahead``
 ``sends_ids``          ``server_receives`` effect dedupes by id             ``message_ids``
-``heartbeat``          the connection table has a ``ping_timeout`` row      ``heartbeat``
+``pings``              the connection table has a ``ping_timeout`` row      ``heartbeat``
 ``rest_attempts``      ``rest_attempt_fails`` effect's budget               ``max_rest_attempts``
 =====================  ===================================================  ========================
 
@@ -55,21 +55,24 @@ class Policy:
     """The implementation knobs of one behaviour."""
 
     behaviour: Behaviour
-    write_ahead: bool
+    #: Write the message into the pending list before any send.
+    holds_first: bool
+    #: Send client message ids (the server dedupes by them).
     sends_ids: bool
-    heartbeat: bool
+    #: Run the heartbeat and the ack timeout (both end in ``ping_timeout``).
+    pings: bool
     rest_attempts: int
 
     @classmethod
     def of(cls, b: Behaviour) -> Policy:
         accept = b.effects.actions(Hook.accept)
         receives = b.effects.actions(Hook.server_receives)
-        heartbeat = any(row.event is ConnectionEvent.ping_timeout for row in b.connection)
+        pings = any(row.event is ConnectionEvent.ping_timeout for row in b.connection)
         budget = b.effects.param(Hook.rest_attempt_fails)
         return cls(
             behaviour=b,
-            write_ahead=Action.hold in accept,
+            holds_first=Action.hold in accept,
             sends_ids=Action.dedupe_copy in receives,
-            heartbeat=heartbeat,
+            pings=pings,
             rest_attempts=budget if budget is not None else 1,
         )

@@ -60,6 +60,7 @@ class ProxyConn:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     closed: bool = False
     suspended: bool = False
+    buffer: bytearray = field(default_factory=bytearray)
 
 
 class FaultProxy:
@@ -96,6 +97,10 @@ class FaultProxy:
     # -- faults -------------------------------------------------------------------------
     def live(self) -> list[ProxyConn]:
         return [c for c in self.conns.values() if not c.closed]
+
+    def defunct(self) -> bool:
+        """Whether a connection is open at the client and black-holed here."""
+        return any(c.mode == "blackhole" for c in self.live())
 
     def suspend(self) -> int:
         """iOS suspended the app: every open connection becomes defunct (black-holed)."""
@@ -167,6 +172,7 @@ class FaultProxy:
         if self.accepting == "refuse":
             self._close(conn, rst=True)
             return
+        conn.tasks.append(asyncio.ensure_future(self._client_side(conn)))
         if self.accepting == "hold":
             conn.mode = "held"
             return
@@ -184,12 +190,32 @@ class FaultProxy:
             _rst(up_writer)
             return
         conn.upstream_writer = up_writer
-        conn.tasks.append(asyncio.ensure_future(self._pump(conn, conn.client_reader, up_writer)))
-        conn.tasks.append(asyncio.ensure_future(self._pump(conn, up_reader, conn.client_writer)))
+        if conn.buffer and conn.mode == "forward":
+            up_writer.write(bytes(conn.buffer))
+        conn.buffer.clear()
+        conn.tasks.append(asyncio.ensure_future(self._server_side(conn, up_reader)))
 
-    async def _pump(
-        self, conn: ProxyConn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _client_side(self, conn: ProxyConn) -> None:
+        """Read what the client sends: forward it, keep it (held), or drop it (black-holed).
+        The client hanging up ends the connection whatever its mode."""
+        try:
+            while not conn.closed:
+                data = await conn.client_reader.read(_BUF)
+                self.activity.bump()
+                if not data:
+                    self._close(conn, rst=False)
+                    return
+                if conn.mode == "forward" and conn.upstream_writer is not None:
+                    conn.upstream_writer.write(data)
+                    await conn.upstream_writer.drain()
+                elif conn.mode in ("held", "forward"):
+                    conn.buffer.extend(data)
+        except (ConnectionError, OSError):
+            self._close(conn, rst=True)
+
+    async def _server_side(self, conn: ProxyConn, reader: asyncio.StreamReader) -> None:
+        """Forward what the server sends; a black-holed connection drops it, and the
+        server hanging up never reaches the client."""
         try:
             while not conn.closed:
                 data = await reader.read(_BUF)
@@ -199,11 +225,9 @@ class FaultProxy:
                         self._close(conn, rst=False)
                     return
                 if conn.mode != "forward" or conn.closed:
-                    continue  # black-holed: the bytes vanish
-                writer.write(data)
-                await writer.drain()
+                    continue
+                conn.client_writer.write(data)
+                await conn.client_writer.drain()
         except (ConnectionError, OSError):
             if conn.mode == "forward":
                 self._close(conn, rst=True)
-        except asyncio.CancelledError:
-            raise

@@ -90,9 +90,11 @@ class ReferenceServer:
         app.router.add_get("/ws", self._ws)
         app.router.add_post("/messages", self._post)
         app.router.add_get("/messages", self._refetch)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=0.5
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, shutdown_timeout=0.5)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         server = site._server
         assert isinstance(server, asyncio.base_events.Server)
@@ -174,9 +176,12 @@ class ReferenceServer:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await conn.ws.send_str(json.dumps(payload))
 
-    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=False, heartbeat=None)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionError:
+            return web.Response(status=499)  # the proxy reset it during the upgrade
         epoch = int(request.query.get("epoch", "0"))
         conn = self._conns[epoch] = _Conn(epoch, ws)
         self.activity.bump()
