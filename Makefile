@@ -2,17 +2,23 @@
 #   make review   check every built-in design, render the diagrams, write the review
 #   make test     mypy --strict, ruff, the import-layer contracts and the whole test suite
 # Both create or update .venv, install the project with its extras and make
-# sure Graphviz's `dot` exists.
+# sure Graphviz's `dot` exists; `make test` also installs headless Chromium and its
+# driver for the browser test of review.html (skipped, with the reason, without them).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: review test lint typecheck pytest bench clean deps graphviz
+.PHONY: review test lint typecheck pytest bench clean deps graphviz chromium screenshot spin
 
 review: deps
 	$(BIN)/fsm review
+	-$(MAKE) --no-print-directory screenshot
+
+# The first screen of the review, as the README shows it (needs Chromium).
+screenshot: chromium
+	$(BIN)/python tests/browser.py diagrams/review.html diagrams/review-screenshot.png
 
 test: deps typecheck lint pytest
 
@@ -24,13 +30,13 @@ lint: deps
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-pytest: deps
+pytest: deps chromium
 	$(BIN)/python -m pytest
 
 bench: deps
 	$(BIN)/python benchmarks/explore.py
 
-deps: $(STAMP) graphviz
+deps: $(STAMP) graphviz spin
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +52,30 @@ graphviz:
 	  else \
 	    echo "Graphviz's dot is missing: install it (Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew install graphviz)"; \
 	    exit 1; \
+	  fi; }
+
+# Debian's Chromium and chromium-driver, for the browser test (as root, like Graphviz);
+# without them that one test is skipped and says why.
+chromium:
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Chromium and chromium-driver with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+	      || echo "could not install Chromium: the browser test will be skipped"; \
+	  else \
+	    echo "Chromium is missing: the browser test will be skipped (Debian/Ubuntu: sudo apt-get install chromium chromium-driver)"; \
+	  fi; }
+
+# SPIN, the second engine (`fsm check --engine spin`); its tests are skipped
+# with the reason where it cannot be installed.
+spin:
+	@command -v spin >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing SPIN with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spin >/dev/null || \
+	      echo "could not install spin: the SPIN engine's tests will be skipped"; \
+	  else \
+	    echo "SPIN is missing (Debian/Ubuntu: sudo apt-get install spin): its tests will be skipped"; \
 	  fi; }
 
 clean:

@@ -9,12 +9,24 @@ side by side, so the reduction is measured as a ratio in one run rather than
 against numbers from another machine or day.
 
     .venv/bin/python benchmarks/explore.py [--max-messages N] [--repeat K]
+    .venv/bin/python benchmarks/explore.py --engines [--max-messages 8] [--max-seconds S]
+
+With ``--engines`` it prints instead, for every environment, design and N,
+both engines side by side: the built-in checker (symmetry-reduced states, wall
+time of a full check, peak resident memory of a fresh process) and SPIN
+(states without symmetry reduction, wall time of the exhaustive breadth-first
+count run and of all its checks, SPIN's own memory figure). Once an engine
+takes longer than ``--max-seconds`` for a design and environment, larger N are
+skipped for it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import subprocess
+import sys
 import time
 
 from fsm.analysis.checker import check
@@ -33,11 +45,88 @@ def best_of(repeat: int, run: object) -> float:
     return best
 
 
+_CHILD = """
+import json, resource, sys, time
+from fsm.analysis.checker import check
+from fsm.model.design import DESIGNS, ENVIRONMENTS
+d, e, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+start = time.perf_counter()
+result = check(DESIGNS[d], ENVIRONMENTS[e], n)
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"states": result.states, "seconds": seconds, "mb": peak}))
+"""
+
+
+def explorer_run(design: str, env: str, n: int, timeout: float) -> dict[str, float] | None:
+    """A full check in a fresh process, so its peak memory is its own."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, design, env, str(n)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    data: dict[str, float] = json.loads(done.stdout)
+    return data
+
+
+def engines(max_messages: int, max_seconds: float) -> None:
+    from fsm.analysis.spin import spin_check
+
+    print(
+        "| environment | design | N | explorer states | explorer s | explorer MB "
+        "| spin states | spin count s | spin all checks s | spin MB |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for env in ENVIRONMENTS.values():
+        for design in DESIGNS.values():
+            py_on = spin_on = True
+            for n in range(1, max_messages + 1):
+                py = explorer_run(design.name, env.name, n, 4 * max_seconds) if py_on else None
+                if py is None or py["seconds"] > max_seconds:
+                    py_on = False
+                sp = None
+                if spin_on:
+                    sp = spin_check(design, env, n)
+                    if sp.seconds > max_seconds:
+                        spin_on = False
+                if py is None and sp is None:
+                    break
+                cells = (
+                    ["-", "-", "-"]
+                    if py is None
+                    else [f"{py['states']:,.0f}", f"{py['seconds']:.2f}", f"{py['mb']:.0f}"]
+                )
+                if sp is None:
+                    cells += ["-", "-", "-", "-"]
+                else:
+                    cells += [
+                        f"{sp.result.states:,}",
+                        f"{sp.runs[0].seconds:.2f}",
+                        f"{sp.seconds:.2f}",
+                        f"{max(r.memory_mb for r in sp.runs):.0f}",
+                    ]
+                print(
+                    f"| {env.name} | {design.name} | {n} | " + " | ".join(cells) + " |", flush=True
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--max-messages", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3, help="best of K runs (default 3)")
+    parser.add_argument("--engines", action="store_true", help="both engines side by side")
+    parser.add_argument("--max-seconds", type=float, default=60.0)
     args = parser.parse_args()
+    if args.engines:
+        print(f"python {platform.python_version()} on {platform.machine()}")
+        print()
+        engines(args.max_messages, args.max_seconds)
+        return
 
     print(f"python {platform.python_version()} on {platform.machine()}, best of {args.repeat}")
     print()

@@ -251,3 +251,12 @@ def test_no_module_uses_another_modules_private_names() -> None:
             ):
                 offenders.append(f"{rel}:{node.lineno}: uses {node.value.id}.{node.attr}")
     assert offenders == []
+
+
+def test_the_report_schema_lists_the_registered_properties() -> None:
+    from fsm.analysis.report import CheckReport
+
+    schema = CheckReport.model_json_schema()
+    prop = schema["$defs"]["PropertyResult"]["properties"]
+    assert prop["id"]["enum"] == [p.id for p in PROPERTIES]
+    assert prop["kind"]["enum"] == [k.name for k in Kind]

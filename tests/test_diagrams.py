@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,43 @@ def test_hardened_respects_every_rule_and_shows_it() -> None:
                 assert any(f"{rule.id} must never (while {state.value})" in a for _, _, a in dashed)
 
 
+def test_must_never_edges_are_not_drawn_like_transitions() -> None:
+    """An F-rule edge the design does not have is thin, dashed, soft red, ends in a bar
+    (blocked) instead of an arrow, is marked with a cross and does not shape the layout;
+    no transition of the table looks like that."""
+    for spec in SPECS.values():
+        drawn = edges(machine_dot(spec, DESIGNS["hardened"]))
+        never = [a for _, _, a in drawn if "must never" in a]
+        assert never
+        for attrs in never:
+            assert "style=dashed" in attrs
+            assert "arrowhead=tee" in attrs
+            assert "constraint=false" in attrs
+            assert "penwidth=0.8" in attrs
+            assert "✗" in attrs
+            assert "<i>" in attrs, "its label is in italics, unlike a transition's event"
+        for attrs in (a for _, _, a in drawn if "must never" not in a):
+            assert "arrowhead=tee" not in attrs
+            assert "style=dashed" not in attrs
+
+
+@pytest.mark.parametrize("name", ["pre-fix", "fixed", "seed-system"])
+def test_every_state_a_trace_passes_through_is_shaded(name: str) -> None:
+    design = DESIGNS[name]
+    for env in ENVIRONMENTS:
+        result = check(design, ENVIRONMENTS[env], catalog.MESSAGES)
+        for verdict in result.verdicts:
+            if verdict.holds or not verdict.trace:
+                continue
+            state_nodes = nodes(counterexample_dot(design, result, verdict))
+            for step in verdict.trace:
+                for fired in step.fired:
+                    prefix = "c" if fired.message is None else message_name(fired.message)
+                    for state in (fired.row.source, fired.row.target):
+                        node = state_nodes[f"{prefix}__{state.value}"]
+                        assert f'fillcolor="{VISITED}"' in node, (env, verdict.id, state)
+
+
 def test_every_diagram_has_a_title_legend_and_initial_state() -> None:
     designs = list(DESIGNS.values())
     diagrams = catalog.build(designs, catalog.run_checks(designs))
@@ -188,6 +226,9 @@ def test_counterexample_numbers_the_fired_edges() -> None:
     state_nodes = nodes(dot)
     assert f'fillcolor="{VISITED}"' in state_nodes["c__suspended_stale"]
     assert f'fillcolor="{VISITED}"' not in state_nodes["c__handshaking"]
+    # Step 4 enters pending and leaves it at once (pending -> sent_ws): still passed through.
+    assert f'fillcolor="{VISITED}"' in state_nodes["m1__pending"]
+    assert f'fillcolor="{VISITED}"' not in state_nodes["m1__sending_rest"]
 
 
 def label_text(dot: str) -> str:
@@ -231,18 +272,49 @@ def test_diff_colours_removed_added_and_kept_edges() -> None:
     assert any("F1" in x and f'color="{RED}"' in x for _, _, x in drawn)
 
 
-def test_composed_graph_has_every_reachable_world() -> None:
+def test_composed_graph_groups_every_reachable_world() -> None:
+    """A node per (connection state, message state), counting its worlds and those that
+    violate each property; every edge between groups names its steps (label or tooltip)."""
     design = DESIGNS["pre-fix"]
     ex = explore(System(design, ENVIRONMENTS[cp.COMPOSED_ENVIRONMENT], 1))
     graph = cp.composed(design)
     dot = cp.composed_dot(graph)
-    world_nodes = [n for n in nodes(dot) if n.startswith("w")]
-    assert len(world_nodes) == len(ex.worlds)
+    drawn = nodes(dot)
+    groups = {cp.group_of(w) for w in ex.worlds}
+    assert len(drawn) == len(groups) < len(ex.worlds) // 4
+    words = {n: label_text(a) for n, a in drawn.items()}
+    sizes = [re.search(r"(\d+) worlds?", w) for w in words.values()]
+    assert sum(int(m[1]) for m in sizes if m is not None) == len(ex.worlds)
+    assert all(m is not None for m in sizes)
     counts = graph.counts()
     assert counts["no-silent-loss"] > 0
     assert counts["connected-means-acked"] > 0
-    assert dot.count(VIOLATION_COLORS["no-silent-loss"]) >= counts["no-silent-loss"]
+    for pid, count in counts.items():
+        found = [int(m) for w in words.values() for m in re.findall(rf"(\d+) violate {pid}\b", w)]
+        assert sum(found) == count, pid
+    assert f'fillcolor="{VIOLATION_COLORS["no-silent-loss"]}"' in dot
+    for tail, head, attrs in edges(dot):
+        assert "tooltip=" in attrs or "label=" in attrs, (tail, head)
+        assert "tooltip=" in attrs, (tail, head)
+    # Each connection state is a row of its own.
+    assert dot.count("rank=same") == len({g[0] for g in groups})
     assert all(v == 0 for k, v in cp.composed(DESIGNS["hardened"]).counts().items())
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+@pytest.mark.parametrize("name", list(DESIGNS))
+def test_composed_graph_fits_a_screen(name: str, tmp_path: Path) -> None:
+    """Drawn at its natural size (72 dpi), the reachable graph is about one wide screen."""
+    source = tmp_path / "composed.dot"
+    source.write_text(cp.composed_dot(cp.composed(DESIGNS[name])), encoding="utf-8")
+    svg = subprocess.run(
+        ["dot", "-Tsvg", str(source)], capture_output=True, text=True, check=True
+    ).stdout
+    size = re.search(r'<svg width="(\d+)pt" height="(\d+)pt"', svg)
+    assert size is not None
+    width, height = int(size[1]), int(size[2])
+    assert width <= 2400, width
+    assert height <= 1400, height
 
 
 @pytest.mark.parametrize("name", list(DESIGNS))
@@ -277,9 +349,11 @@ def test_composed_explores_once_and_asks_the_registry(monkeypatch: pytest.Monkey
     assert graph.counts() == {"no-duplicate-delivery": (len(graph.worlds) + 1) // 2}
     dot = cp.composed_dot(graph)
     assert VIOLATION_COLORS["no-silent-loss"] not in dot
+    assert f'fillcolor="{VIOLATION_COLORS["no-duplicate-delivery"]}"' in dot
+    words = label_text(dot)
     assert (
-        dot.count(VIOLATION_COLORS["no-duplicate-delivery"])
-        > graph.counts()["no-duplicate-delivery"]
+        sum(map(int, re.findall(r"(\d+) violate no-duplicate-delivery", words)))
+        == (graph.counts()["no-duplicate-delivery"])
     )
 
 

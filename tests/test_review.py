@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from browser import WINDOW, browser_missing, open_page
 
 from fsm.analysis.ablation import ablate
 from fsm.analysis.checker import CheckResult, check
@@ -20,8 +22,10 @@ from fsm.model.design import DESIGNS, ENVIRONMENTS
 from fsm.model.forbidden import FORBIDDEN
 from fsm.render import composed as cp
 from fsm.render import review
+from fsm.render.text import trace_words
 
 HAS_DOT = shutil.which("dot") is not None
+BROWSER_MISSING = browser_missing()
 
 
 def no_dot(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -314,3 +318,146 @@ def test_the_review_says_which_designs_depend_on_the_send_raising(rendered: Path
     assert "lost in 4 steps" in section
     assert "**pre-fix** loses the message whichever way the send fails" in section
     assert "**hardened** keeps the message whichever way the send fails" in section
+
+
+# -- in a real browser ------------------------------------------------------------------
+def run(driver: Any, script: str) -> Any:
+    return driver.execute_script(script)
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed: no diagrams to show")
+@pytest.mark.skipif(BROWSER_MISSING is not None, reason=f"no headless browser: {BROWSER_MISSING}")
+def test_review_html_in_chromium(rendered: Path, tmp_path: Path) -> None:
+    """The page copied on its own, in headless Chromium: every link resolves, the story
+    is on the first screen, every diagram renders and the console stays clean."""
+    page = tmp_path / "mailed" / "review.html"
+    page.parent.mkdir()
+    shutil.copyfile(rendered / "review.html", page)
+    with open_page(page) as driver:
+        # Every link works with the file on its own: an anchor of this page.
+        links = run(
+            driver,
+            "return [...document.querySelectorAll('[href]')].map(a => a.getAttribute('href'))",
+        )
+        assert links
+        outside = [h for h in links if not h.startswith(("#", "data:"))]
+        assert not outside, f"links that break when the page is mailed alone: {outside[:5]}"
+        broken = run(
+            driver,
+            "return [...document.querySelectorAll('a[href^=\"#\"]')]"
+            ".map(a => a.getAttribute('href').slice(1))"
+            ".filter(id => !document.getElementById(decodeURIComponent(id)))",
+        )
+        assert not broken, f"in-page links to nothing: {broken}"
+        assert run(driver, "return document.querySelectorAll('img').length") == 0
+
+        # The story is what the first screen shows, above the verdict table.
+        assert run(driver, "return window.innerHeight") <= WINDOW[1]
+        story = run(driver, "return document.getElementById('story').getBoundingClientRect().top")
+        assert 0 <= story < run(driver, "return window.innerHeight") / 2
+        first = run(driver, "return document.querySelector('#story + ul li').innerText")
+        assert first.startswith("pre-fix loses a message")
+        order = run(
+            driver,
+            "return ['story', 'story-bug', 'story-fix', 'send-raising', 'verdicts']"
+            ".map(id => document.getElementById(id).getBoundingClientRect().top)",
+        )
+        assert order == sorted(order), order
+        screenshot = tmp_path / "first-screen.png"
+        screenshot.write_bytes(driver.get_screenshot_as_png())
+        assert screenshot.stat().st_size > 10_000
+
+        # Every diagram renders, the ones folded in <details> once opened.
+        run(driver, "document.querySelectorAll('details').forEach(d => d.open = true)")
+        sizes = run(
+            driver,
+            "return [...document.querySelectorAll('figure')].map(f => {"
+            " const s = f.querySelector('svg');"
+            " if (!s) return [f.innerText.slice(0, 80), 0, 0];"
+            " const r = s.getBoundingClientRect();"
+            " return [f.innerText.slice(0, 80), r.width, r.height]; })",
+        )
+        assert len(sizes) >= 2 * 2 * len(DESIGNS) + 2
+        empty = [title for title, w, h in sizes if w < 50 or h < 50]
+        assert not empty, f"diagrams that do not render: {empty}"
+        bug = run(
+            driver,
+            "return document.querySelector('#story-bug ~ figure svg').getBoundingClientRect().top",
+        )
+        assert bug > story
+
+        # A clean console: no error from the page or its SVGs.
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+
+
+# -- the story first ----------------------------------------------------------------------
+def test_the_review_opens_with_the_story(
+    rendered: Path, reports: dict[tuple[str, str], CheckResult]
+) -> None:
+    """Before the verdict table: per design what it loses or duplicates, where and by which
+    shortest trace (from the checker), the seed's bug drawn, the seed's fix as a diff,
+    and the send question."""
+    md = (rendered / "REVIEW.md").read_text(encoding="utf-8")
+    story = md.split('<a id="story"></a>', 1)[1].split('<a id="about"></a>', 1)[0]
+    assert md.index('<a id="story"></a>') < md.index('<a id="verdicts"></a>')
+    assert md.index("## What the checker found") < md.index("## Verdicts")
+    first = story.split('<a id="story-bug"></a>', 1)[0]
+    bullets = [line for line in first.splitlines() if line.startswith("- **")]
+    for name in DESIGNS:
+        (line,) = [b for b in bullets if b.startswith(f"- **{name}**")]
+        lost = [e for e in ENVIRONMENTS if not reports[(name, e)].verdict("no-silent-loss").holds]
+        assert ("loses a message in " in line) == bool(lost), name
+        if lost:
+            env = min(
+                lost, key=lambda e: len(reports[(name, e)].verdict("no-silent-loss").trace or ())
+            )
+            trace = reports[(name, env)].verdict("no-silent-loss").trace
+            assert trace is not None
+            assert f"`{trace_words(trace)}`" in line
+            assert f"(#cex-{name}-{env}-no-silent-loss)" in line
+        twice = any(
+            not reports[(name, e)].verdict("no-duplicate-delivery").holds for e in ENVIRONMENTS
+        )
+        assert ("delivers a message twice in " in line) == twice, name
+        if all(reports[(name, e)].holds for e in ENVIRONMENTS):
+            assert "keeps every property in every environment" in line
+    bug = story.index("pre-fix/counterexample-ios-suspend-no-silent-loss.svg")
+    fix = story.index("diff/message-pre-fix-to-fixed.svg")
+    send = story.index("### Does it depend on the send raising?")
+    assert bug < fix < send
+
+
+def test_reachability_counterexamples_say_why_nothing_settles(
+    reports: dict[tuple[str, str], CheckResult],
+) -> None:
+    found = 0
+    for report in reports.values():
+        for v in report.verdicts:
+            if v.holds or v.property.kind.name != "reachability":
+                continue
+            found += 1
+            text = " ".join(reason_text(r) for r in v.explanation)
+            assert "no continuation" in text, (report.design.name, v.id)
+            assert "confirms it or shows it failed" in text or "settles all of them" in text
+    assert found
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed")
+def test_html_links_only_within_itself(rendered: Path) -> None:
+    """Mailed alone, the page still works: every link is an anchor of the page."""
+    page = (rendered / "review.html").read_text(encoding="utf-8")
+    hrefs = re.findall(r'\bhref="([^"]*)"', page)
+    assert hrefs
+    assert [h for h in hrefs if not h.startswith("#")] == []
+    ids = set(re.findall(r'\bid="([^"]+)"', page))
+    assert {h[1:] for h in hrefs} <= ids
+    assert "src=" not in page
+
+
+def test_the_readme_shows_the_review_screenshot() -> None:
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "](diagrams/review-screenshot.png)" in readme
+    png = root / "diagrams" / "review-screenshot.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

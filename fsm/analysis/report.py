@@ -9,8 +9,11 @@ unsent message becomes ``-``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from fsm.analysis.properties import Kind, property_ids
 from fsm.analysis.system import Fired, Outcome, Transition, World
 from fsm.analysis.trace import Reason, Trace, broken_rules
 from fsm.model.vocabulary import Socket
@@ -18,6 +21,7 @@ from fsm.model.vocabulary import Socket
 __all__ = [
     "UNSENT",
     "CheckReport",
+    "CheckReports",
     "FiredView",
     "MessageView",
     "PropertyResult",
@@ -26,6 +30,7 @@ __all__ = [
     "detail",
     "message_name",
     "reason_text",
+    "report_schema",
     "start_view",
     "step_view",
     "step_views",
@@ -104,12 +109,16 @@ class StepView(BaseModel):
     fired: list[FiredView]
 
 
+_PROPERTY_IDS: list[JsonValue] = list(property_ids())
+_KINDS: list[JsonValue] = [k.name for k in Kind]
+
+
 class PropertyResult(BaseModel):
     """One property's verdict, with its shortest counterexample and why it violates."""
 
-    id: str
+    id: str = Field(json_schema_extra={"enum": _PROPERTY_IDS})
     statement: str
-    kind: str
+    kind: str = Field(json_schema_extra={"enum": _KINDS})
     holds: bool
     rule: str | None = None
     counterexample: list[StepView] | None = None
@@ -150,6 +159,34 @@ class CheckReport(BaseModel):
                 return p
         known = ", ".join(p.id for p in self.properties)
         raise KeyError(f"no property {pid!r}; known: {known}")
+
+
+class CheckReports(BaseModel):
+    """The verdicts for several designs (``fsm check --json`` without ``--design``)."""
+
+    reports: list[CheckReport]
+
+    @property
+    def holds(self) -> bool:
+        return all(r.holds for r in self.reports)
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema of what ``fsm check --json`` prints: one :class:`CheckReport`
+    for one design, a :class:`CheckReports` for several (exactly one of them matches)."""
+    one = CheckReport.model_json_schema(ref_template="#/$defs/{model}")
+    many = CheckReports.model_json_schema(ref_template="#/$defs/{model}")
+    defs = {**one.pop("$defs", {}), **many.pop("$defs", {})}
+    defs["CheckReport"] = one
+    defs["CheckReports"] = many
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "fsm check --json",
+        "description": "A CheckReport when one design is checked (--design or --spec), "
+        "a CheckReports object listing one CheckReport per design otherwise.",
+        "oneOf": [{"$ref": "#/$defs/CheckReport"}, {"$ref": "#/$defs/CheckReports"}],
+        "$defs": dict(sorted(defs.items())),
+    }
 
 
 def _fired_view(f: Fired) -> FiredView:

@@ -52,6 +52,7 @@ from fsm.model.vocabulary import (
 )
 
 __all__ = [
+    "OVER_REST",
     "Fired",
     "Message",
     "Outcome",
@@ -165,7 +166,8 @@ _STATE_ORDER: dict[MessageState | None, int] = {None: 0} | {
 }
 _FINAL = frozenset({MessageState.confirmed, MessageState.failed})
 #: A REST request carrying the message is in flight.
-_OVER_REST = frozenset({MessageState.sending_rest, MessageState.retrying_rest})
+OVER_REST = frozenset({MessageState.sending_rest, MessageState.retrying_rest})
+_OVER_REST = OVER_REST
 _BELIEVES_CONNECTED = frozenset({ConnectionState.connected, ConnectionState.suspended_stale})
 _DEAD = frozenset({Socket.suspended, Socket.half_open})
 

@@ -1,7 +1,7 @@
-"""The ``fsm`` command line.
+"""The fsm command line.
 
 Exit codes: 0 when everything checked holds, 1 when a property is violated (or
-a scenario loses a message, or ``diagrams --check`` finds stale files), 2 on bad
+a scenario loses a message, or diagrams --check finds stale files), 2 on bad
 usage or input, with one line on standard error that names the problem.
 """
 
@@ -15,14 +15,31 @@ from fsm.cli import commands, review
 from fsm.cli.options import Parser, UsageError
 from fsm.model.errors import FsmError
 
-__all__ = ["build_parser", "entry", "main"]
+__all__ = ["build_parser", "entry", "main", "version"]
 
 Command = Callable[..., int]
 
 
+def version() -> str:
+    """The installed package's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("fsm")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "unknown"
+
+
 def build_parser() -> Parser:
     """The ``fsm`` parser with every subcommand."""
-    parser = Parser(prog="fsm", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = Parser(
+        prog="fsm",
+        description="Check a chat client's transport designs as finite-state machines, "
+        "draw them, and write a design review.",
+        epilog=(__doc__ or "").split("\n\n", 1)[-1].strip(),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     commands.register(sub)
@@ -33,6 +50,9 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = sys.stdout if out is None else out
     parser = build_parser()
+    if not (sys.argv[1:] if argv is None else list(argv)):
+        parser.print_help(out)
+        return 0
     try:
         args = parser.parse_args(argv)
         func: Command = args.func

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from fsm.analysis.ablation import ablate
 from fsm.analysis.checker import check
-from fsm.analysis.report import CheckReport
+from fsm.analysis.promela import promela
+from fsm.analysis.report import CheckReport, CheckReports, report_schema
 from fsm.analysis.scenario import SCENARIOS, ScenarioReport, get_scenario, run
+from fsm.analysis.spin import spin_check
+from fsm.analysis.system import System
 from fsm.cli.options import (
     Parser,
+    UsageError,
     add_design_options,
     add_messages_option,
+    change_verb,
+    design_or_file,
     positive,
     selected_designs,
 )
@@ -22,12 +30,18 @@ from fsm.model.design import (
     DEFAULT_ENVIRONMENT,
     DESIGNS,
     ENVIRONMENTS,
-    Environment,
     design_file_schema,
     get_design,
     get_environment,
 )
-from fsm.render.text import LEGEND, ablation_table, scenario_table, table, trace_table
+from fsm.render.text import (
+    LEGEND,
+    ablation_table,
+    scenario_table,
+    steps_text,
+    table,
+    trace_table,
+)
 
 __all__ = ["register"]
 
@@ -61,14 +75,14 @@ def print_report(report: CheckReport, out: TextIO) -> None:
         if p.counterexample is None:
             continue
         rule = f", rule {p.rule}" if p.rule else ""
-        out.write(f"\ncounterexample: {p.id}{rule} ({len(p.counterexample)} steps)\n")
+        out.write(f"\ncounterexample: {p.id}{rule} ({steps_text(len(p.counterexample))})\n")
         out.write(trace_table(p.counterexample, report.messages) + "\n")
         for line in p.explanation:
             out.write(f"  why: {line}\n")
     for r in report.forbidden:
         if r.counterexample is not None:
             out.write(
-                f"\nforbidden transition {r.id} reached ({len(r.counterexample)} steps): "
+                f"\nforbidden transition {r.id} reached ({steps_text(len(r.counterexample))}): "
                 f"{r.reason}\n"
             )
             out.write(trace_table(r.counterexample, report.messages) + "\n")
@@ -107,12 +121,30 @@ def cmd_environments(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     designs = selected_designs(args)
     environment = get_environment(args.environment)
-    reports = [check(d, environment, args.messages, args.max_states).report() for d in designs]
+    notes: list[str] = []
+    if args.engine == "spin":
+        reports = []
+        for d in designs:
+            result = spin_check(
+                d,
+                environment,
+                args.messages,
+                cores=args.cores,
+                swarm=args.swarm,
+                max_states=args.max_states,
+            )
+            reports.append(result.result.report())
+            notes = list(result.notes)
+    else:
+        if args.cores != 1 or args.swarm:
+            raise UsageError("fsm check: --cores and --swarm need --engine spin")
+        reports = [check(d, environment, args.messages, args.max_states).report() for d in designs]
+    for note in notes:
+        print(f"fsm: {note}", file=sys.stderr)
     if args.json:
-        if len(reports) == 1:
-            out.write(reports[0].model_dump_json(indent=2) + "\n")
-        else:
-            out.write("[\n" + ",\n".join(r.model_dump_json(indent=2) for r in reports) + "\n]\n")
+        # One design: its CheckReport; several: one CheckReports object (`fsm schema report`).
+        doc = reports[0] if len(reports) == 1 else CheckReports(reports=reports)
+        out.write(doc.model_dump_json(indent=2) + "\n")
     else:
         for n, report in enumerate(reports):
             if n:
@@ -121,27 +153,42 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if all(r.holds for r in reports) else 1
 
 
+def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+    if not (args.design or args.spec):
+        raise UsageError("fsm export: give --design NAME or --spec FILE")
+    (design,) = selected_designs(args)
+    model = promela(System(design, get_environment(args.environment), args.messages))
+    if args.out:
+        Path(args.out).write_text(model.text, encoding="utf-8")
+    else:
+        out.write(model.text)
+    return 0
+
+
 def cmd_ablate(args: argparse.Namespace, out: TextIO) -> int:
     (design,) = selected_designs(args) if (args.design or args.spec) else [get_design("hardened")]
-    baseline = get_design(args.against)
+    baseline = design_or_file(args.against)
     environments = list(ENVIRONMENTS.values())
     rows = ablate(design, baseline, environments, args.messages)
+    verb = change_verb(design, baseline)
     out.write(
-        f"design {design.name}, each feature set back to its value in {baseline.name}, "
+        f"design {design.name}, each feature {verb} to its value in {baseline.name}, "
         f"{args.messages} messages: what breaks that held before\n\n"
     )
     if not rows:
         out.write(f"{design.name} and {baseline.name} have the same features\n")
         return 0
-    out.write(ablation_table(rows, [e.name for e in environments]).render() + "\n")
+    found = ablation_table(rows, [e.name for e in environments], verb)
+    out.write(found.render() + "\n")
+    if found.notes:
+        out.write("\n" + "\n".join(found.notes) + "\n")
     return 0
 
 
 #: What ``fsm schema`` can describe.
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "design": design_file_schema,
-    "environment": Environment.model_json_schema,
-    "report": CheckReport.model_json_schema,
+    "report": report_schema,
     "scenario": ScenarioReport.model_json_schema,
 }
 
@@ -190,8 +237,43 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         default=None,
         help="stop with an error when more states than this are reachable",
     )
-    p.add_argument("--json", action="store_true", help="print a CheckReport as JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: a CheckReport for one design, a CheckReports object for several "
+        "(fsm schema report describes both)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("explorer", "spin"),
+        default="explorer",
+        help="the built-in explorer (default, judges every property) or SPIN (judges the "
+        "safety properties; needs spin and a C compiler)",
+    )
+    p.add_argument(
+        "--cores",
+        metavar="K",
+        type=positive,
+        default=1,
+        help="with --engine spin: SPIN's parallel breadth-first search on K cores",
+    )
+    p.add_argument(
+        "--swarm",
+        metavar="K",
+        type=positive,
+        default=0,
+        help="with --engine spin: K bitstate runs with different seeds and hash functions "
+        "instead of one exhaustive search (for models too big to store; not a proof)",
+    )
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("export", help="write the composed system in another checker's language")
+    p.add_argument("language", choices=("promela",), help="promela: a model for SPIN")
+    add_design_options(p)
+    p.add_argument("--environment", metavar="NAME", default=DEFAULT_ENVIRONMENT)
+    add_messages_option(p)
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
         "ablate", help="set each feature back to a baseline's value and see what breaks"
@@ -199,20 +281,27 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     add_design_options(p)
     p.add_argument(
         "--against",
-        metavar="NAME",
+        metavar="NAME|FILE",
         default="fixed",
-        help="the built-in design whose values are put back (default fixed)",
+        help="the built-in design or design file whose values are put back (default fixed)",
     )
     add_messages_option(p)
     p.set_defaults(func=cmd_ablate)
 
-    p = sub.add_parser("schema", help="print the JSON Schema of a design file or a report")
+    p = sub.add_parser(
+        "schema", help="print the JSON Schema of a design file, a check report or a scenario"
+    )
     p.add_argument("what", choices=sorted(SCHEMAS), help="which document")
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("scenario", help="replay a named scenario step by step")
     p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(sorted(SCENARIOS))}")
     add_design_options(p)
-    p.add_argument("--environment", metavar="NAME", default=DEFAULT_ENVIRONMENT)
+    p.add_argument(
+        "--environment",
+        metavar="NAME",
+        default=DEFAULT_ENVIRONMENT,
+        help=f"what the world may do to sockets (default {DEFAULT_ENVIRONMENT})",
+    )
     p.add_argument("--json", action="store_true", help="print the ScenarioReport as JSON")
     p.set_defaults(func=cmd_scenario)

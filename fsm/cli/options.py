@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import NoReturn
 
 from fsm.model.design import DESIGNS, Design, get_design, load_design
+from fsm.model.errors import SpecError
+from fsm.render.catalog import check_names
 
 __all__ = [
     "MAX_MESSAGES",
@@ -13,6 +16,8 @@ __all__ = [
     "UsageError",
     "add_design_options",
     "add_messages_option",
+    "change_verb",
+    "design_or_file",
     "messages_count",
     "positive",
     "selected_designs",
@@ -55,7 +60,7 @@ def positive(text: str) -> int:
 def add_design_options(parser: argparse.ArgumentParser) -> None:
     """``--design NAME`` / ``--spec FILE``, shared by every command that takes a design."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--design", metavar="NAME", help="a built-in design (see `fsm designs`)")
+    group.add_argument("--design", metavar="NAME", help="a built-in design (see: fsm designs)")
     group.add_argument("--spec", metavar="FILE", help="a design file (.toml or .json)")
 
 
@@ -69,10 +74,39 @@ def add_messages_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def spec_design(path: str) -> Design:
+    """The design in file ``path``, refused (:class:`SpecError`) if it takes a built-in
+    design's name without being that design: every command reports it under that name."""
+    design = load_design(path)
+    try:
+        check_names([design])
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    return design
+
+
+def design_or_file(text: str) -> Design:
+    """A built-in design's name, or a design file (a path that exists or ends in
+    ``.toml``/``.json``)."""
+    if text in DESIGNS:
+        return DESIGNS[text]
+    if Path(text).suffix.lower() in (".toml", ".json") or Path(text).exists():
+        return spec_design(text)
+    return get_design(text)
+
+
+def change_verb(design: Design, baseline: Design) -> str:
+    """``set back`` when both are built-in designs and ``baseline`` comes first (its
+    values are ones ``design`` moved away from), ``changed`` otherwise."""
+    order = [d for d in DESIGNS.values() if d in (design, baseline)]
+    builtin = DESIGNS.get(design.name) == design and DESIGNS.get(baseline.name) == baseline
+    return "set back" if builtin and order.index(baseline) < order.index(design) else "changed"
+
+
 def selected_designs(args: argparse.Namespace) -> list[Design]:
     """The designs named by ``--design``/``--spec``; every built-in one if neither."""
     if args.design:
         return [get_design(args.design)]
     if args.spec:
-        return [load_design(args.spec)]
+        return [spec_design(args.spec)]
     return list(DESIGNS.values())

@@ -327,18 +327,46 @@ def _parse(path: Path, text: str) -> Any:
 
 
 def _first_error(exc: ValidationError) -> str:
-    errors = exc.errors()
-    err = errors[0]
-    where = ".".join(str(part) for part in err["loc"])
-    message = err["msg"]
-    if err["type"] == "extra_forbidden":
-        message = "unknown field"
-    elif err["type"] == "missing" and where == "name":
-        message = "missing: a design file names its design"
-    elif err["type"] == "missing":
+    """One line for a design file's validation errors: an unknown field first (with the
+    closest known field), else the missing fields, all named, else the first error;
+    the errors not described are named in ``(and N more: ...)``."""
+    from fsm.model.errors import did_you_mean
+
+    errors = list(exc.errors())
+
+    def where(err: Any) -> str:
+        return ".".join(str(part) for part in err["loc"]) or "the file"
+
+    def listed(errs: list[Any]) -> str:
+        missing = [where(e) for e in errs if e["type"] == "missing"]
+        other = [where(e) for e in errs if e["type"] != "missing"]
+        return "; ".join(
+            part
+            for part in (
+                ", ".join(other),
+                f"missing {', '.join(missing)}" if missing else "",
+            )
+            if part
+        )
+
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+    missing = [e for e in errors if e["type"] == "missing"]
+    if unknown:
+        shown = [unknown[0]]
+        fields = [*Design.model_fields, "based_on"]
+        head = f"{where(unknown[0])}: unknown field" + did_you_mean(where(unknown[0]), fields)
+    elif [where(e) for e in missing] == ["name"]:
+        shown = missing
+        head = "name: missing: a design file names its design"
+    elif missing:
+        shown = missing
         choices = " | ".join(f'"{name}"' for name in DESIGNS)
-        message = f"missing (or give based_on = {choices})"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    if where:
-        return f"{where}: {message}{more}"
-    return f"{message}{more}"
+        names = ", ".join(where(e) for e in missing)
+        head = f"missing: {names} (or give based_on = {choices})"
+    else:
+        shown = [errors[0]]
+        head = str(errors[0]["msg"]).removeprefix("Value error, ")
+        if errors[0]["loc"]:
+            head = f"{where(errors[0])}: {head}"
+    rest = [e for e in errors if e not in shown]
+    return f"{head} (and {len(rest)} more: {listed(rest)})" if rest else head

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import difflib
 from enum import Enum
 
 __all__ = [
@@ -21,7 +22,14 @@ __all__ = [
     "SpecError",
     "StateLimitExceeded",
     "UnknownName",
+    "did_you_mean",
 ]
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the known name closest to ``name``, or ``""``."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class FsmError(Exception):
@@ -58,7 +66,8 @@ class UnknownName(FsmError):
         self.kind = kind
         self.name = name
         self.known = known
-        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(known)}")
+        hint = did_you_mean(name, known)
+        super().__init__(f"unknown {kind} {name!r}{hint}; known: {', '.join(known)}")
 
 
 class StateLimitExceeded(FsmError):

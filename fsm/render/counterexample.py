@@ -135,10 +135,14 @@ def _cluster(
     table = b.connection if message is None else b.message
     prefix = "c" if message is None else message_name(message)
     final = seen[-1] if seen else None
+    mine = [t for t in taken if t.message == message]
+    # A step may enter a state and leave it at once (a send goes pending -> sent_ws):
+    # the source of every row the trace fired is a state it passed through.
+    passed = {*seen, *(t.row.source for t in mine), *(t.row.target for t in mine)}
     nodes = [
         Node(
             f"{prefix}__{state.value}",
-            NodeRole.visited if state in seen else NodeRole.unvisited,
+            NodeRole.visited if state in passed else NodeRole.unvisited,
             name=state.value,
             tooltip=state.doc,
             last=state is final,
@@ -152,7 +156,6 @@ def _cluster(
     edges = [
         Edge(f"{prefix}__start", f"{prefix}__{table.initial.value}", EdgeRole.start, start_label)
     ]
-    mine = [t for t in taken if t.message == message]
     used = {(t.row.source, t.row.target) for t in mine}
     for source, target in group(table):
         if (source, target) not in used:

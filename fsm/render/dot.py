@@ -66,7 +66,17 @@ _EDGE_TONE: dict[EdgeRole, Tone] = {
 _EDGE_ATTRS: dict[EdgeRole, dict[str, str]] = {
     EdgeRole.allowed: {},
     EdgeRole.forbidden: {"color": RED, "fontcolor": RED, "penwidth": "2.6"},
-    EdgeRole.must_never: {"color": RED_SOFT, "fontcolor": RED, "style": "dashed"},
+    # Not a transition: thin, dashed, ending in a bar (blocked), and left out of the
+    # layout so that the real edges decide where the states go.
+    EdgeRole.must_never: {
+        "color": RED_SOFT,
+        "fontcolor": RED_SOFT,
+        "style": "dashed",
+        "penwidth": "0.8",
+        "arrowhead": "tee",
+        "fontsize": "9",
+        "constraint": "false",
+    },
     EdgeRole.taken: {"color": BLUE, "penwidth": "2.6"},
     EdgeRole.taken_forbidden: {"color": RED, "penwidth": "2.6"},
     EdgeRole.other: {"color": FAINT, "arrowsize": "0.5"},
@@ -288,9 +298,13 @@ def _node_attrs(node: Node) -> dict[str, str]:
         head: Line = (Span(node.name, SpanKind.strong),)
         attrs["label"] = _html(label_lines([head, *node.lines]))
         colors = [violation_color(pid) for pid in node.violates]
-        attrs["fillcolor"] = ":".join(colors) if colors else "white"
-        if len(colors) > 1:
-            attrs["style"] = "striped"
+        if role is NodeRole.group:
+            # Filled with its first violation's colour; the label names each one.
+            attrs["fillcolor"] = colors[0] if colors else "white"
+        else:
+            attrs["fillcolor"] = ":".join(colors) if colors else "white"
+            if len(colors) > 1:
+                attrs["style"] = "striped"
         if node.settled:
             attrs.update(color=GREEN, penwidth="2.4")
         if node.initial:
@@ -333,6 +347,8 @@ def _cluster(g: Any, cluster: Cluster) -> None:
             fontsize="13",
             margin="14",
         )
+        if cluster.row:
+            c.attr(rank="same")
         _add(c, cluster.nodes, cluster.edges)
 
 

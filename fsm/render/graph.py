@@ -89,6 +89,8 @@ class NodeRole(Enum):
     unvisited = "unvisited"
     #: A world of the composed system.
     world = "world"
+    #: A group of worlds of the composed system (one connection and message state).
+    group = "group"
     #: The dot an initial state is entered from.
     start = "start"
 
@@ -137,7 +139,7 @@ class Node:
     initial: bool = False
     #: The state a trace ends in.
     last: bool = False
-    #: Ids of the properties a composed world violates.
+    #: Ids of the properties a composed world (or some world of a group) violates.
     violates: tuple[str, ...] = ()
     #: A composed world where every sent message is confirmed or visibly failed.
     settled: bool = False
@@ -162,6 +164,8 @@ class Cluster:
     title: str
     nodes: tuple[Node, ...]
     edges: tuple[Edge, ...]
+    #: Lay the cluster's nodes out in one row (one rank).
+    row: bool = False
 
 
 @dataclass(frozen=True)

@@ -200,7 +200,11 @@ def _legend(rules: Sequence[ForbiddenRule], unreachable: bool) -> list[Legend]:
         Legend("text", MUTED, "events that leave the state where it is (self-loops)", "↻"),
         Legend("line", INK, "allowed transition: event / actions, note in italics"),
         Legend("bold", RED, "forbidden transition this design has (F-rule id and reason)"),
-        Legend("dashed", RED_SOFT, "must never: an F-rule transition this design does not have"),
+        Legend(
+            "dashed",
+            RED_SOFT,
+            "✗ must never (not a transition): an F-rule edge this design does not have",
+        ),
     ]
     for rule in rules:
         scope = rule_scope(rule)
@@ -251,7 +255,12 @@ def machine_graph(spec: MachineSpec[Any, Any], design: Design) -> Graph:
             if row.edge in forbidden and rule in forbidden[row.edge]:
                 continue
             when = f" (while {rule.scope})" if rule.scope else ""
-            label = [(Span(f"{rule.id} must never{when}:"), Span(row_text(row)))]
+            label = [
+                (
+                    Span(f"✗ {rule.id} must never{when}:", SpanKind.note, Tone.alarm),
+                    Span(row_text(row), SpanKind.note, Tone.alarm),
+                ),
+            ]
             edges.append(
                 Edge(row.source.value, row.target.value, EdgeRole.must_never, tuple(label))
             )

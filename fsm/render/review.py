@@ -269,7 +269,6 @@ def _verdict_section(data: ReviewData) -> list[Block]:
         ),
         Table(headers, rows),
         Bullets(findings),
-        *_send_section(data),
         Heading(3, "Properties"),
         Bullets([[C(p.id), f": {p.statement}"] for p in PROPERTIES]),
         Heading(3, "Environments"),
@@ -338,6 +337,129 @@ def _send_section(data: ReviewData) -> list[Block]:
     ]
 
 
+#: The properties the story's first sentence is about: what a user loses or gets twice.
+_HARM = (
+    ("no-silent-loss", "loses a message"),
+    ("no-duplicate-delivery", "delivers a message twice"),
+)
+#: The seed's bug, drawn first: pre-fix losing a message sent into the stale socket.
+STORY_COUNTEREXAMPLE = ("pre-fix", "ios-suspend", "no-silent-loss")
+#: The seed's fix, drawn second.
+STORY_DIFF = ("message", "pre-fix", "fixed")
+
+
+def _envs_text(envs: Sequence[str]) -> str:
+    if len(envs) == len(ENVIRONMENTS):
+        return "in every environment"
+    return "in " + " and ".join(envs) if len(envs) <= 2 else "in " + ", ".join(envs)
+
+
+def _shortest(data: ReviewData, design: str, pid: str) -> tuple[str, Trace] | None:
+    """The environment with the shortest counterexample to ``pid``, and that trace."""
+    found = [
+        (len(v.trace), env, v.trace)
+        for env in ENVIRONMENTS
+        if not (v := data.result(design, env).verdict(pid)).holds and v.trace is not None
+    ]
+    if not found:
+        return None
+    _, env, trace = min(found, key=lambda f: f[0])
+    return env, trace
+
+
+def _design_story(data: ReviewData, d: Design) -> Text:
+    """Two or three sentences: what the design loses or duplicates, where, by which
+    shortest trace; what else it breaks."""
+    broken: dict[str, list[str]] = {}
+    for env in ENVIRONMENTS:
+        for v in data.result(d.name, env).verdicts:
+            if not v.holds:
+                broken.setdefault(v.id, []).append(env)
+    if not broken:
+        return [
+            B(d.name),
+            f" keeps every property {_envs_text(list(ENVIRONMENTS))}: it never loses a "
+            "message, never delivers one twice, and every message ends confirmed or "
+            "visibly failed without the user's help.",
+        ]
+    text: list[Inline] = [B(d.name)]
+    harms = [(pid, words) for pid, words in _HARM if pid in broken]
+    for n, (pid, words) in enumerate(harms):
+        shortest = _shortest(data, d.name, pid)
+        assert shortest is not None
+        env, trace = shortest
+        text += [
+            (" " if n == 0 else "; it "),
+            f"{words} in {env} ({_steps(len(trace))}): "
+            if broken[pid] == [env]
+            else f"{words} {_envs_text(broken[pid])}; shortest, in {env} ({_steps(len(trace))}): ",
+            C(trace_words(trace)),
+            " (",
+            Link("trace", "#" + _cex_anchor(d.name, env, pid)),
+            ")",
+        ]
+    if harms:
+        text.append(".")
+    else:
+        text.append(" never loses a message and never delivers one twice.")
+    others = [pid for pid in broken if pid not in dict(_HARM)]
+    if others:
+        text.append(" It also violates ")
+        for n, pid in enumerate(others):
+            env = broken[pid][0]
+            text += [", " if n else "", Link(pid, "#" + _cex_anchor(d.name, env, pid))]
+            if len(broken[pid]) < len(ENVIRONMENTS):
+                text.append(f" ({', '.join(broken[pid])})")
+        text.append(".")
+    return text
+
+
+def _story_section(data: ReviewData) -> list[Block]:
+    """What a reviewer came for: per design what it loses or duplicates and how, the
+    seed's bug drawn over the machines, the seed's fix as a diff, the send question."""
+    blocks: list[Block] = [
+        Heading(2, "What the checker found", "story"),
+        Bullets([_design_story(data, d) for d in data.designs]),
+    ]
+    design, env, pid = STORY_COUNTEREXAMPLE
+    cex = data.diagram(catalog.counterexample_path(design, env, pid))
+    if cex is not None:
+        blocks += [
+            Heading(3, "The seed's bug: a send into the stale socket", "story-bug"),
+            Para(
+                [
+                    B(design),
+                    " sets the connected flag on ",
+                    C("resume()"),
+                    ", iOS suspends the socket in the background, the send after the "
+                    "return raises, the error is only logged and the message stays ",
+                    C("sent_ws"),
+                    " with nothing on the server. The shaded row says why that state is a loss (",
+                    Link("step table", "#" + _cex_anchor(design, env, pid)),
+                    ").",
+                ]
+            ),
+            Figure(cex),
+        ]
+    machine, old, new = STORY_DIFF
+    diff = data.diagram(catalog.diff_path(machine, old, new))
+    if diff is not None:
+        blocks += [
+            Heading(3, f"The seed's fix: {old} → {new}", "story-fix"),
+            Para(
+                [
+                    "The swallowed send error (F1) is gone: a failed send now disconnects "
+                    "and retries the pending-retry list over REST. Removed edges red and "
+                    "dashed, added ones green (",
+                    Link("every diff", f"#diff-{old}-{new}"),
+                    ").",
+                ]
+            ),
+            Figure(diff),
+        ]
+    return blocks + _send_section(data)
+
+
 def _designs_section(data: ReviewData) -> list[Block]:
     names = [d.name for d in data.designs]
     features = list(data.designs[0].features())
@@ -386,6 +508,8 @@ def _ablation_section(data: ReviewData) -> list[Block]:
         ]
         blocks.append(Heading(3, f"{design}, against {baseline}"))
         blocks.append(Table(found.headers, body))
+        if found.notes:
+            blocks.append(Bullets([[note] for note in found.notes]))
     return blocks
 
 
@@ -440,7 +564,8 @@ def _machines_section(data: ReviewData) -> list[Block]:
         Para(
             [
                 "Each design's connection and message tables. Red bold edges are forbidden "
-                "transitions the design has; dashed red edges are F-rules it respects. "
+                "transitions the design has; thin dashed edges ending in a bar, marked ✗, "
+                "are F-rule edges it does not have: not transitions, what must never be one. "
                 "Events listed inside a state leave it where it is. The box under the legend "
                 "lists the design's effects outside the machines. The Mermaid version "
                 "under each diagram is the same graph."
@@ -606,8 +731,10 @@ def _composed_section(data: ReviewData) -> list[Block]:
             [
                 "The whole reachable composed system of each design with one message in ",
                 C(COMPOSED_ENVIRONMENT),
-                ". A coloured world violates a property (the legend names the colour of "
-                "each; a striped one violates several); a green border marks a settled world.",
+                ", grouped: a row per connection state, a node per state of the message, counting "
+                "its worlds and how many violate each property (its fill is the first such "
+                "property's colour; a green border: every world of it settled). In the "
+                "diagram, hovering over a node lists its worlds and over an edge its steps.",
             ]
         ),
     ]
@@ -628,6 +755,7 @@ def _composed_section(data: ReviewData) -> list[Block]:
 
 
 SECTIONS = (
+    ("What the checker found", "story"),
     ("Verdicts", "verdicts"),
     ("Designs", "designs"),
     ("What each feature buys", "ablation"),
@@ -664,6 +792,8 @@ def document(data: ReviewData) -> list[Block]:
     contents = Bullets([[Link(title, "#" + anchor)] for title, anchor in SECTIONS])
     return [
         Heading(1, TITLE),
+        *_story_section(data),
+        Heading(2, "About this review", "about"),
         intro,
         contents,
         *_verdict_section(data),
@@ -852,23 +982,20 @@ def _html_table(block: Table) -> str:
 
 
 def _html_figure(block: Figure, root: Path, rendered: bool, counter: list[int]) -> str:
+    """The diagram's SVG inline. The page links to no file, so that it still works
+    when it is mailed on its own: the caption names the files beside ``REVIEW.md``."""
     d = block.diagram
-    links = [f'<a href="{_h(d.path)}.dot">DOT</a>']
-    if d.mermaid is not None:
-        links.append(f'<a href="{_h(d.path)}.mmd">Mermaid</a>')
+    kinds = ["dot"] + (["mmd"] if d.mermaid is not None else [])
     svg = svg_of(root, d) if rendered else None
     if svg is None:
         body = '<p class="missing">not rendered: Graphviz was not available</p>'
     else:
         counter[0] += 1
-        links = [
-            f'<a href="{_h(d.path)}.svg">SVG</a>',
-            f'<a href="{_h(d.path)}.png">PNG</a>',
-            *links,
-        ]
+        kinds = ["svg", "png", *kinds]
         cls = "svg scroll" if block.scroll else "svg"
         body = f'<div class="{cls}">{inline_svg(svg, f"g{counter[0]}")}</div>'
-    caption = f"<figcaption>{_h(d.title)} · {' · '.join(links)}</figcaption>"
+    files = f"<code>{_h(d.path)}.{{{','.join(kinds)}}}</code>"
+    caption = f"<figcaption>{_h(d.title)} · files beside REVIEW.md: {files}</figcaption>"
     return f"<figure>{body}{caption}</figure>"
 
 

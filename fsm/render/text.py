@@ -25,6 +25,7 @@ __all__ = [
     "message_cell",
     "message_names",
     "scenario_table",
+    "steps_text",
     "table",
     "trace_headers",
     "trace_rows",
@@ -188,19 +189,26 @@ def scenario_table(report: ScenarioReport, messages: int) -> TextTable:
     )
 
 
-def ablation_table(rows: Sequence[AblationRow], environments: Sequence[str]) -> TextTable:
-    """Each feature set back: the properties it then breaks, per environment
-    (``nothing`` when none)."""
+def steps_text(n: int) -> str:
+    """``1 step``, ``4 steps``."""
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
+def ablation_table(
+    rows: Sequence[AblationRow], environments: Sequence[str], verb: str = "set back"
+) -> TextTable:
+    """Each feature ``verb`` (``set back`` or ``changed``) to the baseline's value: the
+    properties it then breaks, per environment (``nothing`` when none). A feature that
+    cannot be changed alone gets a numbered note, listed in ``notes``."""
     body: list[list[str]] = []
+    notes: list[str] = []
     for row in rows:
         change = f"{row.value} -> {row.baseline}"
         if row.invalid is not None:
-            body.append(
-                [row.feature, change, f"cannot be set back alone: {row.invalid}"]
-                + [""] * (len(environments) - 1)
-            )
+            notes.append(f"({len(notes) + 1}) {row.feature} cannot be {verb} alone: {row.invalid}")
+            body.append([row.feature, change, *([f"see note ({len(notes)})"] * len(environments))])
             continue
         body.append(
             [row.feature, change, *(", ".join(row.breaks[e]) or "nothing" for e in environments)]
         )
-    return TextTable(headers=["feature", "set back", *environments], rows=body)
+    return TextTable(headers=["feature", verb, *environments], rows=body, notes=notes)
