@@ -1,0 +1,96 @@
+"""The client's durable state in SQLite: its messages and its pending-retry list.
+
+Two tables:
+
+``messages``
+    Every message the user sent, in order, with its client key (which doubles as
+    the client message id on the wire where the design sends ids), its text and
+    the message machine's state. This is the chat's local history: a client
+    that is killed and started again shows the same messages.
+``pending``
+    The pending-retry list (the seed's ``pendingRetryMessages``): the keys of the
+    messages held for a retry. Designs with the write-ahead put a message here in
+    the same transaction that records it, before any transport sees it.
+
+Every change commits at once. The database runs in WAL mode with
+``synchronous=NORMAL``: a commit survives the process being killed (not a power
+cut), which is the failure this store is for.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from fsm.model.vocabulary import MessageState
+
+__all__ = ["Outbox", "StoredMessage"]
+
+_STATES = {s.value: s for s in MessageState}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending (
+    key TEXT PRIMARY KEY REFERENCES messages(key)
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    key: str
+    body: str
+    state: MessageState
+    held: bool
+
+
+class Outbox:
+    """The client's SQLite store (one file per client)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def accept(self, key: str, body: str, state: MessageState, *, hold: bool) -> None:
+        """Record a message the user sent and, with ``hold``, put it in the
+        pending-retry list, in one transaction (the write-ahead)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO messages (key, body, state) VALUES (?, ?, ?)",
+                (key, body, state.value),
+            )
+            if hold:
+                self._db.execute("INSERT INTO pending (key) VALUES (?)", (key,))
+
+    def set_state(self, key: str, state: MessageState) -> None:
+        self._db.execute("UPDATE messages SET state = ? WHERE key = ?", (state.value, key))
+
+    def hold(self, key: str, held: bool) -> None:
+        if held:
+            self._db.execute("INSERT OR IGNORE INTO pending (key) VALUES (?)", (key,))
+        else:
+            self._db.execute("DELETE FROM pending WHERE key = ?", (key,))
+
+    def release_all(self) -> None:
+        self._db.execute("DELETE FROM pending")
+
+    def load(self) -> list[StoredMessage]:
+        """Every message, in the order the user sent them."""
+        rows = self._db.execute(
+            "SELECT m.key, m.body, m.state, p.key IS NOT NULL "
+            "FROM messages m LEFT JOIN pending p ON p.key = m.key ORDER BY m.seq"
+        ).fetchall()
+        return [StoredMessage(k, b, _STATES[s], bool(h)) for k, b, s, h in rows]

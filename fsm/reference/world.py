@@ -1,0 +1,125 @@
+"""The whole real world on loopback: a server, a fault proxy per path, a client, a clock.
+
+``ReferenceWorld`` starts the server and two :class:`~fsm.reference.proxy.FaultProxy`
+instances (one in front of the WebSocket path, one in front of REST), and
+makes clients that talk through them with their SQLite store in a directory of
+the world's. Everything binds to 127.0.0.1 on ports chosen at run time.
+
+:class:`LoopThread` runs an event loop in a thread for synchronous drivers
+(the replay adapter's ``apply`` is synchronous); every call into it is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import threading
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fsm.model.behaviour import Behaviour
+from fsm.model.design import Design
+from fsm.reference.activity import Activity, settle
+from fsm.reference.client import ClientEvent, ReferenceClient
+from fsm.reference.clock import ManualClock
+from fsm.reference.policy import Timings
+from fsm.reference.proxy import FaultProxy
+from fsm.reference.server import Gates, ReferenceServer
+
+__all__ = ["LoopThread", "ReferenceWorld"]
+
+T = TypeVar("T")
+
+
+class ReferenceWorld:
+    """Server, proxies, clock and (at most) one client at a time."""
+
+    def __init__(self, gates: Gates | None = None, directory: str | Path | None = None) -> None:
+        self.activity = Activity()
+        self.clock = ManualClock()
+        self.server = ReferenceServer(self.activity, gates)
+        self.ws_proxy: FaultProxy
+        self.rest_proxy: FaultProxy
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if directory is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="fsm-reference-")
+            directory = self._tmp.name
+        self.directory = Path(directory)
+        self.client: ReferenceClient | None = None
+        self._stores = 0
+
+    async def start(self) -> None:
+        port = await self.server.start()
+        self.ws_proxy = FaultProxy(port, self.activity)
+        self.rest_proxy = FaultProxy(port, self.activity)
+        await self.ws_proxy.start()
+        await self.rest_proxy.start()
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+        await self.ws_proxy.stop()
+        await self.rest_proxy.stop()
+        await self.server.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def new_store(self) -> Path:
+        self._stores += 1
+        return self.directory / f"client-{self._stores}.sqlite"
+
+    async def new_client(
+        self,
+        design: Design,
+        *,
+        store: Path | None = None,
+        behaviour_: Behaviour | None = None,
+        timings: Timings | None = None,
+        on_event: Callable[[ClientEvent], None] | None = None,
+        connect: bool = True,
+    ) -> ReferenceClient:
+        """Start a client (on ``store``, to restart one that was killed)."""
+        client = ReferenceClient(
+            design,
+            ws_url=f"http://127.0.0.1:{self.ws_proxy.port}/ws",
+            rest_url=f"http://127.0.0.1:{self.rest_proxy.port}",
+            store=store if store is not None else self.new_store(),
+            clock=self.clock,
+            timings=timings,
+            behaviour_=behaviour_,
+            on_event=on_event,
+            activity=self.activity,
+        )
+        await client.start(connect=connect)
+        self.client = client
+        return client
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Wait until nothing moves and the client has nothing queued."""
+        client = self.client
+        await settle(
+            self.activity,
+            ready=lambda: client is None or client.idle,
+            timeout=timeout,
+        )
+
+
+class LoopThread:
+    """An event loop running in a daemon thread; :meth:`run` waits (bounded) for a coroutine."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5.0)
+        if not self._thread.is_alive():
+            self.loop.close()
