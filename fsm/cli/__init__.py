@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
-from fsm.cli import commands, review
+from fsm.cli import commands, review, testing
 from fsm.cli.options import Parser, UsageError
 from fsm.model.errors import FsmError
 
@@ -27,6 +27,7 @@ def build_parser() -> Parser:
     sub.required = True
     commands.register(sub)
     review.register(sub)
+    testing.register(sub)
     return parser
 
 

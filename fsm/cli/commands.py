@@ -28,6 +28,10 @@ from fsm.model.design import (
     get_environment,
 )
 from fsm.render.text import LEGEND, ablation_table, scenario_table, table, trace_table
+from fsm.testing.adapters import ModelAdapter
+from fsm.testing.generators import scenario_suite
+from fsm.testing.replay import replay
+from fsm.testing.suite import Suite, load_suite
 
 __all__ = ["register"]
 
@@ -141,6 +145,7 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "environment": Environment.model_json_schema,
     "report": CheckReport.model_json_schema,
     "scenario": ScenarioReport.model_json_schema,
+    "suite": Suite.model_json_schema,
 }
 
 
@@ -150,7 +155,15 @@ def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_scenario(args: argparse.Namespace, out: TextIO) -> int:
+    if args.name.endswith(".json"):
+        return _scenario_file(args, out)
     scenario = get_scenario(args.name)
+    if args.suite:
+        designs = selected_designs(args) if (args.design or args.spec) else [get_design("hardened")]
+        environment = get_environment(args.environment)
+        suite = scenario_suite(scenario, designs[0], environment)
+        out.write(suite.model_dump_json(indent=2) + "\n")
+        return 0
     environment = get_environment(args.environment)
     designs = selected_designs(args)
     reports = [run(scenario, d, environment) for d in designs]
@@ -162,6 +175,22 @@ def cmd_scenario(args: argparse.Namespace, out: TextIO) -> int:
             out.write("\n")
         print_scenario(report, scenario.messages, out)
     return 1 if any(r.lost for r in reports) else 0
+
+
+def _scenario_file(args: argparse.Namespace, out: TextIO) -> int:
+    """``fsm scenario FILE.json``: replay a suite file on the model, case by case."""
+    suite = load_suite(args.name)
+    designs = selected_designs(args) if (args.design or args.spec) else [get_design(suite.design)]
+    report = replay(suite, ModelAdapter(), designs[0], adapter_name="model")
+    if args.json:
+        out.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        for result in report.results:
+            verdict = "passes" if result.passed else "DIVERGES"
+            out.write(f"{result.case}: {result.steps} steps, {verdict}\n")
+            if result.divergence is not None:
+                out.write(result.divergence.describe() + "\n")
+    return 0 if report.passed else 1
 
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -209,7 +238,14 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("scenario", help="replay a named scenario step by step")
-    p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(sorted(SCENARIOS))}")
+    p.add_argument(
+        "name",
+        metavar="NAME",
+        help=f"one of: {', '.join(sorted(SCENARIOS))}; or a suite file (.json) to replay",
+    )
+    p.add_argument(
+        "--suite", action="store_true", help="print the scenario as a suite (fsm schema suite)"
+    )
     add_design_options(p)
     p.add_argument("--environment", metavar="NAME", default=DEFAULT_ENVIRONMENT)
     p.add_argument("--json", action="store_true", help="print the ScenarioReport as JSON")

@@ -70,8 +70,8 @@ class Machine(Generic[S, E]):
                         f"{table.machine} machine: row {row.source}-{row.event}->{row.target} "
                         f"names {state!r}, which is not one of its states"
                     ) from None
-            after = [] if on_fire is None else [_callback(on_fire, row)]
-            self.machine.add_transition(row.event.value, row.source, row.target, after=after)
+            after: list[Callable[..., None]] = [] if on_fire is None else [_callback(on_fire, row)]
+            self.machine.add_transition(row.event.value, row.source, row.target, after=list(after))
 
     @property
     def state(self) -> S:

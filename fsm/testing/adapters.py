@@ -239,9 +239,11 @@ class TransitionsAdapter:
         if believes and self.socket is Socket.opening:
             raise self._refuse(Stimulus.send, message)  # the send awaits the handshake
         assert self.behaviour is not None
-        self.messages[i] = Machine(
-            self.behaviour.message, on_fire=lambda row, i=i: self._message_fired(i, row)
-        )
+
+        def fired(row: Row[MessageState, MessageEvent]) -> None:
+            self._message_fired(i, row)
+
+        self.messages[i] = Machine(self.behaviour.message, on_fire=fired)
         for action in self.behaviour.effects.actions(Hook.accept):
             self._run(action, i)
         machine = self.messages[i]

@@ -99,7 +99,7 @@ def stale_socket_case(system: System) -> Case:
 def regression_cases(system: System) -> list[Case]:
     """Every violating trace of the other built-in designs, replayed on ``system``."""
     seen: set[tuple[object, ...]] = set()
-    cases = []
+    cases: list[Case] = []
     for other in DESIGNS.values():
         if other == system.design:
             continue
@@ -189,7 +189,9 @@ def _rows(graph: StateGraph) -> tuple[list[Case], int, list[str]]:
             if old is None or graph.depth[edge.src] < graph.depth[graph.edges[old].src]:
                 best[row] = edge.id
     targets = [
-        _Target(row, graph.depth[graph.edges[eid].src] + 1, (*graph.path_to(graph.edges[eid].src), eid))
+        _Target(
+            row, graph.depth[graph.edges[eid].src] + 1, (*graph.path_to(graph.edges[eid].src), eid)
+        )
         for row, eid in best.items()
     ]
 
@@ -323,7 +325,11 @@ def _transitions(graph: StateGraph) -> tuple[list[Case], int]:
     seen: set[int] = set()
     cases = []
     for n, walk in enumerate(tour.walks, start=1):
-        new = [graph.edges[e].name for e in walk if not (e in seen or seen.add(e))]
+        new = []
+        for e in walk:
+            if e not in seen:
+                seen.add(e)
+                new.append(graph.edges[e].name)
         steps = graph.concretize(walk)
         cases.append(
             Case(
@@ -337,9 +343,7 @@ def _transitions(graph: StateGraph) -> tuple[list[Case], int]:
 
 
 # -- random walks ------------------------------------------------------------------------
-def _random(
-    graph: StateGraph, seed: int, length: int, max_steps: int
-) -> tuple[list[Case], int]:
+def _random(graph: StateGraph, seed: int, length: int, max_steps: int) -> tuple[list[Case], int]:
     rng = _rand.Random(seed)
     system = graph.system
     covered: set[int] = set()

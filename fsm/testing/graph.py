@@ -16,6 +16,7 @@ from typing import Any
 
 from fsm.analysis.explorer import Exploration, Label, explore
 from fsm.analysis.system import System, Transition, World
+from fsm.analysis.trace import broken_rules
 from fsm.model.tables import Row
 
 __all__ = ["Edge", "StateGraph", "row_id"]
@@ -36,6 +37,8 @@ class Edge:
     label: Label
     #: The rows it fires, by :func:`row_id`, in firing order.
     rows: tuple[str, ...]
+    #: The forbidden rules those rows break (in the connection state they fired in).
+    rules: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -63,7 +66,8 @@ class StateGraph:
             ids = []
             for step, dst in zip(steps, self.ex.successors[sid], strict=True):
                 rows = tuple(row_id(f.machine, f.row) for f in step.fired)
-                edge = Edge(len(self.edges), sid, dst, step.label, rows)
+                rules = tuple(r.id for f in step.fired for r in broken_rules(f))
+                edge = Edge(len(self.edges), sid, dst, step.label, rows, rules)
                 self.edges.append(edge)
                 self._by_label[(sid, step.label)] = edge.id
                 ids.append(edge.id)
@@ -103,10 +107,11 @@ class StateGraph:
         return {r for e in self.edges for r in e.rows}
 
     # -- concrete runs ----------------------------------------------------------------
-    def concretize(self, walk: list[int]) -> list[Transition]:
-        """The concrete steps of a walk of edge ids that starts at the initial state."""
+    def concretize(self, walk: list[int], start: World | None = None) -> list[Transition]:
+        """The concrete steps of a walk of edge ids from ``start`` (default: the
+        initial world)."""
         system = self.system
-        world = system.initial()
+        world = system.initial() if start is None else start
         steps: list[Transition] = []
         for eid in walk:
             edge = self.edges[eid]
@@ -142,6 +147,52 @@ class StateGraph:
             twin = canonical.messages[message]
             message = canonical.messages.index(twin)
         return self._by_label[(sid, (step.stimulus, message, step.outcome))]
+
+    def state_of(self, world: World) -> int:
+        """The state id of a concrete ``world``."""
+        return self.ex.index[System.canonical(world)]
+
+    def can_reach(self, goal: set[int]) -> list[bool]:
+        """For each state: whether a walk from it can take one of the edges ``goal``."""
+        back: list[list[int]] = [[] for _ in range(self.states)]
+        for e in self.edges:
+            back[e.dst].append(e.src)
+        ok = [False] * self.states
+        queue = [self.edges[eid].src for eid in goal]
+        for sid in queue:
+            ok[sid] = True
+        while queue:
+            sid = queue.pop()
+            for src in back[sid]:
+                if not ok[src]:
+                    ok[src] = True
+                    queue.append(src)
+        return ok
+
+    def shortest_to(self, sid: int, goal: set[int]) -> list[int]:
+        """A shortest walk of edge ids from ``sid`` whose last edge is in ``goal``."""
+        parent: dict[int, int] = {}
+        frontier = [sid]
+        seen = {sid}
+        while frontier:
+            nxt = []
+            for s in frontier:
+                for eid in self.out[s]:
+                    if eid in goal:
+                        walk = [eid]
+                        while s != sid:
+                            back = parent[s]
+                            walk.append(back)
+                            s = self.edges[back].src
+                        walk.reverse()
+                        return walk
+                    dst = self.edges[eid].dst
+                    if dst not in seen:
+                        seen.add(dst)
+                        parent[dst] = eid
+                        nxt.append(dst)
+            frontier = nxt
+        raise ValueError(f"no edge of the goal is reachable from s{sid}")
 
     def edges_of(self, steps: list[Transition]) -> list[int]:
         """The edge ids of a concrete run from the initial world."""

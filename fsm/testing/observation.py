@@ -56,9 +56,7 @@ class MessageObservation(BaseModel):
 
     state: Visible = Field(description="The client-visible state of the message.")
     held: bool = Field(description="Whether it is in the client's pending-retry list.")
-    server: int = Field(
-        ge=0, le=2, description="Copies the server applied (2 means two or more)."
-    )
+    server: int = Field(ge=0, le=2, description="Copies the server applied (2 means two or more).")
 
     def __str__(self) -> str:
         held = " held" if self.held else ""
@@ -82,9 +80,7 @@ class Observation(BaseModel):
         return cls(connected=False, messages=(unsent,) * messages)
 
     @classmethod
-    def of(
-        cls, connected: bool, *messages: tuple[Visible, bool, int]
-    ) -> Observation:
+    def of(cls, connected: bool, *messages: tuple[Visible, bool, int]) -> Observation:
         """Shorthand: ``Observation.of(True, ("sent", True, 1), ("unsent", False, 0))``."""
         return cls(
             connected=connected,
@@ -100,9 +96,7 @@ class Observation(BaseModel):
         if self.connected != other.connected:
             diffs.append(f"isConnected: expected {self.connected}, observed {other.connected}")
         if len(self.messages) != len(other.messages):
-            diffs.append(
-                f"messages: expected {len(self.messages)}, observed {len(other.messages)}"
-            )
+            diffs.append(f"messages: expected {len(self.messages)}, observed {len(other.messages)}")
         for i, (a, b) in enumerate(zip(self.messages, other.messages, strict=False)):
             for field in ("state", "held", "server"):
                 x, y = getattr(a, field), getattr(b, field)

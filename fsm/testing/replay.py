@@ -144,6 +144,6 @@ def replay(
         suite_design=suite.design,
         design=design.name,
         environment=environment.name,
-        adapter=adapter_name or getattr(adapter, "name", type(adapter).__name__),
+        adapter=adapter_name or str(getattr(adapter, "name", type(adapter).__name__)),
         results=results,
     )

@@ -85,7 +85,7 @@ class Step(BaseModel):
 
     def label(self) -> str:
         """``send m2 (ws_raised)``."""
-        text = self.stimulus.value
+        text = str(self.stimulus.value)
         if self.message is not None:
             text += f" {self.message}"
         if self.outcome is not None:
@@ -150,7 +150,7 @@ class Suite(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format: Literal["fsm-suite/1"] = FORMAT
+    format: Literal["fsm-suite/1"] = "fsm-suite/1"
     design: str
     environment: str
     messages: int = Field(ge=1, le=8)
@@ -174,9 +174,7 @@ def case_from_steps(
     case_id: str, title: str, covers: Covers, transitions: Iterable[Transition]
 ) -> Case:
     """A case whose steps are ``transitions`` (a concrete run from the initial world)."""
-    return Case(
-        id=case_id, title=title, covers=covers, steps=[Step.of(t) for t in transitions]
-    )
+    return Case(id=case_id, title=title, covers=covers, steps=[Step.of(t) for t in transitions])
 
 
 def case_from_trace(case_id: str, title: str, covers: Covers, trace: Trace) -> Case:
