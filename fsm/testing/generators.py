@@ -268,6 +268,8 @@ def optimal_tour(states: int, arcs: list[tuple[int, int]], start: int = 0) -> Fl
     one with the fewest walks is chosen: a restart costs one unit, a step more
     than all restarts together.
     """
+    if not arcs:
+        return Flow(walks=[], optimum=0)
     big = len(arcs) + 1
     g = nx.DiGraph()
     source, sink = "restart", "end"
@@ -275,8 +277,12 @@ def optimal_tour(states: int, arcs: list[tuple[int, int]], start: int = 0) -> Fl
     for src, dst in arcs:
         demand[src] += 1  # the mandatory traversal leaves src ...
         demand[dst] -= 1  # ... and enters dst
+    # At least one walk: the first restart is mandatory too (else a graph that is
+    # already balanced would get a circulation no walk from ``start`` enters).
+    demand[start] -= 1
     for sid in range(states):
         g.add_node(sid, demand=demand[sid])
+    g.add_node(source, demand=1)
     # Extra traversals beyond the mandatory one. Parallel arcs (same ends) share
     # one flow arc: an extra traversal may take whichever. Self-loops never help.
     for src, dst in arcs:
@@ -301,7 +307,7 @@ def optimal_tour(states: int, arcs: list[tuple[int, int]], start: int = 0) -> Fl
         extra_total += extra
         for k in range(extra):
             multi.add_edge(src, dst, key=(n, k))
-    for k in range(flow[source][start]):
+    for k in range(1 + flow[source][start]):
         multi.add_edge(hub, start, key=("start", k))
     for sid in range(states):
         for k in range(flow[sid].get(sink, 0)):

@@ -35,6 +35,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from fsm.analysis.report import message_name
+from fsm.analysis.system import Stimulus, Transition
 from fsm.model.behaviour import Behaviour, behaviour
 from fsm.model.design import Design
 from fsm.model.errors import ForbiddenTransition, FsmError
@@ -49,7 +51,14 @@ from fsm.model.vocabulary import (
     MessageState,
 )
 
-__all__ = ["CONNECTION_EVENTS", "MESSAGE_EVENTS", "Monitor", "MonitorError", "Seen"]
+__all__ = [
+    "CONNECTION_EVENTS",
+    "MESSAGE_EVENTS",
+    "Monitor",
+    "MonitorError",
+    "Seen",
+    "events_of",
+]
 
 #: Events about the connection an application reports.
 CONNECTION_EVENTS: tuple[str, ...] = (
@@ -95,7 +104,11 @@ class Seen(NamedTuple):
     message: str | None
 
 
-@dataclass(frozen=True)
+#: Events whose handling does more than fire their own row.
+_COMPOSITE = frozenset({"handshake_ack", "ping_timeout", "ws_send_failed", "rest_ok"})
+
+
+@dataclass(slots=True)
 class _Entry:
     target: Any
     actions: tuple[Action, ...]
@@ -104,19 +117,37 @@ class _Entry:
     #: Rules the row breaks only in some connection states.
     scoped: tuple[ForbiddenRule, ...]
     row: Row[Any, Any]
+    #: Nothing but the state changes: the fast path takes it.
+    plain: bool
+    #: The compiled rows of the target state (connection rows only).
+    next: dict[str, _Entry] | None = None
 
 
 def _compile(table: Any, machine: str) -> dict[Any, dict[str, _Entry]]:
     out: dict[Any, dict[str, _Entry]] = {state: {} for state in table.states}
     for row in table:
         rules = [r for r in FORBIDDEN if r.machine == machine and r.matches_row(row)]
-        out[row.source][row.event.value] = _Entry(
+        event = row.event.value
+        # Only actions on the client's own pending-retry list concern the monitor;
+        # the socket and the server are the world's.
+        actions = tuple(
+            a
+            for a in row.actions
+            if a.meaning.hold is not None
+            or a.meaning.hold_all is not None
+            or a.meaning.each_held is not None
+        )
+        out[row.source][event] = _Entry(
             row.target,
-            row.actions,
+            actions,
             tuple(r for r in rules if r.while_connection is None),
             tuple(r for r in rules if r.while_connection is not None),
             row,
+            plain=not actions and not rules and event not in _COMPOSITE,
         )
+    for entries in out.values():
+        for entry in entries.values():
+            entry.next = out[entry.target]
     return out
 
 
@@ -145,13 +176,20 @@ class Monitor:
         self._conn = _compile(b.connection, "connection")
         self._msg = _compile(b.message, "message")
         self._on_accept = b.effects.actions(Hook.accept)
+        self._pending = b.message.initial
+        #: For the fast path of ``send``: whether accepting holds the message, or
+        #: ``None`` when the accept effect does something else.
+        self._accept: bool | None = (
+            True if self._on_accept == (Action.hold,) else (False if not self._on_accept else None)
+        )
         self.connection: ConnectionState = b.connection.initial
         self._here = self._conn[self.connection]
         #: Each message id's state, in the order they were sent.
         self.messages: dict[str, MessageState] = {}
         #: The message ids in the pending-retry list.
         self.held: set[str] = set()
-        self.trace: list[Seen] = []
+        #: Every event taken so far, as ``(event, message id or None)``.
+        self.trace: list[tuple[str, str | None]] = []
         self.violations: list[ForbiddenTransition] = []
 
     # -- the one entry point ----------------------------------------------------------
@@ -159,20 +197,36 @@ class Monitor:
         """Take one observed event; raise (or record) a :class:`ForbiddenTransition`
         when it breaks a rule or has no row; :class:`MonitorError` for an unknown
         event or message id (the state is then unchanged)."""
+        # The fast path: a row that only changes its machine's state.
         if message is None:
             entry = self._here.get(event)
-            if entry is not None and not entry.actions and not entry.rules:
-                # The fast path: a plain row, such as a lifecycle self-loop.
-                self.trace.append(Seen(event, None))
+            if entry is not None and entry.plain:
+                self.trace.append((event, None))
                 self.connection = entry.target
-                self._here = self._conn[entry.target]
+                self._here = entry.next  # type: ignore[assignment]
                 return
             self._guarded(self._connection_event, event, entry)
-        else:
-            self._guarded(self._message_event, event, message)
+            return
+        state = self.messages.get(message)
+        if state is not None:
+            entry = self._msg[state].get(event)
+            if entry is not None and entry.plain:
+                self.trace.append((event, message))
+                self.messages[message] = entry.target
+                return
+        elif event == "send" and self._accept is not None:
+            self.trace.append((event, message))
+            self.messages[message] = self._pending
+            if self._accept:
+                self.held.add(message)
+            return
+        self._guarded(self._message_event, event, message)
 
     def _guarded(self, handle: Any, *args: Any) -> None:
-        """Run ``handle``; if it raises, put every part of the state back."""
+        """Run ``handle``; if it raises a violation, put every part of the state back."""
+        if not self.raise_on_violation:
+            handle(*args)
+            return
         saved = (self.connection, dict(self.messages), set(self.held), len(self.trace))
         try:
             handle(*args)
@@ -190,7 +244,9 @@ class Monitor:
             raise MonitorError(
                 f"unknown event {event!r}; known: {', '.join(CONNECTION_EVENTS + MESSAGE_EVENTS)}"
             )
-        self.trace.append(Seen(event, None))
+        self.trace.append((event, None))
+        if event == "ping_timeout" and self._silently_dropped():
+            entry = self._here.get(event)
         if entry is None:
             self._forbidden("connection", self.connection, _CONNECTION_EVENT[event])
             return
@@ -198,6 +254,18 @@ class Monitor:
         if event == "handshake_ack":
             for action in self.behaviour.effects.actions(Hook.connection_acknowledged):
                 self._run(action, None)
+
+    def _silently_dropped(self) -> bool:
+        """A send raised or a heartbeat went unanswered while the client believed it
+        was connected: the connection went half-open first, unreported (the
+        ``connection_dropped`` row, which no client can observe). Fire it."""
+        if self.connection is not ConnectionState.connected:
+            return False
+        entry = self._here.get(ConnectionEvent.connection_dropped.value)
+        if entry is None:
+            return False
+        self._fire_connection(entry)
+        return True
 
     def _fire_connection(self, entry: _Entry) -> None:
         before = self.connection
@@ -213,7 +281,7 @@ class Monitor:
         if event == "send":
             if message in self.messages:
                 raise MonitorError(f"message id {message!r} was already sent")
-            self.trace.append(Seen(event, message))
+            self.trace.append((event, message))
             self.messages[message] = self.behaviour.message.initial
             for action in self._on_accept:
                 self._run(action, message)
@@ -227,11 +295,13 @@ class Monitor:
         state = self.messages.get(message)
         if state is None:
             raise MonitorError(f"unknown message id {message!r}: report its 'send' first")
-        self.trace.append(Seen(event, message))
+        self.trace.append((event, message))
         entry = self._msg[state].get(event)
         if entry is None:
             self._forbidden(f"message {message}", state, _MESSAGE_EVENT[event])
             return
+        if event == "ws_send_failed":
+            self._silently_dropped()
         self._fire_message(message, entry)
         if event == "ws_send_failed":
             conn = self._here.get(ConnectionEvent.send_failed.value)
@@ -288,3 +358,25 @@ class Monitor:
         self.violations.append(violation)
         if self.raise_on_violation:
             raise violation
+
+
+#: Rows a client does not report: they follow from another row's actions or event.
+_IMPLIED = frozenset({"send_failed", "retry_rest", "resend_ws", "connection_dropped"})
+
+
+def events_of(steps: list[Transition]) -> list[Seen]:
+    """What a client running these composed-system steps would report to a monitor:
+    ``send`` for each new message, then every fired row's event the client sees
+    (messages named ``m1``, ``m2``, ... in the order they were sent)."""
+    seen: list[Seen] = []
+    for step in steps:
+        if step.stimulus is Stimulus.send:
+            assert step.message is not None
+            seen.append(Seen("send", message_name(step.message)))
+        for fired in step.fired:
+            event = fired.row.event.value
+            if event in _IMPLIED:
+                continue
+            name = None if fired.message is None else message_name(fired.message)
+            seen.append(Seen(event, name))
+    return seen
