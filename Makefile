@@ -29,6 +29,7 @@ pytest: deps
 
 bench: deps
 	$(BIN)/python benchmarks/explore.py
+	$(BIN)/python benchmarks/testgen.py
 
 deps: $(STAMP) graphviz
 

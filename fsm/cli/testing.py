@@ -113,7 +113,9 @@ def cmd_mutants(args: argparse.Namespace, out: TextIO) -> int:
     criteria = CRITERIA if args.criterion == "all" else (args.criterion,)
     reports = []
     for criterion in criteria:
-        suite = generate(design, environment, args.messages, criterion, seed=args.seed)
+        suite = generate(
+            design, environment, args.messages, criterion, seed=args.seed, max_steps=args.max_steps
+        )
         reports.append(kill_matrix(suite, environment))
     if args.json:
         out.write(json.dumps([r.model_dump() for r in reports], indent=2) + "\n")
@@ -206,6 +208,12 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--environment", metavar="NAME", default=MUTANTS_ENVIRONMENT)
     add_messages_option(p)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--max-steps",
+        type=positive,
+        default=20_000,
+        help="random: the walks' step budget (default 20000)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_mutants)
 
