@@ -11,11 +11,24 @@ property, with a shortest counterexample for each violation::
     >>> result.verdict("no-silent-loss").holds
     False
 
+Model-based testing: :func:`generate` makes a :class:`Suite` (cases of steps,
+each with the :class:`Observation` a test expects) by a coverage criterion;
+:func:`replay` runs it through a :class:`SystemUnderTest` (your client's
+adapter, or the built-in ``model`` and ``transitions`` ones); :class:`Monitor`
+checks a live client's events against a design's tables and forbidden rules::
+
+    >>> suite = fsm.generate(fsm.get_design("hardened"), fsm.get_environment("ios-suspend"),
+    ...                      messages=1, criterion="rows")
+    >>> fsm.replay(suite, fsm.testing.adapters.TransitionsAdapter()).passed
+    True
+
 Entry points: :func:`get_design`, :func:`get_environment`, :func:`load_design`,
-:func:`check`, :func:`connection_machine`, :func:`message_machine`. Layers:
-:mod:`fsm.model` (tables, effects, designs, forbidden rules), :mod:`fsm.analysis`
-(composed system, properties, explorer, checker), :mod:`fsm.render` (diagrams,
-review, text), :mod:`fsm.cli`.
+:func:`check`, :func:`connection_machine`, :func:`message_machine`,
+:func:`generate`, :func:`replay`, :class:`Monitor`. Layers: :mod:`fsm.model`
+(tables, effects, designs, forbidden rules), :mod:`fsm.analysis` (composed
+system, properties, explorer, checker), :mod:`fsm.testing` (observations,
+suites, generators, adapters, mutants, monitor) and :mod:`fsm.render`
+(diagrams, review, text), :mod:`fsm.cli`.
 """
 
 from fsm.analysis.checker import CheckResult, Verdict, check
@@ -43,6 +56,12 @@ from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
 from fsm.model.machines import Machine, connection_machine, message_machine
 from fsm.model.tables import Row
 from fsm.model.vocabulary import ConnectionEvent, ConnectionState, MessageEvent, MessageState
+from fsm.testing.adapters import SystemUnderTest
+from fsm.testing.generators import generate
+from fsm.testing.monitor import Monitor
+from fsm.testing.observation import Observation
+from fsm.testing.replay import replay
+from fsm.testing.suite import Suite
 
 __all__ = [
     "DESIGNS",
@@ -61,13 +80,17 @@ __all__ = [
     "Machine",
     "MessageEvent",
     "MessageState",
+    "Monitor",
+    "Observation",
     "Outcome",
     "Property",
     "Row",
     "SpecError",
     "StateLimitExceeded",
     "Stimulus",
+    "Suite",
     "System",
+    "SystemUnderTest",
     "Trace",
     "Transition",
     "UnknownName",
@@ -75,11 +98,13 @@ __all__ = [
     "World",
     "check",
     "connection_machine",
+    "generate",
     "get_design",
     "get_environment",
     "get_property",
     "load_design",
     "message_machine",
+    "replay",
 ]
 
 __version__ = "0.2.0"

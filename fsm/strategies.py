@@ -3,13 +3,22 @@
 Needs ``hypothesis`` (the ``test`` extra)::
 
     from hypothesis import given
+    from fsm import get_design, get_environment
     from fsm import strategies as fst
 
     @given(fst.walks("hardened", max_steps=30))
     def test_my_client_follows_the_model(walk):
+        adapter = MyClientAdapter()              # your SystemUnderTest
+        adapter.reset(get_design("hardened"), get_environment("ios-suspend"), 2)
         for step in walk:
-            my_client.apply(step.stimulus.value, step.message)
-            assert my_client.connection_state == step.target.connection.value
+            observed = adapter.apply(step.stimulus, step.message, step.outcome)
+            assert observed == fst.observation(step)
+
+Compare observations (what a client and a server can show: ``isConnected``,
+each message's visible state and pending-retry membership, the server's
+copies), never the model's connection state: ``suspended_stale`` means the
+client *believes* it is connected on a dead socket, which no client can see
+about itself. :class:`ConformanceMachine` does the above statefully.
 
 Every strategy reads the same tables as the checker; nothing here restates them.
 """
@@ -21,17 +30,23 @@ from typing import Any, Literal, get_args, get_origin
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from fsm.analysis.properties import get_property
 from fsm.analysis.system import System, Transition
 from fsm.model.design import DEFAULT_ENVIRONMENT, Design, get_design, get_environment
 from fsm.model.tables import CONNECTION, MESSAGE
 from fsm.model.vocabulary import ConnectionEvent, ConnectionState, MessageEvent, MessageState
+from fsm.testing.graph import StateGraph
+from fsm.testing.observation import Observation, observe
+from fsm.testing.stateful import ConformanceMachine
 
 __all__ = [
+    "ConformanceMachine",
     "connection_events",
     "connection_states",
     "designs",
     "message_events",
     "message_states",
+    "observation",
     "walks",
 ]
 
@@ -110,21 +125,36 @@ def _present(design: Design | None) -> Design:
     return design
 
 
+def observation(step: Transition) -> Observation:
+    """What a test should read from the client and server after ``step``."""
+    return observe(step.target)
+
+
 def walks(
     design: Design | str,
     environment: str = DEFAULT_ENVIRONMENT,
     *,
     messages: int = 2,
     max_steps: int = 20,
+    towards: str | None = None,
 ) -> st.SearchStrategy[list[Transition]]:
     """Random runs of the composed system from its initial state.
 
-    Each element is a :class:`~fsm.analysis.system.Transition`: the stimulus, the message
-    it concerns, and the world after it. Shrinking shortens the run and prefers
-    earlier choices among the steps offered at each point.
+    Each element is a :class:`~fsm.analysis.system.Transition`: the stimulus, the
+    message it concerns, the outcome, and the world after it. Shrinking shortens
+    the run and prefers earlier choices among the steps offered at each point.
+
+    ``towards`` aims every walk at a table row (as suites name it,
+    ``"message: pending -ws_send_failed-> sent_ws"``) or a property id
+    (``"no-silent-loss"``): the random part only takes steps after which the
+    target is still reachable, and the walk ends with a shortest way to it (a
+    step firing the row, or into a state violating the property), so it may
+    be longer than ``max_steps`` by that much.
     """
     resolved = get_design(design) if isinstance(design, str) else design
     system = System(resolved, get_environment(environment), messages)
+    if towards is not None:
+        return _aimed(system, towards, max_steps)
 
     @st.composite
     def walk(draw: st.DrawFn) -> list[Transition]:
@@ -139,5 +169,42 @@ def walks(
             steps.append(step)
             world = step.target
         return steps
+
+    return walk()
+
+
+def _goal(graph: StateGraph, towards: str) -> set[int]:
+    if towards in graph.rows() or ":" in towards:
+        goal = {e.id for e in graph.edges if towards in e.rows}
+    else:
+        prop = get_property(towards)
+        if prop.bad_states is None:  # a step rule: any step breaking a forbidden rule
+            goal = {e.id for e in graph.edges if e.rules}
+        else:
+            bad = prop.bad_states(graph.ex)
+            goal = {e.id for e in graph.edges if bad[e.dst] and not bad[e.src]}
+            if bad[0]:  # pragma: no cover - no built-in design violates at the start
+                raise ValueError(f"{towards} is violated in the initial state")
+    if not goal:
+        raise ValueError(f"{towards!r} is never reached by {graph.system.design.name}")
+    return goal
+
+
+def _aimed(system: System, towards: str, max_steps: int) -> st.SearchStrategy[list[Transition]]:
+    graph = StateGraph(system)
+    goal = _goal(graph, towards)
+    alive = graph.can_reach(goal)
+
+    @st.composite
+    def walk(draw: st.DrawFn) -> list[Transition]:
+        world = system.initial()
+        steps: list[Transition] = []
+        for _ in range(draw(st.integers(0, max_steps))):
+            options = [t for t in system.successors(world) if alive[graph.state_of(t.target)]]
+            step = options[draw(st.integers(0, len(options) - 1))]
+            steps.append(step)
+            world = step.target
+        rest = graph.shortest_to(graph.state_of(world), goal)
+        return steps + graph.concretize(rest, start=world)
 
     return walk()

@@ -69,7 +69,9 @@ ABLATIONS: dict[tuple[str, str], dict[str, dict[str, list[str]] | str]] = {
             "ios-suspend-silent": [],
             "half-open": [],
         },
-        "write_ahead": "rest_fallback needs write_ahead: the REST retry sends the pending-retry list",
+        "write_ahead": (
+            "rest_fallback needs write_ahead: the REST retry sends the pending-retry list"
+        ),
         "rest_fallback": {
             "ios-suspend": [],
             "ios-suspend-silent": [],

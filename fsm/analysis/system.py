@@ -36,7 +36,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from fsm.model.behaviour import Behaviour, behaviour
+from fsm.model.behaviour import Behaviour
+from fsm.model.behaviour import behaviour as _select
 from fsm.model.design import Design, Environment
 from fsm.model.errors import DefinitionError, SpecError
 from fsm.model.tables import Row, Table
@@ -324,7 +325,16 @@ class System:
     ['send', 'connect', 'app_background', 'network_lost']
     """
 
-    def __init__(self, design: Design, environment: Environment, messages: int) -> None:
+    def __init__(
+        self,
+        design: Design,
+        environment: Environment,
+        messages: int,
+        *,
+        behaviour: Behaviour | None = None,
+    ) -> None:
+        """``behaviour`` replaces the one ``design`` selects (a mutant's edited tables,
+        say); ``design`` still names the system."""
         if messages < 1:
             raise SpecError(f"--messages must be at least 1, got {messages}")
         self.design = design
@@ -337,10 +347,12 @@ class System:
             tuple[Stimulus, ConnectionState, Socket, bool, bool],
             tuple[ConnectionState, Socket, bool, bool, tuple[Fired, ...]],
         ] = {}
-        try:
-            self.behaviour: Behaviour = behaviour(design)
-        except DefinitionError as exc:
-            raise SpecError(f"design {design.name!r}: {exc}") from None
+        if behaviour is None:
+            try:
+                behaviour = _select(design)
+            except DefinitionError as exc:
+                raise SpecError(f"design {design.name!r}: {exc}") from None
+        self.behaviour: Behaviour = behaviour
         self.connection: Table[ConnectionState, ConnectionEvent] = self.behaviour.connection
         self.message: Table[MessageState, MessageEvent] = self.behaviour.message
         effects = self.behaviour.effects

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import NoReturn, TextIO, cast
 
-from fsm.cli import commands, review
+from fsm.cli import commands, review, testing
 from fsm.cli.options import Parser, UsageError
 from fsm.cli.output import Output, shown, silence_stdout
 from fsm.model.errors import FsmError
@@ -72,6 +72,7 @@ def build_parser() -> Parser:
     sub.required = True
     commands.register(sub, [common])
     review.register(sub, [common])
+    testing.register(sub, [common])
     return parser
 
 

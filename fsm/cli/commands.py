@@ -44,6 +44,10 @@ from fsm.render.text import (
     table,
     trace_table,
 )
+from fsm.testing.adapters import ModelAdapter
+from fsm.testing.generators import scenario_suite
+from fsm.testing.replay import replay
+from fsm.testing.suite import Suite, load_suite
 
 __all__ = ["register"]
 
@@ -193,6 +197,7 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "design": design_file_schema,
     "report": report_schema,
     "scenario": ScenarioReport.model_json_schema,
+    "suite": Suite.model_json_schema,
 }
 
 
@@ -202,7 +207,15 @@ def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_scenario(args: argparse.Namespace, out: TextIO) -> int:
+    if args.name.endswith(".json"):
+        return _scenario_file(args, out)
     scenario = get_scenario(args.name)
+    if args.suite:
+        designs = selected_designs(args) if (args.design or args.spec) else [get_design("hardened")]
+        environment = get_environment(args.environment)
+        suite = scenario_suite(scenario, designs[0], environment)
+        out.write(suite.model_dump_json(indent=2) + "\n")
+        return 0
     environment = get_environment(args.environment)
     designs = selected_designs(args)
     reports = [run(scenario, d, environment) for d in designs]
@@ -214,6 +227,26 @@ def cmd_scenario(args: argparse.Namespace, out: TextIO) -> int:
             out.write("\n")
         print_scenario(report, scenario.messages, out)
     return 1 if any(r.lost for r in reports) else 0
+
+
+def _scenario_file(args: argparse.Namespace, out: TextIO) -> int:
+    """``fsm scenario FILE.json``: replay a suite file on the model, case by case."""
+    suite = load_suite(args.name)
+    designs = (
+        selected_designs(args)
+        if (args.design is not None or args.spec is not None)
+        else [get_design(suite.design)]
+    )
+    report = replay(suite, ModelAdapter(), designs[0], adapter_name="model")
+    if args.json:
+        out.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        for result in report.results:
+            verdict = "passes" if result.passed else "DIVERGES"
+            out.write(f"{result.case}: {result.steps} steps, {verdict}\n")
+            if result.divergence is not None:
+                out.write(result.divergence.describe() + "\n")
+    return 0 if report.passed else 1
 
 
 def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] = ()) -> None:
@@ -304,7 +337,14 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
     p = sub.add_parser(
         "scenario", parents=list(parents), help="replay a named scenario step by step"
     )
-    p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(sorted(SCENARIOS))}")
+    p.add_argument(
+        "name",
+        metavar="NAME",
+        help=f"one of: {', '.join(sorted(SCENARIOS))}; or a suite file (.json) to replay",
+    )
+    p.add_argument(
+        "--suite", action="store_true", help="print the scenario as a suite (fsm schema suite)"
+    )
     add_design_options(p)
     p.add_argument(
         "--environment",

@@ -37,18 +37,38 @@ class FsmError(Exception):
 
 
 class ForbiddenTransition(FsmError):
-    """An event arrived in a state whose table has no entry for it.
+    """An event arrived in a state whose table has no entry for it, or (from the
+    runtime monitor) took a row that a forbidden rule names.
 
-    The machine that refused it is left in ``state``; nothing changed.
+    The machine that refused it is left in ``state``; nothing changed. ``rule``
+    is the forbidden rule's id when a rule was broken (the row exists in a bad
+    design's table), ``None`` when the table has no row; ``trace`` is what the
+    monitor saw up to and including the offending event.
     """
 
-    def __init__(self, machine: str, state: Enum, event: Enum) -> None:
+    def __init__(
+        self,
+        machine: str,
+        state: Enum,
+        event: Enum,
+        *,
+        rule: str | None = None,
+        reason: str = "",
+        trace: tuple[object, ...] = (),
+    ) -> None:
         self.machine = machine
         self.state = state
         self.event = event
-        super().__init__(
-            f"{machine} machine: event {event.value!r} is forbidden in state {state.value!r}"
-        )
+        self.rule = rule
+        self.trace = trace
+        if rule is None:
+            text = f"{machine} machine: event {event.value!r} is forbidden in state {state.value!r}"
+        else:
+            text = (
+                f"{machine} machine: event {event.value!r} in state {state.value!r} "
+                f"breaks {rule}: {reason}"
+            )
+        super().__init__(text)
 
 
 class DefinitionError(FsmError):

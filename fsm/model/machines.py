@@ -15,6 +15,7 @@ the event exists elsewhere in the table or not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
@@ -22,7 +23,7 @@ import transitions
 
 from fsm.model.design import Design
 from fsm.model.errors import DefinitionError, ForbiddenTransition
-from fsm.model.tables import CONNECTION, MESSAGE, MachineSpec, Table
+from fsm.model.tables import CONNECTION, MESSAGE, MachineSpec, Row, Table
 from fsm.model.vocabulary import ConnectionEvent, ConnectionState, MessageEvent, MessageState
 
 __all__ = ["Machine", "build_machine", "connection_machine", "message_machine"]
@@ -41,7 +42,14 @@ class _Model:
 class Machine(Generic[S, E]):
     """One machine instance, driven by events of its table."""
 
-    def __init__(self, table: Table[S, E], initial: S | None = None) -> None:
+    def __init__(
+        self,
+        table: Table[S, E],
+        initial: S | None = None,
+        on_fire: Callable[[Row[S, E]], None] | None = None,
+    ) -> None:
+        """``on_fire``, if given, is called with each row after it fired (the state
+        is already the row's target): the place to carry out the row's actions."""
         self.table: Table[S, E] = table
         self._model = _Model()
         start = table.initial if initial is None else initial
@@ -62,7 +70,8 @@ class Machine(Generic[S, E]):
                         f"{table.machine} machine: row {row.source}-{row.event}->{row.target} "
                         f"names {state!r}, which is not one of its states"
                     ) from None
-            self.machine.add_transition(row.event.value, row.source, row.target)
+            after: list[Callable[..., None]] = [] if on_fire is None else [_callback(on_fire, row)]
+            self.machine.add_transition(row.event.value, row.source, row.target, after=list(after))
 
     @property
     def state(self) -> S:
@@ -114,6 +123,13 @@ class Machine(Generic[S, E]):
 
     def __repr__(self) -> str:
         return f"<{self.table.machine} machine in {self.state.value!r}>"
+
+
+def _callback(on_fire: Callable[[Row[S, E]], None], row: Row[S, E]) -> Callable[[], None]:
+    def fired() -> None:
+        on_fire(row)
+
+    return fired
 
 
 def build_machine(

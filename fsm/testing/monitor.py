@@ -1,0 +1,382 @@
+"""The runtime monitor: check what a live client does against a design's tables.
+
+An application reports what it observes (``monitor.observe("connect")``,
+``monitor.observe("ws_send_failed", "msg-42")``); the monitor moves the design's
+connection machine and one machine per message id, carries out the rows'
+actions on the pending-retry list, and checks every fired row against the
+forbidden rules (:data:`~fsm.model.forbidden.FORBIDDEN`) in the connection
+state it fired in. So it flags a rule even where the rule *is* a row of a bad
+design's table (F1 is a row of ``pre-fix``), which the bare machine never
+raises on. An event the table has no row for is a
+:class:`~fsm.model.errors.ForbiddenTransition` too. Either is raised, or with
+``raise_on_violation=False`` recorded in :attr:`Monitor.violations`, with the
+trace so far.
+
+The tables are compiled once per design into nested dicts
+(``state -> event name -> entry``), so an event costs a couple of dict lookups.
+
+Events (one per thing the client observes):
+
+* connection: ``connect``, ``handshake_ack``, ``handshake_fail``,
+  ``app_background``, ``app_foreground``, ``network_lost``,
+  ``network_restored``, ``socket_error``, ``ping_timeout``;
+* per message id: ``send`` (the user pressed send), ``ws_send_ok``,
+  ``ws_send_failed`` (also the connection's ``send_failed``), ``send_rest``,
+  ``done``, ``rest_ok``, ``rest_failed`` (another attempt follows),
+  ``retries_exhausted`` (no attempt left), ``recovered`` (a refetch showed
+  the server has it).
+
+``retry_rest`` and ``resend_ws`` are not reported: they follow from the rows'
+actions (the REST retry and the resend of the pending-retry list).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from fsm.analysis.report import message_name
+from fsm.analysis.system import Stimulus, Transition
+from fsm.model.behaviour import Behaviour, behaviour
+from fsm.model.design import Design
+from fsm.model.errors import ForbiddenTransition, FsmError
+from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
+from fsm.model.tables import Row
+from fsm.model.vocabulary import (
+    Action,
+    ConnectionEvent,
+    ConnectionState,
+    Hook,
+    MessageEvent,
+    MessageState,
+)
+
+__all__ = [
+    "CONNECTION_EVENTS",
+    "MESSAGE_EVENTS",
+    "Monitor",
+    "MonitorError",
+    "Seen",
+    "events_of",
+]
+
+#: Events about the connection an application reports.
+CONNECTION_EVENTS: tuple[str, ...] = (
+    "connect",
+    "handshake_ack",
+    "handshake_fail",
+    "app_background",
+    "app_foreground",
+    "network_lost",
+    "network_restored",
+    "socket_error",
+    "ping_timeout",
+)
+#: Events about one message an application reports (with the message's id).
+MESSAGE_EVENTS: tuple[str, ...] = (
+    "send",
+    "ws_send_ok",
+    "ws_send_failed",
+    "send_rest",
+    "done",
+    "rest_ok",
+    "rest_failed",
+    "retries_exhausted",
+    "recovered",
+)
+
+
+_CONNECTION_EVENT = {e.value: e for e in ConnectionEvent}
+_MESSAGE_EVENT = {e.value: e for e in MessageEvent}
+
+
+class MonitorError(FsmError):
+    """An event the monitor does not know, or a message id it never saw sent.
+
+    The monitor's state is left as it was.
+    """
+
+
+class Seen(NamedTuple):
+    """One event the monitor was told about."""
+
+    event: str
+    message: str | None
+
+
+#: Events whose handling does more than fire their own row.
+_COMPOSITE = frozenset({"handshake_ack", "ping_timeout", "ws_send_failed", "rest_ok"})
+
+
+@dataclass(slots=True)
+class _Entry:
+    target: Any
+    actions: tuple[Action, ...]
+    #: Rules the row breaks whatever the connection state.
+    rules: tuple[ForbiddenRule, ...]
+    #: Rules the row breaks only in some connection states.
+    scoped: tuple[ForbiddenRule, ...]
+    row: Row[Any, Any]
+    #: Nothing but the state changes: the fast path takes it.
+    plain: bool
+    #: The compiled rows of the target state (connection rows only).
+    next: dict[str, _Entry] | None = None
+
+
+def _compile(table: Any, machine: str) -> dict[Any, dict[str, _Entry]]:
+    out: dict[Any, dict[str, _Entry]] = {state: {} for state in table.states}
+    for row in table:
+        rules = [r for r in FORBIDDEN if r.machine == machine and r.matches_row(row)]
+        event = row.event.value
+        # Only actions on the client's own pending-retry list concern the monitor;
+        # the socket and the server are the world's.
+        actions = tuple(
+            a
+            for a in row.actions
+            if a.meaning.hold is not None
+            or a.meaning.hold_all is not None
+            or a.meaning.each_held is not None
+        )
+        out[row.source][event] = _Entry(
+            row.target,
+            actions,
+            tuple(r for r in rules if r.while_connection is None),
+            tuple(r for r in rules if r.while_connection is not None),
+            row,
+            plain=not actions and not rules and event not in _COMPOSITE,
+        )
+    for entries in out.values():
+        for entry in entries.values():
+            entry.next = out[entry.target]
+    return out
+
+
+class Monitor:
+    """Watches a live client and flags every transition the design forbids.
+
+    >>> from fsm.model.design import get_design
+    >>> monitor = Monitor(get_design("pre-fix"), raise_on_violation=False)
+    >>> for event, message in [("connect", None), ("app_background", None),
+    ...                        ("app_foreground", None), ("send", "a"),
+    ...                        ("ws_send_failed", "a")]:
+    ...     monitor.observe(event, message)
+    >>> [v.rule for v in monitor.violations]
+    ['F2', 'F1']
+    """
+
+    def __init__(
+        self,
+        design: Design | Behaviour,
+        *,
+        raise_on_violation: bool = True,
+    ) -> None:
+        b = design if isinstance(design, Behaviour) else behaviour(design)
+        self.behaviour = b
+        self.raise_on_violation = raise_on_violation
+        self._conn = _compile(b.connection, "connection")
+        self._msg = _compile(b.message, "message")
+        self._on_accept = b.effects.actions(Hook.accept)
+        self._pending = b.message.initial
+        #: For the fast path of ``send``: whether accepting holds the message, or
+        #: ``None`` when the accept effect does something else.
+        self._accept: bool | None = (
+            True if self._on_accept == (Action.hold,) else (False if not self._on_accept else None)
+        )
+        self.connection: ConnectionState = b.connection.initial
+        self._here = self._conn[self.connection]
+        #: Each message id's state, in the order they were sent.
+        self.messages: dict[str, MessageState] = {}
+        #: The message ids in the pending-retry list.
+        self.held: set[str] = set()
+        #: Every event taken so far, as ``(event, message id or None)``.
+        self.trace: list[tuple[str, str | None]] = []
+        self.violations: list[ForbiddenTransition] = []
+
+    # -- the one entry point ----------------------------------------------------------
+    def observe(self, event: str, message: str | None = None) -> None:
+        """Take one observed event; raise (or record) a :class:`ForbiddenTransition`
+        when it breaks a rule or has no row; :class:`MonitorError` for an unknown
+        event or message id (the state is then unchanged)."""
+        # The fast path: a row that only changes its machine's state.
+        if message is None:
+            entry = self._here.get(event)
+            if entry is not None and entry.plain:
+                self.trace.append((event, None))
+                self.connection = entry.target
+                self._here = entry.next  # type: ignore[assignment]
+                return
+            self._guarded(self._connection_event, event, entry)
+            return
+        state = self.messages.get(message)
+        if state is not None:
+            entry = self._msg[state].get(event)
+            if entry is not None and entry.plain:
+                self.trace.append((event, message))
+                self.messages[message] = entry.target
+                return
+        elif event == "send" and self._accept is not None:
+            self.trace.append((event, message))
+            self.messages[message] = self._pending
+            if self._accept:
+                self.held.add(message)
+            return
+        self._guarded(self._message_event, event, message)
+
+    def _guarded(self, handle: Any, *args: Any) -> None:
+        """Run ``handle``; if it raises a violation, put every part of the state back."""
+        if not self.raise_on_violation:
+            handle(*args)
+            return
+        saved = (self.connection, dict(self.messages), set(self.held), len(self.trace))
+        try:
+            handle(*args)
+        except (ForbiddenTransition, MonitorError):
+            self.connection, self.messages, self.held, length = saved
+            self._here = self._conn[self.connection]
+            del self.trace[length:]
+            raise
+
+    # -- connection events ------------------------------------------------------------
+    def _connection_event(self, event: str, entry: _Entry | None) -> None:
+        if event not in CONNECTION_EVENTS:
+            if event in MESSAGE_EVENTS:
+                raise MonitorError(f"event {event!r} needs a message id")
+            raise MonitorError(
+                f"unknown event {event!r}; known: {', '.join(CONNECTION_EVENTS + MESSAGE_EVENTS)}"
+            )
+        self.trace.append((event, None))
+        if event == "ping_timeout" and self._silently_dropped():
+            entry = self._here.get(event)
+        if entry is None:
+            self._forbidden("connection", self.connection, _CONNECTION_EVENT[event])
+            return
+        self._fire_connection(entry)
+        if event == "handshake_ack":
+            for action in self.behaviour.effects.actions(Hook.connection_acknowledged):
+                self._run(action, None)
+
+    def _silently_dropped(self) -> bool:
+        """A send raised or a heartbeat went unanswered while the client believed it
+        was connected: the connection went half-open first, unreported (the
+        ``connection_dropped`` row, which no client can observe). Fire it."""
+        if self.connection is not ConnectionState.connected:
+            return False
+        entry = self._here.get(ConnectionEvent.connection_dropped.value)
+        if entry is None:
+            return False
+        self._fire_connection(entry)
+        return True
+
+    def _fire_connection(self, entry: _Entry) -> None:
+        before = self.connection
+        self.connection = entry.target
+        self._here = self._conn[entry.target]
+        for rule in entry.rules:
+            self._broken(rule, "connection", before, entry.row.event)
+        for action in entry.actions:
+            self._run(action, None)
+
+    # -- message events ---------------------------------------------------------------
+    def _message_event(self, event: str, message: str) -> None:
+        if event == "send":
+            if message in self.messages:
+                raise MonitorError(f"message id {message!r} was already sent")
+            self.trace.append((event, message))
+            self.messages[message] = self.behaviour.message.initial
+            for action in self._on_accept:
+                self._run(action, message)
+            return
+        if event not in MESSAGE_EVENTS:
+            if event in CONNECTION_EVENTS:
+                raise MonitorError(f"event {event!r} takes no message id")
+            raise MonitorError(
+                f"unknown event {event!r}; known: {', '.join(CONNECTION_EVENTS + MESSAGE_EVENTS)}"
+            )
+        state = self.messages.get(message)
+        if state is None:
+            raise MonitorError(f"unknown message id {message!r}: report its 'send' first")
+        self.trace.append((event, message))
+        entry = self._msg[state].get(event)
+        if entry is None:
+            self._forbidden(f"message {message}", state, _MESSAGE_EVENT[event])
+            return
+        if event == "ws_send_failed":
+            self._silently_dropped()
+        self._fire_message(message, entry)
+        if event == "ws_send_failed":
+            conn = self._here.get(ConnectionEvent.send_failed.value)
+            if conn is None:
+                self._forbidden("connection", self.connection, ConnectionEvent.send_failed)
+            else:
+                self._fire_connection(conn)
+        elif event == "rest_ok":
+            for action in self.behaviour.effects.actions(Hook.rest_succeeded):
+                self._run(action, message)
+
+    def _fire_message(self, message: str, entry: _Entry) -> None:
+        before = self.messages[message]
+        self.messages[message] = entry.target
+        for rule in entry.rules:
+            self._broken(rule, f"message {message}", before, entry.row.event)
+        for rule in entry.scoped:
+            assert rule.while_connection is not None
+            if self.connection in rule.while_connection:
+                self._broken(rule, f"message {message}", before, entry.row.event)
+        for action in entry.actions:
+            self._run(action, message)
+
+    def _run(self, action: Action, message: str | None) -> None:
+        """Carry out what ``action`` means for the client's own state (the world's
+        part, such as the socket and the server, is not the monitor's to know)."""
+        meaning = action.meaning
+        if meaning.hold is not None and message is not None:
+            if meaning.hold:
+                self.held.add(message)
+            else:
+                self.held.discard(message)
+        if meaning.hold_all is not None:
+            self.held = set(self.messages) if meaning.hold_all else set()
+        if meaning.each_held is not None:
+            event = meaning.each_held.value
+            for held in [m for m in self.messages if m in self.held]:
+                entry = self._msg[self.messages[held]].get(event)
+                if entry is not None:
+                    self._fire_message(held, entry)
+
+    # -- violations -------------------------------------------------------------------
+    def _forbidden(self, machine: str, state: Any, event: Any) -> None:
+        self._flag(ForbiddenTransition(machine, state, event, trace=tuple(self.trace)))
+
+    def _broken(self, rule: ForbiddenRule, machine: str, state: Any, event: Any) -> None:
+        self._flag(
+            ForbiddenTransition(
+                machine, state, event, rule=rule.id, reason=rule.reason, trace=tuple(self.trace)
+            )
+        )
+
+    def _flag(self, violation: ForbiddenTransition) -> None:
+        self.violations.append(violation)
+        if self.raise_on_violation:
+            raise violation
+
+
+#: Rows a client does not report: they follow from another row's actions or event.
+_IMPLIED = frozenset({"send_failed", "retry_rest", "resend_ws", "connection_dropped"})
+
+
+def events_of(steps: list[Transition]) -> list[Seen]:
+    """What a client running these composed-system steps would report to a monitor:
+    ``send`` for each new message, then every fired row's event the client sees
+    (messages named ``m1``, ``m2``, ... in the order they were sent)."""
+    seen: list[Seen] = []
+    for step in steps:
+        if step.stimulus is Stimulus.send:
+            assert step.message is not None
+            seen.append(Seen("send", message_name(step.message)))
+        for fired in step.fired:
+            event = fired.row.event.value
+            if event in _IMPLIED:
+                continue
+            name = None if fired.message is None else message_name(fired.message)
+            seen.append(Seen(event, name))
+    return seen

@@ -1,0 +1,198 @@
+"""The suite format: cases of steps, each with the observation a test expects.
+
+A :class:`Suite` is plain data (pydantic, JSON on the wire; ``fsm schema
+suite`` prints its JSON Schema) so a harness in any language can replay it:
+for each case, reset the client and a test server, then for each step make
+the world do ``stimulus`` (aimed at ``message``, answered as ``outcome``) and
+compare what the client and server show with ``expected``.
+
+Every generator (:mod:`fsm.testing.generators`), the regression cases and the
+named scenarios produce this one format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fsm.analysis.report import message_name
+from fsm.analysis.system import Outcome, Stimulus, Transition
+from fsm.analysis.trace import Trace
+from fsm.model.errors import SpecError
+from fsm.testing.observation import Observation, observe
+
+__all__ = [
+    "FORMAT",
+    "Case",
+    "Covers",
+    "Criterion",
+    "Step",
+    "Suite",
+    "SuiteStats",
+    "case_from_steps",
+    "load_suite",
+    "message_index",
+]
+
+#: The format tag every suite file carries.
+FORMAT = "fsm-suite/1"
+
+Criterion = Literal["rows", "transitions", "pairs", "violations", "random", "scenario"]
+
+_MESSAGE = r"^m[1-9][0-9]*$"
+
+
+def message_index(name: str | None) -> int | None:
+    """``0`` for ``"m1"``: the inverse of :func:`~fsm.analysis.report.message_name`."""
+    return None if name is None else int(name[1:]) - 1
+
+
+class Step(BaseModel):
+    """One step: what the world does, and what the test then expects to read."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stimulus: Stimulus = Field(description="What happens (see `fsm.Stimulus`).")
+    message: str | None = Field(
+        default=None,
+        pattern=_MESSAGE,
+        description="The message the step concerns: m1 is the first one the user sends.",
+    )
+    outcome: Outcome | None = Field(
+        default=None,
+        description="How the world answers a send: over REST because not connected, "
+        "delivered over an open WebSocket, raised by a dead socket, or swallowed by one.",
+    )
+    expected: Observation = Field(description="What the client and server show afterwards.")
+
+    @classmethod
+    def of(cls, transition: Transition) -> Step:
+        """The step a composed-system transition makes, with its observation."""
+        return cls(
+            stimulus=transition.stimulus,
+            message=None if transition.message is None else message_name(transition.message),
+            outcome=transition.outcome,
+            expected=observe(transition.target),
+        )
+
+    @property
+    def index(self) -> int | None:
+        """The message as an index (0 for m1), as :class:`SystemUnderTest` takes it."""
+        return message_index(self.message)
+
+    def label(self) -> str:
+        """``send m2 (ws_raised)``."""
+        text = str(self.stimulus.value)
+        if self.message is not None:
+            text += f" {self.message}"
+        if self.outcome is not None:
+            text += f" ({self.outcome.value})"
+        return text
+
+
+class Covers(BaseModel):
+    """What a case is there for."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rows: list[str] = Field(default=[], description="Table rows it fires (rows criterion).")
+    transitions: list[str] = Field(
+        default=[], description="Composed-system transitions it takes for the first time."
+    )
+    pairs: list[str] = Field(default=[], description="Adjacent pairs of fired rows.")
+    properties: list[str] = Field(default=[], description="Properties whose violation it shows.")
+    rules: list[str] = Field(default=[], description="Forbidden rules it breaks.")
+    regression: str | None = Field(
+        default=None,
+        description="For a regression case: the design and finding its steps come from.",
+    )
+
+
+class Case(BaseModel):
+    """One test: starts from the initial state, runs its steps in order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    title: str = Field(description="What the case covers, in a few words.")
+    covers: Covers
+    steps: list[Step]
+
+
+class SuiteStats(BaseModel):
+    """Figures about how the suite was made."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(description="Total steps of every case.")
+    criterion_steps: int = Field(
+        default=0,
+        description="Steps of the cases made for the criterion (without the stale-socket "
+        "regression case every suite carries).",
+    )
+    optimum: int | None = Field(
+        default=None,
+        description="transitions: the fewest total steps any suite covering every "
+        "transition can have (each case starting from the initial state).",
+    )
+    targets: int = Field(default=0, description="How many items the criterion asks to cover.")
+    covered: int = Field(default=0, description="How many of them the suite covers.")
+    dead_rows: list[str] = Field(
+        default=[], description="rows: rows the design has that no run reaches."
+    )
+
+
+class Suite(BaseModel):
+    """A generated test suite for one design in one environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["fsm-suite/1"] = "fsm-suite/1"
+    design: str
+    environment: str
+    messages: int = Field(ge=1, le=8)
+    criterion: Criterion
+    seed: int | None = None
+    stats: SuiteStats
+    cases: list[Case]
+
+    def case(self, case_id: str) -> Case:
+        for case in self.cases:
+            if case.id == case_id:
+                return case
+        raise KeyError(f"no case {case_id!r} in the suite")
+
+    @property
+    def steps(self) -> int:
+        return sum(len(c.steps) for c in self.cases)
+
+
+def case_from_steps(
+    case_id: str, title: str, covers: Covers, transitions: Iterable[Transition]
+) -> Case:
+    """A case whose steps are ``transitions`` (a concrete run from the initial world)."""
+    return Case(id=case_id, title=title, covers=covers, steps=[Step.of(t) for t in transitions])
+
+
+def case_from_trace(case_id: str, title: str, covers: Covers, trace: Trace) -> Case:
+    return case_from_steps(case_id, title, covers, trace.steps)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read a suite file; :class:`SpecError` naming the file and the first problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not UTF-8 text") from None
+    try:
+        return Suite.model_validate_json(text)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise SpecError(f"{path}: {where}: {err['msg']}") from None
