@@ -20,11 +20,11 @@ from fsm.cli.options import (
     Parser,
     UsageError,
     add_design_options,
+    add_environment_option,
     add_max_states_option,
     add_messages_option,
     change_verb,
     design_or_file,
-    nonempty,
     positive,
     selected_designs,
 )
@@ -263,13 +263,7 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
         help="explore a design exhaustively and judge every property",
     )
     add_design_options(p)
-    p.add_argument(
-        "--environment",
-        metavar="NAME",
-        type=nonempty,
-        default=DEFAULT_ENVIRONMENT,
-        help=f"what the world may do to sockets (default {DEFAULT_ENVIRONMENT})",
-    )
+    add_environment_option(p)
     add_messages_option(p)
     add_max_states_option(p)
     p.add_argument(
@@ -302,10 +296,14 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
     )
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("export", help="write the composed system in another checker's language")
+    p = sub.add_parser(
+        "export",
+        parents=list(parents),
+        help="write the composed system in another checker's language",
+    )
     p.add_argument("language", choices=("promela",), help="promela: a model for SPIN")
     add_design_options(p)
-    p.add_argument("--environment", metavar="NAME", default=DEFAULT_ENVIRONMENT)
+    add_environment_option(p)
     add_messages_option(p)
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(func=cmd_export)
@@ -346,12 +344,6 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
         "--suite", action="store_true", help="print the scenario as a suite (fsm schema suite)"
     )
     add_design_options(p)
-    p.add_argument(
-        "--environment",
-        metavar="NAME",
-        type=nonempty,
-        default=DEFAULT_ENVIRONMENT,
-        help=f"what the world may do to sockets (default {DEFAULT_ENVIRONMENT})",
-    )
+    add_environment_option(p)
     p.add_argument("--json", action="store_true", help="print the ScenarioReport as JSON")
     p.set_defaults(func=cmd_scenario)

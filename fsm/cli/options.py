@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from fsm.model.design import DESIGNS, Design, get_design, load_design
+from fsm.model.design import DEFAULT_ENVIRONMENT, DESIGNS, Design, get_design, load_design
 from fsm.render.catalog import check_spec
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "Parser",
     "UsageError",
     "add_design_options",
+    "add_environment_option",
     "add_max_states_option",
     "add_messages_option",
     "change_verb",
@@ -85,6 +86,19 @@ def add_max_states_option(parser: argparse.ArgumentParser) -> None:
         type=positive,
         default=None,
         help="stop with an error when more states than this are reachable",
+    )
+
+
+def add_environment_option(
+    parser: argparse.ArgumentParser, default: str = DEFAULT_ENVIRONMENT
+) -> None:
+    """``--environment NAME``, shared by every command that takes an environment."""
+    parser.add_argument(
+        "--environment",
+        metavar="NAME",
+        type=nonempty,
+        default=default,
+        help=f"what the world may do to sockets (default {default}; see: fsm environments)",
     )
 
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from fsm.cli.options import Parser, add_messages_option, positive
-from fsm.model.design import DEFAULT_ENVIRONMENT, get_design, get_environment
+from fsm.cli.options import Parser, add_environment_option, add_messages_option, positive
+from fsm.model.design import get_design, get_environment
 from fsm.model.errors import ForbiddenTransition, SpecError
 from fsm.render.text import table
 from fsm.testing.adapters import ADAPTERS, load_adapter
@@ -175,7 +175,7 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
     """Add the testing commands to ``fsm``'s parser."""
     p = sub.add_parser("testgen", parents=list(parents), help="generate a test suite from a design")
     p.add_argument("--design", metavar="NAME", required=True)
-    p.add_argument("--environment", metavar="NAME", default=DEFAULT_ENVIRONMENT)
+    add_environment_option(p)
     add_messages_option(p)
     p.add_argument("--criterion", choices=CRITERIA, required=True)
     p.add_argument("--seed", type=int, default=0, help="random: the walks' seed (default 0)")
@@ -206,7 +206,7 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
 
     p = sub.add_parser("mutants", parents=list(parents), help="kill matrix of hardened's mutants")
     p.add_argument("--criterion", choices=(*CRITERIA, "all"), default="transitions")
-    p.add_argument("--environment", metavar="NAME", default=MUTANTS_ENVIRONMENT)
+    add_environment_option(p, MUTANTS_ENVIRONMENT)
     add_messages_option(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
