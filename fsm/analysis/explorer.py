@@ -622,7 +622,6 @@ def explore(
     *,
     symmetry: bool = True,
     start: World | None = None,
-    packed: bool = True,
 ) -> Exploration:
     """Visit every reachable world of ``system``, breadth first.
 
@@ -634,12 +633,6 @@ def explore(
     when that is a terminal; ``max_states`` stops it with
     :class:`~fsm.model.errors.StateLimitExceeded`.
     """
-    if not packed:
-        from fsm.analysis import _objects_explorer
-
-        return _objects_explorer.explore(  # type: ignore[return-value]
-            system, max_states, symmetry=symmetry, start=start
-        )
     was_enabled = gc.isenabled()
     gc.disable()  # millions of small objects, none of them in a cycle
     try:
