@@ -16,7 +16,7 @@ import pytest
 from fsm import DESIGNS, ENVIRONMENTS, MessageState, StateLimitExceeded, System
 from fsm.analysis import explorer as ex_module
 from fsm.analysis.explorer import Exploration, explore
-from fsm.analysis.system import Message, _canonical_message
+from fsm.analysis.system import Message, canonical_message
 
 
 def _graph(ex: Exploration) -> tuple[object, ...]:
@@ -40,8 +40,8 @@ def test_message_codes_sort_like_the_symmetry_reduction() -> None:
         for server in range(3)
         for attempts in range(4)
     ]
-    canonical = [_canonical_message(m)[1] for m in messages]
-    by_key = sorted(canonical, key=lambda m: _canonical_message(m)[0])
+    canonical = [canonical_message(m)[1] for m in messages]
+    by_key = sorted(canonical, key=lambda m: canonical_message(m)[0])
     by_code = sorted(canonical, key=ex_module._message_code)
     assert by_key == by_code
     assert all(ex_module._decode_message(ex_module._message_code(m)) == m for m in messages)

@@ -42,17 +42,17 @@ from functools import cached_property
 from typing import TypeVar, overload
 
 from fsm.analysis.system import (
-    _LOCAL_ACTIONS,
-    _SOCKET_ACTIONS,
-    _STATE_ORDER,
+    LOCAL_ACTIONS,
     OVER_REST,
+    SOCKET_ACTIONS,
+    STATE_ORDER,
     Message,
     Outcome,
     Stimulus,
     System,
     Transition,
     World,
-    _canonical_message,
+    canonical_message,
 )
 from fsm.analysis.trace import Trace
 from fsm.model.errors import SpecError, StateLimitExceeded
@@ -110,10 +110,10 @@ def _message_code(m: Message) -> int:
     """``m`` as an integer that sorts like the symmetry reduction's key."""
     if not 0 <= m.attempts < 16 or not 0 <= m.server < 4:
         raise SpecError(f"message out of the explorer's encoding: {m}")
-    return _STATE_ORDER[m.state] << 8 | m.held << 7 | m.server << 5 | m.attempts << 1 | m.done_owed
+    return STATE_ORDER[m.state] << 8 | m.held << 7 | m.server << 5 | m.attempts << 1 | m.done_owed
 
 
-_ORDERED_STATES: list[MessageState | None] = sorted(_STATE_ORDER, key=_STATE_ORDER.__getitem__)
+_ORDERED_STATES: list[MessageState | None] = sorted(STATE_ORDER, key=STATE_ORDER.__getitem__)
 
 
 def _decode_message(c: int) -> Message:
@@ -121,7 +121,7 @@ def _decode_message(c: int) -> Message:
 
 
 _UNSENT = _message_code(Message())
-_OVER_REST_ORDERS = frozenset(_STATE_ORDER[s] for s in OVER_REST)
+_OVER_REST_ORDERS = frozenset(STATE_ORDER[s] for s in OVER_REST)
 
 
 def _global_code(w: World) -> int:
@@ -172,7 +172,7 @@ class _Codec:
         """The code of the message the symmetry reduction stores for code ``c``."""
         hit = self.canonical.get(c)
         if hit is None:
-            hit = self.canonical[c] = self.encode(_canonical_message(self.decode(c))[1])
+            hit = self.canonical[c] = self.encode(canonical_message(self.decode(c))[1])
         return hit
 
     def intern(self, codes: tuple[int, ...]) -> int:
@@ -644,7 +644,7 @@ def explore(
 
 #: Actions that touch only the message whose row fired them, or besides set
 #: every message's membership of the pending-retry list.
-_NEARLY_LOCAL = _LOCAL_ACTIONS | {
+_NEARLY_LOCAL = LOCAL_ACTIONS | {
     a
     for a in Action
     if a.meaning.hold_all is not None
@@ -680,12 +680,12 @@ class _Search:
             for a in effects.actions(h)
         ] + [a for row in behaviour.message for a in row.actions]
         self.loose = any(a.meaning.socket is not None for a in per_message)
-        self.ack_socket_only = set(effects.actions(Hook.connection_acknowledged)) <= _SOCKET_ACTIONS
+        self.ack_socket_only = set(effects.actions(Hook.connection_acknowledged)) <= SOCKET_ACTIONS
         # A connection step acts on each message on its own (so it is learnt one
         # message at a time) when every message row touches only its message.
         self.separable = (
             not self.loose
-            and all(set(row.actions) <= _LOCAL_ACTIONS for row in behaviour.message)
+            and all(set(row.actions) <= LOCAL_ACTIONS for row in behaviour.message)
             and not any(
                 a.meaning.hold is not None
                 for a in (
@@ -812,7 +812,7 @@ class _Search:
             if t.stimulus is Stimulus.send or t.message is not None:
                 continue
             socket_only = (
-                all(f.message is None and set(f.row.actions) <= _SOCKET_ACTIONS for f in t.fired)
+                all(f.message is None and set(f.row.actions) <= SOCKET_ACTIONS for f in t.fired)
                 and (t.stimulus is not Stimulus.handshake_ack or self.ack_socket_only)
                 and not self.loose
             )
