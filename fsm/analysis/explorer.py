@@ -399,10 +399,11 @@ class Exploration:
 
     # -- backward analyses ------------------------------------------------------------
     @cached_property
-    def _reverse(self) -> tuple[array[int], array[int]]:
-        """The graph backwards: for state ``t``, ``edges[start[t]:start[t + 1]]`` are
-        the ids of the steps into it (:meth:`_source` says where one starts)."""
-        states, targets = len(self._keys), self._targets
+    def _reverse(self) -> tuple[array[int], array[int], array[int], bytearray]:
+        """The graph backwards: the steps into state ``t`` are ``start[t]`` up to
+        ``start[t + 1]`` in ``source`` (where each starts), ``perm`` (its
+        permutation id) and ``user`` (whether the user takes it)."""
+        states, targets, offsets = len(self._keys), self._targets, self._offsets
         start = array("I", bytes(4 * (states + 1)))
         for t in targets:
             start[t + 1] += 1
@@ -411,15 +412,19 @@ class Exploration:
             total += start[k]
             start[k] = total
         fill = array("I", start)
-        edges = array("I", bytes(4 * len(targets)))
-        for e, t in enumerate(targets):
-            edges[fill[t]] = e
-            fill[t] += 1
-        return start, edges
-
-    def _source(self, e: int) -> int:
-        """The state step ``e`` starts from."""
-        return bisect_right(self._offsets, e) - 1
+        source = array("I", bytes(4 * len(targets)))
+        perm = array(self._perms.typecode, bytes(self._perms.itemsize * len(targets)))
+        user = bytearray(len(targets))
+        perms, users = self._perms, self._user
+        for sid in range(states):
+            for e in range(offsets[sid], offsets[sid + 1]):
+                t = targets[e]
+                k = fill[t]
+                fill[t] = k + 1
+                source[k] = sid
+                perm[k] = perms[e]
+                user[k] = users[e]
+        return start, source, perm, user
 
     @cached_property
     def lost_by_state(self) -> Sequence[list[int]]:
@@ -508,9 +513,7 @@ class Exploration:
             for p, c in enumerate(tuples[mid]):
                 if c == _UNSENT or is_good[c]:
                     ok[base + p] = 1
-        start, edges = self._reverse
-        source = self._source
-        perms = self._perms
+        start, source, perms, _user = self._reverse
         stack = array("I")
         for sid, mid in enumerate(mids):
             for p, c in enumerate(tuples[mid]):
@@ -520,9 +523,8 @@ class Exploration:
                 while stack:
                     dst, q = divmod(stack.pop(), n)
                     for k in range(start[dst], start[dst + 1]):
-                        e = edges[k]
-                        src = source(e)
-                        p = inverse[perms[e]][q]
+                        src = source[k]
+                        p = inverse[perms[k]][q]
                         if not ok[src * n + p]:
                             codes = tuples[mids[src]]
                             mine = codes[p]
@@ -557,9 +559,7 @@ class Exploration:
             all(_settled(m) for m in codec.messages(mid)) for mid in range(len(codec.tuples))
         ]
         good = bytearray(settled[key // _GLOBALS] for key in self._keys)
-        start, edges = self._reverse
-        source = self._source
-        user = self._user
+        start, source, _perms, user = self._reverse
         stack = array("I")
         for sid in range(len(good)):
             if not settled[self._keys[sid] // _GLOBALS]:
@@ -568,10 +568,9 @@ class Exploration:
             while stack:
                 dst = stack.pop()
                 for k in range(start[dst], start[dst + 1]):
-                    e = edges[k]
-                    if unaided and user[e]:
+                    if unaided and user[k]:
                         continue
-                    src = source(e)
+                    src = source[k]
                     if not good[src]:
                         good[src] = 1
                         stack.append(src)
@@ -715,7 +714,7 @@ class _Search:
         #   -> (their codes after, rule mask)
         self.pairs: dict[int, tuple[int, int, int]] = {}
         # Per global code: the sends and connection steps it allows, learnt on first use.
-        self.steps: list[list[tuple[int, int, int, int, int]] | None] = [None] * _GLOBALS
+        self.steps: list[list[tuple[int, int, int, int]] | None] = [None] * _GLOBALS
         self.sends: list[list[tuple[int, int]] | None] = [None] * _GLOBALS
 
     def mask(self, t: Transition) -> int:
@@ -807,7 +806,7 @@ class _Search:
                 assert t.outcome is not None
                 sends.append((_OUTCOMES.index(t.outcome), _global_code(t.target)))
         probe = Message(MessageState.sent_ws, False, 1, 0, True)
-        steps: list[tuple[int, int, int, int, int]] = []
+        steps: list[tuple[int, int, int, int]] = []
         for t in self.system.successors(World(c, s, fg, net, (probe,))):
             if t.stimulus is Stimulus.send or t.message is not None:
                 continue
@@ -823,7 +822,7 @@ class _Search:
             else:
                 how = 3 if self.separable else 0
             lid = _label_id((t.stimulus, None, None), n)
-            steps.append((lid, _global_code(t.target), how, self.mask(t) if how else 0, 0))
+            steps.append((lid, _global_code(t.target), how, self.mask(t) if how in (1, 2) else 0))
         self.sends[g] = sends
         self.steps[g] = steps
 
@@ -1051,7 +1050,7 @@ class _Search:
                             edges.append((lid, *learn(transitions[k], lid, gpart, g, mid)))
                     k += 1
             # Connection steps.
-            for lid, g2, how, mask, _ in steps:
+            for lid, g2, how, mask in steps:
                 if how == 1 or (how == 2 and not has_done[mid]):
                     edges.append((lid, mid << _PERM_BITS, mask, g2))
                 elif how == 2:
