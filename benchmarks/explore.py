@@ -11,13 +11,15 @@ against numbers from another machine or day.
     .venv/bin/python benchmarks/explore.py [--max-messages N] [--repeat K]
     .venv/bin/python benchmarks/explore.py --engines [--max-messages 8] [--max-seconds S]
 
-With ``--engines`` it prints instead, for every environment, design and N,
-both engines side by side: the built-in checker (symmetry-reduced states, wall
-time of a full check, peak resident memory of a fresh process) and SPIN
-(states without symmetry reduction, wall time of the exhaustive breadth-first
-count run and of all its checks, SPIN's own memory figure). Once an engine
-takes longer than ``--max-seconds`` for a design and environment, larger N are
-skipped for it.
+With ``--engines`` it prints instead, for every environment, design and
+N = 1..8, both engines side by side: the built-in checker (symmetry-reduced
+states, wall time of a full check, peak resident memory of a fresh process)
+and SPIN (states without symmetry reduction, wall time of the exhaustive
+breadth-first count run and of all its checks, SPIN's own memory figure).
+``--max-seconds`` is the budget of one cell: a run that exceeds it is stopped
+(or, for SPIN's checks after the count, not continued at the next N), and that
+cell and the larger N of that engine, design and environment print
+"over budget".
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ print(json.dumps({"states": result.states, "seconds": seconds, "mb": peak}))
 
 
 def explorer_run(design: str, env: str, n: int, timeout: float) -> dict[str, float] | None:
-    """A full check in a fresh process, so its peak memory is its own."""
+    """A full check in a fresh process, so its peak memory is its own; ``None``
+    when it takes longer than ``timeout`` seconds."""
     try:
         done = subprocess.run(
             [sys.executable, "-c", _CHILD, design, env, str(n)],
@@ -74,8 +77,15 @@ def explorer_run(design: str, env: str, n: int, timeout: float) -> dict[str, flo
     return data
 
 
+OVER = ["over budget", "-", "-"]
+
+
 def engines(max_messages: int, max_seconds: float) -> None:
+    """Both engines for every environment, design and N = 1..``max_messages``; a
+    cell that takes longer than ``max_seconds`` (and every larger N of that
+    engine, design and environment) prints "over budget"."""
     from fsm.analysis.spin import spin_check
+    from fsm.model.errors import FsmError
 
     print(
         "| environment | design | N | explorer states | explorer s | explorer MB "
@@ -86,47 +96,53 @@ def engines(max_messages: int, max_seconds: float) -> None:
         for design in DESIGNS.values():
             py_on = spin_on = True
             for n in range(1, max_messages + 1):
-                py = explorer_run(design.name, env.name, n, 4 * max_seconds) if py_on else None
-                if py is None or py["seconds"] > max_seconds:
-                    py_on = False
-                sp = None
+                cells = list(OVER)
+                if py_on:
+                    py = explorer_run(design.name, env.name, n, max_seconds)
+                    if py is None:
+                        py_on = False
+                    else:
+                        cells = [f"{py['states']:,.0f}", f"{py['seconds']:.2f}", f"{py['mb']:.0f}"]
+                spin_cells = [*OVER, "-"]
                 if spin_on:
-                    sp = spin_check(design, env, n)
-                    if sp.seconds > max_seconds:
+                    try:
+                        sp = spin_check(design, env, n, timeout=max_seconds)
+                    except FsmError:
                         spin_on = False
-                if py is None and sp is None:
-                    break
-                cells = (
-                    ["-", "-", "-"]
-                    if py is None
-                    else [f"{py['states']:,.0f}", f"{py['seconds']:.2f}", f"{py['mb']:.0f}"]
-                )
-                if sp is None:
-                    cells += ["-", "-", "-", "-"]
-                else:
-                    cells += [
-                        f"{sp.result.states:,}",
-                        f"{sp.runs[0].seconds:.2f}",
-                        f"{sp.seconds:.2f}",
-                        f"{max(r.memory_mb for r in sp.runs):.0f}",
-                    ]
+                    else:
+                        if sp.seconds > max_seconds:
+                            spin_on = False
+                        spin_cells = [
+                            f"{sp.result.states:,}",
+                            f"{sp.runs[0].seconds:.2f}",
+                            f"{sp.seconds:.2f}",
+                            f"{max(r.memory_mb for r in sp.runs):.0f}",
+                        ]
                 print(
-                    f"| {env.name} | {design.name} | {n} | " + " | ".join(cells) + " |", flush=True
+                    f"| {env.name} | {design.name} | {n} | "
+                    + " | ".join(cells + spin_cells)
+                    + " |",
+                    flush=True,
                 )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--max-messages", type=int, default=5)
+    parser.add_argument(
+        "--max-messages", type=int, default=None, help="default 5, or 8 with --engines"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="best of K runs (default 3)")
     parser.add_argument("--engines", action="store_true", help="both engines side by side")
-    parser.add_argument("--max-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--max-seconds", type=float, default=60.0, help="budget per cell with --engines"
+    )
     args = parser.parse_args()
     if args.engines:
         print(f"python {platform.python_version()} on {platform.machine()}")
         print()
-        engines(args.max_messages, args.max_seconds)
+        engines(args.max_messages or 8, args.max_seconds)
         return
+    args.max_messages = args.max_messages or 5
 
     print(f"python {platform.python_version()} on {platform.machine()}, best of {args.repeat}")
     print()

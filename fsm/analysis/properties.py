@@ -191,8 +191,9 @@ def _rule_reasons(ex: Exploration, trace: Trace) -> tuple[Reason, ...]:
     )
 
 
-def _lost_states(ex: Exploration) -> list[bool]:
-    return [bool(lost) for lost in ex.lost_by_state]
+def _lost_states(ex: Exploration) -> Sequence[bool]:
+    lost = ex.lost_by_state
+    return ex.per_state(lambda sid: bool(lost[sid]))
 
 
 def _duplicated(w: World) -> bool:
@@ -206,9 +207,10 @@ def _states_where(predicate: Callable[[World], bool]) -> Callable[[Exploration],
     return bad
 
 
-def _unsettled_states(unaided: bool) -> Callable[[Exploration], list[bool]]:
-    def bad(ex: Exploration) -> list[bool]:
-        return [not ok for ok in ex.can_settle(unaided=unaided)]
+def _unsettled_states(unaided: bool) -> Callable[[Exploration], Sequence[bool]]:
+    def bad(ex: Exploration) -> Sequence[bool]:
+        ok = ex.can_settle(unaided=unaided)
+        return ex.per_state(lambda sid: not ok[sid])
 
     return bad
 

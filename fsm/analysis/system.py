@@ -53,7 +53,10 @@ from fsm.model.vocabulary import (
 )
 
 __all__ = [
+    "LOCAL_ACTIONS",
     "OVER_REST",
+    "SOCKET_ACTIONS",
+    "STATE_ORDER",
     "Fired",
     "Message",
     "Outcome",
@@ -61,6 +64,7 @@ __all__ = [
     "System",
     "Transition",
     "World",
+    "canonical_message",
     "initial_world",
 ]
 
@@ -202,7 +206,7 @@ _SORTED: dict[tuple[Message, ...], tuple[tuple[Message, ...], tuple[int, ...]]] 
 _CACHE_LIMIT = 1 << 20
 
 
-def _canonical_message(m: Message) -> tuple[_MessageKey, Message]:
+def canonical_message(m: Message) -> tuple[_MessageKey, Message]:
     """A sort key for ``m``, and ``m`` with the fields that can no longer matter reset.
 
     A confirmed or failed message is never sent again, so the number of REST
@@ -216,6 +220,13 @@ def _canonical_message(m: Message) -> tuple[_MessageKey, Message]:
         hit = ((_STATE_ORDER[n.state], n.held, n.server, n.attempts, n.done_owed), n)
         _CANON[m] = hit
     return hit
+
+
+_canonical_message = canonical_message
+#: Public names of the tables above, for the explorer's integer encoding.
+STATE_ORDER = _STATE_ORDER
+LOCAL_ACTIONS = _LOCAL_ACTIONS
+SOCKET_ACTIONS = _SOCKET_ACTIONS
 
 
 class _Step:
@@ -375,7 +386,7 @@ class System:
 
         Messages are interchangeable (the user may send any of them first), so
         sorting them is a sound symmetry reduction; fields that can no longer
-        matter are reset too (see :func:`_canonical_message`).
+        matter are reset too (see :func:`canonical_message`).
         """
         return System.canonical_with_positions(world)[0]
 

@@ -1,0 +1,125 @@
+"""The explorer's compact encoding, its memo tables and its progress line.
+
+The checker's verdicts are cross-checked against an independent search in
+``test_checker.py``; here the encoding is checked on its own: message codes
+sort like the symmetry reduction, every way the explorer learns a step gives
+the same graph, and long explorations on a terminal say how far they got.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import pytest
+
+from fsm import DESIGNS, ENVIRONMENTS, MessageState, StateLimitExceeded, System
+from fsm.analysis import explorer as ex_module
+from fsm.analysis.explorer import Exploration, explore
+from fsm.analysis.system import Message, canonical_message
+
+
+def _graph(ex: Exploration) -> tuple[object, ...]:
+    return (
+        list(ex.worlds),
+        list(ex.parent),
+        list(ex.via),
+        list(ex.successors),
+        list(ex.positions),
+        list(ex.unaided),
+        ex.transitions,
+        {rule: (sid, step.label, step.target) for rule, (sid, step) in ex.rule_hits.items()},
+    )
+
+
+def test_message_codes_sort_like_the_symmetry_reduction() -> None:
+    messages = [
+        Message(state, held, server, attempts, done)
+        for state in [None, *MessageState]
+        for held, done in itertools.product((False, True), repeat=2)
+        for server in range(3)
+        for attempts in range(4)
+    ]
+    canonical = [canonical_message(m)[1] for m in messages]
+    by_key = sorted(canonical, key=lambda m: canonical_message(m)[0])
+    by_code = sorted(canonical, key=ex_module._message_code)
+    assert by_key == by_code
+    assert all(ex_module._decode_message(ex_module._message_code(m)) == m for m in messages)
+
+
+@pytest.mark.parametrize("design", list(DESIGNS))
+@pytest.mark.parametrize("symmetry", [True, False])
+@pytest.mark.parametrize(("loose", "separable"), [(True, False), (False, False)])
+def test_every_way_of_learning_a_step_gives_the_same_graph(
+    design: str, symmetry: bool, loose: bool, separable: bool
+) -> None:
+    """With the memo tables narrowed (every step learnt from the whole multiset and
+    the whole global part, or no step learnt one message at a time) the graph is
+    the one the default explorer finds."""
+    system = System(DESIGNS[design], ENVIRONMENTS["half-open"], 3)
+    search = ex_module._Search(system, symmetry)
+    search.loose = loose
+    search.separable = separable
+    assert _graph(search.run(None, None)) == _graph(explore(system, symmetry=symmetry))
+
+
+def test_state_of_a_world_outside_the_graph_is_a_key_error() -> None:
+    system = System(DESIGNS["fixed"], ENVIRONMENTS["ios-suspend"], 1)
+    ex = explore(system, max_states=None)
+    world = system.initial()._replace(messages=(Message(MessageState.confirmed, server=2),))
+    with pytest.raises(KeyError):
+        ex.state_of(world)
+    assert ex.state_of(system.initial()) == (0, (0,))
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def slow_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clock that advances one second every time it is read."""
+    ticks = itertools.count()
+    monkeypatch.setattr(ex_module, "_clock", lambda: float(next(ticks)))
+
+
+@pytest.mark.usefixtures("slow_clock")
+def test_a_long_exploration_on_a_terminal_shows_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = _Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    system = System(DESIGNS["fixed"], ENVIRONMENTS["half-open"], 4)
+    states = len(explore(system).worlds)
+    text = err.getvalue()
+    lines = text.split("\r")
+    assert len(lines) > 2
+    assert lines[-1].startswith(f"exploring: {states:,} states, ")
+    assert "states/s, " in lines[-1]
+    assert lines[-1].endswith(" s\x1b[K\n")
+    assert text.count("\n") == 1
+
+
+@pytest.mark.usefixtures("slow_clock")
+def test_no_progress_line_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    explore(System(DESIGNS["fixed"], ENVIRONMENTS["half-open"], 4))
+    assert err.getvalue() == ""
+
+
+def test_no_progress_line_for_a_quick_exploration(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = _Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    monkeypatch.setattr(ex_module, "_clock", lambda: 0.0)
+    explore(System(DESIGNS["fixed"], ENVIRONMENTS["half-open"], 4))
+    assert err.getvalue() == ""
+
+
+@pytest.mark.usefixtures("slow_clock")
+def test_max_states_stops_cleanly_under_a_progress_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = _Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    with pytest.raises(StateLimitExceeded):
+        explore(System(DESIGNS["fixed"], ENVIRONMENTS["half-open"], 4), max_states=20_000)
+    assert err.getvalue().endswith("\n")
+    assert "exploring: 20,000 states" in err.getvalue()
