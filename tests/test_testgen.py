@@ -303,6 +303,39 @@ def test_testgen_and_replay_commands(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["replay", str(tmp_path / "missing.json")]) == 2
 
 
+def test_the_reference_adapter_is_found_by_name_and_needs_its_extra(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--adapter reference`` is imported only when asked for; without aiohttp it is
+    one line and exit 2, and nothing in fsm.cli or fsm.testing imports aiohttp."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    from fsm.model.errors import SpecError
+
+    code = "import sys, fsm, fsm.cli, fsm.testing.adapters; print('aiohttp' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "False"
+    path = tmp_path / "seed.json"
+    assert main(["scenario", "seed-verification", "--design", "hardened", "--suite"]) == 0
+    path.write_text(capsys.readouterr().out, encoding="utf-8")
+    real = importlib.util.find_spec
+
+    def without_aiohttp(name: str, *args: object) -> object:
+        return None if name == "aiohttp" else real(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_aiohttp)
+    with pytest.raises(SpecError, match="needs the 'reference' extra"):
+        load_adapter("reference")
+    assert main(["replay", str(path), "--adapter", "reference"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "fsm[reference]" in err
+
+
 def test_scenario_accepts_a_suite_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["scenario", "seed-verification", "--design", "pre-fix", "--suite"]) == 0
     path = tmp_path / "seed.json"

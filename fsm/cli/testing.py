@@ -12,7 +12,7 @@ from fsm.cli.options import Parser, add_environment_option, add_messages_option,
 from fsm.model.design import get_design, get_environment
 from fsm.model.errors import ForbiddenTransition, SpecError
 from fsm.render.text import table
-from fsm.testing.adapters import ADAPTERS, load_adapter
+from fsm.testing.adapters import adapter_names, load_adapter
 from fsm.testing.generators import CRITERIA, generate
 from fsm.testing.monitor import Monitor, MonitorError
 from fsm.testing.mutants import MUTANTS, KillReport, kill_matrix
@@ -69,9 +69,14 @@ def cmd_testgen(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     suite = load_suite(args.suite)
-    adapter = load_adapter(args.adapter)
     design = get_design(args.design) if args.design else None
-    report = replay(suite, adapter, design, adapter_name=args.adapter)
+    adapter = load_adapter(args.adapter)
+    try:
+        report = replay(suite, adapter, design, adapter_name=args.adapter)
+    finally:
+        close = getattr(adapter, "close", None)
+        if callable(close):
+            close()
     if args.json:
         out.write(report.model_dump_json(indent=2) + "\n")
     else:
@@ -198,7 +203,8 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
         "--adapter",
         metavar="NAME",
         default="model",
-        help=f"{' or '.join(sorted(ADAPTERS))}, or module:Class (default model)",
+        help=f"{', '.join(adapter_names())}, or module:Class (default model; "
+        "reference needs the 'reference' extra)",
     )
     p.add_argument("--design", metavar="NAME", help="reset the adapter for this design instead")
     p.add_argument("--json", action="store_true", help="print the ReplayReport as JSON")

@@ -112,9 +112,17 @@ class LockstepDriver:
         return self._loop
 
     # -- the protocol -------------------------------------------------------------------
-    def reset(self, design: Design, environment: Environment, messages: int) -> RealState:
+    def reset(
+        self,
+        design: Design,
+        environment: Environment,
+        messages: int,
+        behaviour_: Behaviour | None = None,
+    ) -> RealState:
+        """A fresh world (server, proxies, store, client); ``behaviour_`` runs those
+        tables on the client instead of the driver's own (for this run only)."""
         loop = self._run_loop()
-        loop.run(self._reset(design, messages))
+        loop.run(self._reset(design, messages, behaviour_ or self._behaviour))
         return self.observe()
 
     def apply(self, stimulus: Stimulus, message: int | None, outcome: Outcome | None) -> RealState:
@@ -122,12 +130,17 @@ class LockstepDriver:
         return self.observe()
 
     def close(self) -> None:
-        if self._loop is not None:
-            if self.world is not None:
-                self._loop.run(self.world.stop())
-                self.world = None
-            self._loop.close()
-            self._loop = None
+        """Stop the world (sockets, server, proxies, store) and the loop's thread; the
+        loop stops even if the world does not stop cleanly. Safe to call twice."""
+        loop, self._loop = self._loop, None
+        world, self.world = self.world, None
+        if loop is None:
+            return
+        try:
+            if world is not None:
+                loop.run(world.stop(), timeout=15.0)
+        finally:
+            loop.close()
 
     def observe(self) -> RealState:
         world = self.world
@@ -145,13 +158,14 @@ class LockstepDriver:
         return RealState(client.is_connected, tuple(out))
 
     # -- in the loop --------------------------------------------------------------------
-    async def _reset(self, design: Design, messages: int) -> None:
+    async def _reset(self, design: Design, messages: int, behaviour_: Behaviour | None) -> None:
         if self.world is not None:
-            await self.world.stop()
+            world, self.world = self.world, None
+            await world.stop()
         self.n = messages
         self.world = ReferenceWorld(Gates(hold_hello=True, hold_done=True, hold_rest=True))
         await self.world.start()
-        await self.world.new_client(design, behaviour_=self._behaviour, on_event=self._on_event)
+        await self.world.new_client(design, behaviour_=behaviour_, on_event=self._on_event)
         await self._settle()
 
     async def _settle(self) -> None:

@@ -57,14 +57,28 @@ class ReferenceWorld:
         await self.rest_proxy.start()
 
     async def stop(self) -> None:
-        if self.client is not None:
-            await self.client.close()
-            self.client = None
-        await self.ws_proxy.stop()
-        await self.rest_proxy.stop()
-        await self.server.stop()
+        """Stop the client, the proxies and the server, each even if an earlier one
+        failed (or the world never fully started); remove the store's directory."""
+        client, self.client = self.client, None
+        parts: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        if client is not None:
+            parts.append(client.close)
+        for name in ("ws_proxy", "rest_proxy"):
+            proxy: FaultProxy | None = getattr(self, name, None)
+            if proxy is not None:
+                parts.append(proxy.stop)
+        parts.append(self.server.stop)
+        first: BaseException | None = None
+        for stop in parts:
+            try:
+                await stop()
+            except Exception as exc:  # keep stopping the rest; the first error is re-raised
+                first = first or exc
         if self._tmp is not None:
             self._tmp.cleanup()
+            self._tmp = None
+        if first is not None:
+            raise first
 
     def new_store(self) -> Path:
         self._stores += 1

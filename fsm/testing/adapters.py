@@ -4,7 +4,7 @@
 client (with a fake socket and a fake server around it): reset to the initial
 state, apply one step, read back the :class:`~fsm.testing.observation.Observation`.
 
-Two adapters are built in:
+Three adapters are built in:
 
 ``model`` (:class:`ModelAdapter`)
     The composed system itself (:class:`~fsm.analysis.system.System`), or one
@@ -16,6 +16,10 @@ Two adapters are built in:
     own fake socket and server. It shares the tables with the model and nothing
     else, so a suite that replays green through both has been checked by two
     executors.
+``reference`` (:class:`fsm.reference.adapter.ReferenceAdapter`, needs the
+    ``reference`` extra)
+    The real asyncio client, aiohttp server and fault proxy on loopback
+    sockets. It is imported only when asked for by name (:data:`LAZY_ADAPTERS`).
 
 How an adapter reads ``outcome``: it is the world's answer, not the client's
 choice. ``ws_vanished`` asks a dead socket to swallow a send instead of raising;
@@ -26,6 +30,7 @@ it must (an open socket delivers, a dead one raises, REST when not connected).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Protocol, runtime_checkable
 
 from fsm.analysis.system import Outcome, Stimulus, System, Transition, World
@@ -47,10 +52,12 @@ from fsm.testing.observation import VISIBLE, MessageObservation, Observation, ob
 
 __all__ = [
     "ADAPTERS",
+    "LAZY_ADAPTERS",
     "ModelAdapter",
     "StepRefused",
     "SystemUnderTest",
     "TransitionsAdapter",
+    "adapter_names",
     "choose",
     "load_adapter",
 ]
@@ -452,13 +459,32 @@ ADAPTERS: dict[str, type[ModelAdapter] | type[TransitionsAdapter]] = {
     "transitions": TransitionsAdapter,
 }
 
+#: Adapters found by name but imported only when asked for, with the extra each needs:
+#: ``reference`` is the real client, server and proxy on loopback (aiohttp), which
+#: nothing else in :mod:`fsm` imports.
+LAZY_ADAPTERS: dict[str, tuple[str, str, str]] = {
+    "reference": ("fsm.reference.adapter:ReferenceAdapter", "aiohttp", "reference"),
+}
+
+
+def adapter_names() -> list[str]:
+    """Every adapter name ``fsm replay --adapter`` knows."""
+    return sorted([*ADAPTERS, *LAZY_ADAPTERS])
+
 
 def load_adapter(spec: str) -> SystemUnderTest:
     """A built-in adapter by name, or ``module:Class`` built with no arguments."""
     if spec in ADAPTERS:
         return ADAPTERS[spec]()
+    if spec in LAZY_ADAPTERS:
+        target, needs, extra = LAZY_ADAPTERS[spec]
+        if importlib.util.find_spec(needs) is None:
+            raise SpecError(
+                f"adapter {spec!r} needs the {extra!r} extra ({needs}): pip install 'fsm[{extra}]'"
+            )
+        spec = target
     if ":" not in spec:
-        raise UnknownName("adapter", spec, [*sorted(ADAPTERS), "module:Class"])
+        raise UnknownName("adapter", spec, [*adapter_names(), "module:Class"])
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)

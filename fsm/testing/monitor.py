@@ -19,7 +19,10 @@ Events (one per thing the client observes):
 
 * connection: ``connect``, ``handshake_ack``, ``handshake_fail``,
   ``app_background``, ``app_foreground``, ``network_lost``,
-  ``network_restored``, ``socket_error``, ``ping_timeout``;
+  ``network_restored``, ``socket_error``, ``ping_timeout``, and
+  ``connection_dropped`` (optional: a client whose transport reports a dead
+  socket while it believes it is connected may say so first; otherwise the
+  monitor fires that row itself before ``ping_timeout`` and ``ws_send_failed``);
 * per message id: ``send`` (the user pressed send), ``ws_send_ok``,
   ``ws_send_failed`` (also the connection's ``send_failed``), ``send_rest``,
   ``done``, ``rest_ok``, ``rest_failed`` (another attempt follows),
@@ -71,6 +74,7 @@ CONNECTION_EVENTS: tuple[str, ...] = (
     "network_restored",
     "socket_error",
     "ping_timeout",
+    ConnectionEvent.connection_dropped.value,
 )
 #: Events about one message an application reports (with the message's id).
 MESSAGE_EVENTS: tuple[str, ...] = (
