@@ -14,6 +14,17 @@ from fsm.render import catalog, files, review
 __all__ = ["cmd_diagrams", "cmd_review", "register"]
 
 
+def _add_out_option(parser: argparse.ArgumentParser) -> None:
+    """``--out DIR``, where the diagrams and the review are written."""
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        type=nonempty,
+        default=review.DEFAULT_OUT,
+        help=f"output directory (default {review.DEFAULT_OUT})",
+    )
+
+
 def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] = ()) -> None:
     """Add the ``diagrams`` and ``review`` subcommands to ``fsm``'s parser."""
     p = sub.add_parser(
@@ -22,13 +33,7 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
         help="draw the machines, counterexamples and design diffs",
     )
     add_design_options(p)
-    p.add_argument(
-        "--out",
-        metavar="DIR",
-        type=nonempty,
-        default=review.DEFAULT_OUT,
-        help=f"output directory (default {review.DEFAULT_OUT})",
-    )
+    _add_out_option(p)
     p.add_argument(
         "--check",
         action="store_true",
@@ -39,13 +44,7 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
     p = sub.add_parser(
         "review", parents=list(parents), help="check every design and write the design review"
     )
-    p.add_argument(
-        "--out",
-        metavar="DIR",
-        type=nonempty,
-        default=review.DEFAULT_OUT,
-        help=f"output directory (default {review.DEFAULT_OUT})",
-    )
+    _add_out_option(p)
     p.add_argument(
         "--spec",
         metavar="FILE",
