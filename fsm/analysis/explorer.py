@@ -36,10 +36,12 @@ import gc
 import sys
 import time
 from array import array
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
+
+import numpy as np
+from numpy.typing import NDArray
 
 from fsm.analysis.system import (
     LOCAL_ACTIONS,
@@ -101,6 +103,8 @@ _GLOBAL: list[tuple[ConnectionState, Socket, bool, bool]] = [
     for net in (False, True)
 ]
 _GLOBAL_CODE = {g: i for i, g in enumerate(_GLOBAL)}
+#: Bits of a global code in a state's search key.
+_GLOBAL_BITS = 7
 _CODES = 1 << 11
 #: Permutation ids and multiset ids share one integer in the memo tables.
 _PERM_BITS = 24
@@ -128,32 +132,77 @@ def _global_code(w: World) -> int:
     return _GLOBAL_CODE[(w.connection, w.socket, w.foreground, w.network)]
 
 
+class _Memo:
+    """Values for int64 keys in sorted arrays, looked up and added a batch at a time."""
+
+    def __init__(self, *dtypes: type[np.generic]) -> None:
+        self.keys: NDArray[np.int64] = np.empty(0, np.int64)
+        self.columns: list[NDArray[Any]] = [np.empty(0, dt) for dt in dtypes]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def find(self, keys: NDArray[np.int64]) -> tuple[NDArray[np.bool_], NDArray[np.intp]]:
+        """For each key, whether it is known and where its values are."""
+        if not len(self.keys):
+            return np.zeros(len(keys), np.bool_), np.zeros(len(keys), np.intp)
+        at = np.searchsorted(self.keys, keys)
+        np.minimum(at, len(self.keys) - 1, out=at)
+        return self.keys[at] == keys, at
+
+    def add(self, keys: NDArray[np.int64], *values: NDArray[Any]) -> None:
+        """Add new keys (sorted, none known yet) with their values."""
+        at = np.searchsorted(self.keys, keys)
+        self.keys = np.insert(self.keys, at, keys)
+        self.columns = [np.insert(c, at, v) for c, v in zip(self.columns, values, strict=True)]
+
+    def clear(self) -> None:
+        self.keys = self.keys[:0]
+        self.columns = [c[:0] for c in self.columns]
+
+
 class _Codec:
-    """Codes for messages, interned multisets of them and permutations, for one system."""
+    """Codes for messages, multisets of them and permutations, for one system.
+
+    A multiset is stored as a row of message codes (sorted when the symmetry
+    reduction is on) and known by a *multiset key*: the row's codes renumbered
+    densely in order of first appearance, ``bits`` bits each, packed into one
+    integer. Its *multiset id* numbers the multisets in order of first
+    appearance; a state key is ``multiset id * _GLOBALS + global code``.
+    """
 
     def __init__(self, n: int, symmetry: bool) -> None:
         self.n = n
         self.symmetry = symmetry
+        self.bits = 6 if n * 6 + _GLOBAL_BITS <= 63 else 5
+        if n * self.bits + _GLOBAL_BITS > 63:
+            raise SpecError(f"the explorer encodes at most 11 messages, got {n}")
         self.message: dict[int, Message] = {}
         self.code: dict[Message, int] = {}
         self.canonical: dict[int, int] = {}
-        self.tuples: list[tuple[int, ...]] = []
-        self.mid: dict[tuple[int, ...], int] = {}
-        self.first_unsent: list[int] = []
-        self.has_done: list[bool] = []
-        #: Per multiset: the messages a done or REST step may concern, as
-        #: (index, code, 2 * done owed + REST in flight); one per group of twins.
-        self.candidates: list[tuple[tuple[int, int, int], ...]] = []
-        self.decoded: list[tuple[Message, ...] | None] = []
-        self.perms: list[tuple[int, ...]] = [tuple(range(n))]
-        self.shift = n.bit_length()
         #: For every code a message can have, the code the symmetry reduction stores.
-        self.canonical_codes = [
-            self.canon(c) if c >> 8 < len(_ORDERED_STATES) and (c >> 5 & 3) < 3 else -1
-            for c in range(_CODES)
-        ]
-        self.perm_id: dict[tuple[int, ...], int] = {self.perms[0]: 0}
+        self.canonical_codes = np.array(
+            [
+                self.canon(c) if c >> 8 < len(_ORDERED_STATES) and (c >> 5 & 3) < 3 else c
+                for c in range(_CODES)
+            ],
+            np.int16,
+        )
+        #: Dense numbers of the codes seen so far, and the codes by number.
+        self.number = np.full(_CODES, -1, np.int64)
+        self.numbered = np.zeros(1 << self.bits, np.int16)
+        self.count = 0
+        self.shifts = np.arange(n, dtype=np.int64) * self.bits
+        #: Rows of codes by multiset id, and each multiset's key.
+        self.rows: NDArray[np.int16] = np.zeros((64, n), np.int16)
+        self.mkeys: NDArray[np.int64] = np.zeros(64, np.int64)
+        self.multisets = 0
+        self.index = _Memo(np.int32)
+        self.perms: list[tuple[int, ...]] = [tuple(range(n))]
+        self.perm_id: dict[int, int] = {self.pack_positions(np.arange(n)[None, :])[0]: 0}
+        self.decoded: dict[int, tuple[Message, ...]] = {}
 
+    # -- single messages -------------------------------------------------------------
     def encode(self, m: Message) -> int:
         c = self.code.get(m)
         if c is None:
@@ -175,51 +224,92 @@ class _Codec:
             hit = self.canonical[c] = self.encode(canonical_message(self.decode(c))[1])
         return hit
 
-    def intern(self, codes: tuple[int, ...]) -> int:
-        mid = self.mid.get(codes)
-        if mid is None:
-            mid = self.mid[codes] = len(self.tuples)
-            self.tuples.append(codes)
-            self.first_unsent.append(codes.index(_UNSENT) if _UNSENT in codes else -1)
-            self.has_done.append(any(c & 1 for c in codes))
-            candidates = []
-            for i, c in enumerate(codes):
-                if self.symmetry and i and codes[i - 1] == c:
-                    continue
-                kind = (c & 1) << 1 | ((c >> 8) in _OVER_REST_ORDERS)
-                if kind:
-                    candidates.append((i, c, kind))
-            self.candidates.append(tuple(candidates))
-            self.decoded.append(None)
-        return mid
+    # -- rows of codes ---------------------------------------------------------------
+    def pack_positions(self, positions: NDArray[Any]) -> list[int]:
+        return [
+            int(x) for x in (positions.astype(np.int64) << (self.shifts // self.bits * 4)).sum(1)
+        ]
 
-    def perm(self, positions: tuple[int, ...]) -> int:
-        pid = self.perm_id.get(positions)
-        if pid is None:
-            pid = self.perm_id[positions] = len(self.perms)
-            if pid >= 1 << _PERM_BITS:
-                raise SpecError("too many message permutations for the explorer's encoding")
-            self.perms.append(positions)
-        return pid
+    def arrange(self, rows: NDArray[np.int16]) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+        """Multiset keys and permutation ids of raw rows of message codes.
 
-    def arrange(self, raw: list[int]) -> int:
-        """The multiset id and permutation id of a world's raw message codes, packed."""
+        With the symmetry reduction each row is canonicalised and sorted (twins
+        keep their order); the permutation says where each message went.
+        """
+        count = len(rows)
         if not self.symmetry:
-            return self.intern(tuple(raw)) << _PERM_BITS
-        canonical, shift = self.canonical_codes, self.shift
-        # Sorting (code, index) pairs packed in one integer keeps twins in order.
-        keyed = sorted([canonical[c] << shift | i for i, c in enumerate(raw)])
-        low = (1 << shift) - 1
-        positions = [0] * len(keyed)
-        for new, x in enumerate(keyed):
-            positions[x & low] = new
-        mid = self.intern(tuple([x >> shift for x in keyed]))
-        return mid << _PERM_BITS | self.perm(tuple(positions))
+            return self.pack(rows), np.zeros(count, np.int32)
+        n = self.n
+        keyed = self.canonical_codes[rows].astype(np.int32) << 4
+        keyed |= np.arange(n, dtype=np.int32)
+        keyed.sort(axis=1)
+        old = keyed & 15
+        positions = np.empty_like(old)
+        np.put_along_axis(
+            positions, old, np.broadcast_to(np.arange(n, dtype=np.int32), old.shape), 1
+        )
+        packed = (positions.astype(np.int64) << (np.arange(n, dtype=np.int64) * 4)).sum(1)
+        unique, inverse = np.unique(packed, return_inverse=True)
+        ids = np.empty(len(unique), np.int32)
+        for k, p in enumerate(unique.tolist()):
+            pid = self.perm_id.get(p)
+            if pid is None:
+                pid = self.perm_id[p] = len(self.perms)
+                if pid > 0x7FFF:
+                    raise SpecError("too many message permutations for the explorer's encoding")
+                self.perms.append(tuple((p >> (4 * j)) & 15 for j in range(n)))
+            ids[k] = pid
+        return self.pack((keyed >> 4).astype(np.int16)), ids[inverse.reshape(-1)]
 
+    def pack(self, rows: NDArray[np.int16]) -> NDArray[np.int64]:
+        """The multiset keys of rows already in stored order."""
+        numbers = self.number[rows]
+        if (numbers < 0).any():
+            for c in np.unique(rows[numbers < 0]).tolist():
+                if self.count >= 1 << self.bits:
+                    raise SpecError(
+                        f"more than {1 << self.bits} kinds of message for the explorer's encoding"
+                    )
+                self.number[c] = self.count
+                self.numbered[self.count] = c
+                self.count += 1
+            numbers = self.number[rows]
+        packed: NDArray[np.int64] = (numbers << self.shifts).sum(1)
+        return packed
+
+    def unpack(self, mkeys: NDArray[np.int64]) -> NDArray[np.int16]:
+        mask = (1 << self.bits) - 1
+        rows: NDArray[np.int16] = self.numbered[(mkeys[:, None] >> self.shifts) & mask]
+        return rows
+
+    def intern(self, mkeys: NDArray[np.int64]) -> NDArray[np.int32]:
+        """The multiset ids of multiset keys, numbering the new ones."""
+        found, at = self.index.find(mkeys)
+        if not found.all():
+            new = np.unique(mkeys[~found])
+            first = self.multisets
+            self.multisets += len(new)
+            while self.multisets > len(self.mkeys):
+                self.rows = np.concatenate([self.rows, np.zeros_like(self.rows)])
+                self.mkeys = np.concatenate([self.mkeys, np.zeros_like(self.mkeys)])
+            self.rows[first : self.multisets] = self.unpack(new)
+            self.mkeys[first : self.multisets] = new
+            self.index.add(new, np.arange(first, self.multisets, dtype=np.int32))
+            found, at = self.index.find(mkeys)
+        mids: NDArray[np.int32] = self.index.columns[0][at]
+        return mids
+
+    def trim(self) -> None:
+        self.rows = self.rows[: self.multisets].copy()
+        self.mkeys = self.mkeys[: self.multisets].copy()
+
+    # -- worlds ----------------------------------------------------------------------
     def messages(self, mid: int) -> tuple[Message, ...]:
-        hit = self.decoded[mid]
+        hit = self.decoded.get(mid)
         if hit is None:
-            hit = self.decoded[mid] = tuple(self.decode(c) for c in self.tuples[mid])
+            if len(self.decoded) >= _DECODED_LIMIT:
+                self.decoded.clear()
+            hit = self.decoded[mid] = tuple(self.decode(c) for c in self.rows[mid].tolist())
         return hit
 
     def world(self, key: int) -> World:
@@ -228,10 +318,15 @@ class _Codec:
         return World(c, s, fg, net, self.messages(mid))
 
     def key(self, world: World) -> tuple[int, tuple[int, ...]]:
-        """A concrete world's state key, and where each of its messages went."""
-        packed = self.arrange([self.encode(m) for m in world.messages])
-        mid, pid = packed >> _PERM_BITS, packed & ((1 << _PERM_BITS) - 1)
-        return mid * _GLOBALS + _global_code(world), self.perms[pid]
+        """A concrete world's state key, and where each of its messages went;
+        :class:`KeyError` when its multiset was never seen."""
+        rows = np.array([[self.encode(m) for m in world.messages]], np.int16)
+        mkeys, pids = self.arrange(rows)
+        found, at = self.index.find(mkeys)
+        if not found[0]:
+            raise KeyError(world)
+        mid = int(self.index.columns[0][at[0]])
+        return mid * _GLOBALS + _global_code(world), self.perms[int(pids[0])]
 
 
 # -- the reachable graph ----------------------------------------------------------------
@@ -294,13 +389,13 @@ class Exploration:
         self,
         system: System,
         codec: _Codec,
-        keys: array[int],
-        parents: array[int],
-        labels: array[int],
-        offsets: array[int],
-        targets: array[int],
-        perms: array[int],
-        user: bytearray,
+        keys: NDArray[np.int64],
+        parents: NDArray[np.int32],
+        labels: NDArray[np.int32],
+        offsets: NDArray[np.int64],
+        targets: NDArray[np.int32],
+        perms: NDArray[np.int16],
+        user: NDArray[np.bool_],
         rule_hits: dict[str, tuple[int, Transition]],
     ) -> None:
         self.system = system
@@ -314,10 +409,10 @@ class Exploration:
         #: For each rule id: (source state, step) of the first step that took it.
         self.rule_hits = rule_hits
         n = len(keys)
-        self.parent: Sequence[int] = parents
-        self.worlds: Sequence[World] = _View(n, lambda sid: codec.world(keys[sid]))
+        self.parent: Sequence[int] = _View(n, lambda sid: int(parents[sid]))
+        self.worlds: Sequence[World] = _View(n, lambda sid: codec.world(int(keys[sid])))
         self.via: Sequence[Label | None] = _View(
-            n, lambda sid: None if sid == 0 else _label(labels[sid], system.n)
+            n, lambda sid: None if sid == 0 else _label(int(labels[sid]), system.n)
         )
         self.successors: Sequence[list[int]] = _View(
             n, lambda sid: targets[offsets[sid] : offsets[sid + 1]].tolist()
@@ -325,12 +420,15 @@ class Exploration:
         #: Parallel to ``successors``: message ``i`` of the source is message
         #: ``positions[i]`` of the target (the explorer sorts messages).
         self.positions: Sequence[list[tuple[int, ...]]] = _View(
-            n, lambda sid: [codec.perms[p] for p in perms[offsets[sid] : offsets[sid + 1]]]
+            n,
+            lambda sid: [codec.perms[p] for p in perms[offsets[sid] : offsets[sid + 1]].tolist()],
         )
         #: The successors through steps the user does not take (see :data:`USER_STIMULI`).
         self.unaided: Sequence[list[int]] = _View(
             n,
-            lambda sid: [targets[e] for e in range(offsets[sid], offsets[sid + 1]) if not user[e]],
+            lambda sid: targets[offsets[sid] : offsets[sid + 1]][
+                ~user[offsets[sid] : offsets[sid + 1]]
+            ].tolist(),
         )
 
     # -- paths and traces -------------------------------------------------------------
@@ -385,10 +483,10 @@ class Exploration:
     def state_of(self, world: World) -> tuple[int, tuple[int, ...]]:
         """The state id of a concrete ``world``, and where each of its messages went."""
         key, positions = self._codec.key(world)
-        try:
-            return self._keys.index(key), positions
-        except ValueError:
-            raise KeyError(world) from None
+        hits = np.flatnonzero(self._keys == key)
+        if not len(hits):
+            raise KeyError(world)
+        return int(hits[0]), positions
 
     def per_state(self, value: Callable[[int], T]) -> Sequence[T]:
         """A read-only sequence of ``value(sid)`` for every state, computed on access."""
@@ -403,7 +501,7 @@ class Exploration:
         """The graph backwards: the steps into state ``t`` are ``start[t]`` up to
         ``start[t + 1]`` in ``source`` (where each starts), ``perm`` (its
         permutation id) and ``user`` (whether the user takes it)."""
-        states, targets, offsets = len(self._keys), self._targets, self._offsets
+        states, targets, offsets = len(self._keys), self._targets.tolist(), self._offsets.tolist()
         start = array("I", bytes(4 * (states + 1)))
         for t in targets:
             start[t + 1] += 1
@@ -413,9 +511,9 @@ class Exploration:
             start[k] = total
         fill = array("I", start)
         source = array("I", bytes(4 * len(targets)))
-        perm = array(self._perms.typecode, bytes(self._perms.itemsize * len(targets)))
+        perm = array("h", bytes(2 * len(targets)))
         user = bytearray(len(targets))
-        perms, users = self._perms, self._user
+        perms, users = self._perms.tolist(), self._user.tolist()
         for sid in range(states):
             for e in range(offsets[sid], offsets[sid + 1]):
                 t = targets[e]
@@ -481,7 +579,7 @@ class Exploration:
         steps the user does not take."""
         perms = self._codec.perms
         return [
-            (self._targets[e], perms[self._perms[e]])
+            (int(self._targets[e]), perms[self._perms[e]])
             for e in range(self._offsets[src], self._offsets[src + 1])
             if not (unaided and self._user[e])
         ]
@@ -495,8 +593,8 @@ class Exploration:
         share their fate (the explorer steps only one of them).
         """
         n = self.system.n
-        codec, keys = self._codec, self._keys
-        tuples = codec.tuples
+        codec, keys = self._codec, self._keys.tolist()
+        tuples = [tuple(r) for r in codec.rows.tolist()]
         mids = array("I", [key // _GLOBALS for key in keys])
         ok = bytearray(len(keys) * n)
         inverse: list[tuple[int, ...]] = []
@@ -555,14 +653,13 @@ class Exploration:
         if cached is not None:
             return cached
         codec = self._codec
-        settled = [
-            all(_settled(m) for m in codec.messages(mid)) for mid in range(len(codec.tuples))
-        ]
-        good = bytearray(settled[key // _GLOBALS] for key in self._keys)
+        settled = [all(_settled(m) for m in codec.messages(mid)) for mid in range(codec.multisets)]
+        keys = self._keys.tolist()
+        good = bytearray(settled[key // _GLOBALS] for key in keys)
         start, source, _perms, user = self._reverse
         stack = array("I")
         for sid in range(len(good)):
-            if not settled[self._keys[sid] // _GLOBALS]:
+            if not settled[keys[sid] // _GLOBALS]:
                 continue
             stack.append(sid)
             while stack:
@@ -653,35 +750,86 @@ _NEARLY_LOCAL = LOCAL_ACTIONS | {
     and a.meaning.each_on_server is None
 }
 
-#: The memo tables of steps between multisets are dropped when they reach this size.
-_MEMO_LIMIT = 1 << 14
+#: The memo of steps learnt per whole multiset is dropped when it reaches this size.
+_MEMO_LIMIT = 1 << 20
+#: Decoded multisets kept for the views.
+_DECODED_LIMIT = 1 << 16
 
-#: Marks a memo entry for a step that is not local to its message.
-_NOT_LOCAL = (-1, 0)
+_SEND = _STIMULI.index(Stimulus.send)
+_AIMED = [
+    _STIMULI.index(s)
+    for s in (Stimulus.done, Stimulus.rest_ok, Stimulus.rest_error, Stimulus.rest_lost_response)
+]
+_CONNECTION_STIMULI = [k for k in range(len(_STIMULI)) if k != _SEND and k not in _AIMED]
+_OPEN = _SOCKETS.index(Socket.open)
+_UNKNOWN = -2
+_NOT_LOCAL = -1
+
+
+class _Layer:
+    """The steps out of one breadth-first layer, built one kind of step at a time."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[NDArray[Any], ...]] = []
+
+    def add(
+        self,
+        at: NDArray[Any],
+        rank: NDArray[Any] | int,
+        lid: NDArray[Any],
+        mkey: NDArray[np.int64],
+        pid: NDArray[Any],
+        mask: NDArray[Any],
+        g2: NDArray[Any],
+    ) -> None:
+        size = len(at)
+        if size:
+            self.parts.append(
+                tuple(
+                    np.broadcast_to(np.asarray(x), (size,))
+                    for x in (at, rank, lid, mkey, pid, mask, g2)
+                )
+            )
+
+    def edges(self, ranks: int) -> tuple[NDArray[Any], ...]:
+        """The steps in breadth-first order: by source, then as System.successors lists them."""
+        columns = [np.concatenate([p[k] for p in self.parts]) for k in range(7)]
+        order = np.argsort(columns[0].astype(np.int64) * ranks + columns[1], kind="stable")
+        return tuple(c[order] for c in columns)
 
 
 class _Search:
-    """One breadth-first search, with the memo tables it learns as it goes."""
+    """One breadth-first search, a layer at a time, with the memo tables it learns.
+
+    A step is computed on whole layers of states with numpy. What a kind of
+    step does is learnt from :meth:`System.successors` the first time it is
+    needed and memoised on exactly what it depends on: the global part of a
+    step on the stimulus and the global part only (no message row or
+    per-message effect moves the socket, checked once per design); a step
+    aimed at one message that touches only that message (and at most every
+    message's pending-retry flag) on that message's code and the connection
+    state and socket; in designs whose message rows touch only their own
+    message, a connection step one message at a time and an aimed step one
+    pair of messages at a time; anything else on the whole multiset.
+    """
 
     def __init__(self, system: System, symmetry: bool) -> None:
         self.system = system
         self.symmetry = symmetry
-        self.n = system.n
-        self.codec = _Codec(system.n, symmetry)
+        self.n = n = system.n
+        self.codec = _Codec(n, symmetry)
         behaviour = system.behaviour
         effects = behaviour.effects
-        # The global part of every step is a function of the stimulus and the
-        # global part alone unless a message row or a per-message effect moves
-        # the socket; then every memo is keyed on the whole global part.
         per_message = [
             a
             for h in (Hook.accept, Hook.rest_succeeded, Hook.rest_attempt_fails)
             for a in effects.actions(h)
         ] + [a for row in behaviour.message for a in row.actions]
+        #: Whether a message step may move the socket (then every step is learnt
+        #: on the whole multiset and the whole global part).
         self.loose = any(a.meaning.socket is not None for a in per_message)
         self.ack_socket_only = set(effects.actions(Hook.connection_acknowledged)) <= SOCKET_ACTIONS
-        # A connection step acts on each message on its own (so it is learnt one
-        # message at a time) when every message row touches only its message.
+        #: Whether a connection step acts on each message on its own.
         self.separable = (
             not self.loose
             and all(set(row.actions) <= LOCAL_ACTIONS for row in behaviour.message)
@@ -700,22 +848,43 @@ class _Search:
                 self.rules[id(row)] = [
                     (r, bits[r.id]) for r in FORBIDDEN if r.machine == name and r.matches_row(row)
                 ]
-        # (label id, global or its connection/socket part, code) -> (code after, rule mask)
-        self.local: dict[int, tuple[int, int]] = {}
-        # (label id, global or its connection/socket part, multiset)
-        #   -> (packed multiset and permutation, rule mask, global code after)
-        self.whole: dict[int, tuple[int, int, int]] = {}
-        # (multiset, index, code) -> packed multiset and permutation
-        self.replaced: dict[int, int] = {}
-        self.cleared: dict[int, int] = {}
-        # (label id, connection/socket part, code) -> (code after, rule mask)
-        self.each: dict[int, tuple[int, int]] = {}
-        # (label, connection/socket part, code of the message aimed at, another code)
-        #   -> (their codes after, rule mask)
-        self.pairs: dict[int, tuple[int, int, int]] = {}
-        # Per global code: the sends and connection steps it allows, learnt on first use.
-        self.steps: list[list[tuple[int, int, int, int]] | None] = [None] * _GLOBALS
-        self.sends: list[list[tuple[int, int]] | None] = [None] * _GLOBALS
+        self.no = len(_OUTCOMES) + 1
+        self.labels = len(_STIMULI) * (n + 1) * self.no
+        # Per global code, learnt on first use: the global code after each send
+        # outcome and each connection stimulus (-1: not enabled), how a connection
+        # step treats the messages, its rule mask; which aimed steps it allows.
+        self.known = np.zeros(_GLOBALS, np.bool_)
+        self.send_to = np.full((_GLOBALS, len(_OUTCOMES)), -1, np.int16)
+        self.step_to = np.full((_GLOBALS, len(_STIMULI)), -1, np.int16)
+        self.step_how = np.zeros((_GLOBALS, len(_STIMULI)), np.int8)
+        self.step_mask = np.zeros((_GLOBALS, len(_STIMULI)), np.int8)
+        self.aims = np.zeros((_GLOBALS, 4, 4), np.bool_)
+        for g, (_c, socket, fg, net) in enumerate(_GLOBAL):
+            for kind in range(4):
+                done, rest = kind & 2, kind & 1
+                self.aims[g, kind] = [
+                    bool(done and socket is Socket.open),
+                    bool(rest and fg and net),
+                    bool(rest and fg),
+                    bool(rest and fg and net),
+                ]
+        # (send outcome or aimed stimulus, connection/socket part, code)
+        #   -> code after * 3 + every held + 1, shifted left 8, | rule mask
+        self.local = np.full((8, _GLOBALS >> 2, _CODES), _UNKNOWN, np.int32)
+        # (connection stimulus, connection/socket part, code) -> code after << 8 | mask
+        self.each = np.full((len(_STIMULI), _GLOBALS >> 2, _CODES), _UNKNOWN, np.int32)
+        # (label without message, connection/socket part, aimed code, other code)
+        #   -> aimed code after, other code after, mask
+        self.pairs = _Memo(np.int16, np.int16, np.int8)
+        # (multiset, label, global or its connection/socket part)
+        #   -> multiset key, permutation, mask, global code after
+        self.whole = _Memo(np.int64, np.int32, np.int8, np.int16)
+        self.is_user = np.array(
+            [_label(lid, n)[0] in USER_STIMULI for lid in range(self.labels)], np.bool_
+        )
+        self.over_rest = np.zeros(_CODES >> 8, np.bool_)
+        for order in _OVER_REST_ORDERS:
+            self.over_rest[order] = True
 
     def mask(self, t: Transition) -> int:
         mask = 0
@@ -725,88 +894,15 @@ class _Search:
                     mask |= bit
         return mask
 
-    def each_message(self, lid: int, g: int, c: int) -> tuple[int, int]:
-        """What connection step ``lid`` out of global code ``g`` does to a message with
-        code ``c`` (for a separable step), and the rules it takes; memoised."""
-        memo = ((lid * _GLOBALS + (g >> 2)) << 11) + c
-        hit = self.each.get(memo)
-        if hit is None:
-            stimulus = _label(lid, self.n)[0]
-            probe = World(*_GLOBAL[g], (self.codec.decode(c),))
-            (t,) = (
-                t
-                for t in self.system.successors(probe)
-                if t.stimulus is stimulus and t.message is None
-            )
-            hit = self.each[memo] = (self.codec.encode(t.target.messages[0]), self.mask(t))
-        return hit
-
-    def aimed_pair(self, lid: int, g: int, ci: int, c: int) -> tuple[int, int, int]:
-        """What the step ``lid`` aimed at message 0 out of global code ``g`` does
-        to it (code ``ci``) and to another message (code ``c``), and the rules it
-        takes, in a separable design; memoised."""
-        n1 = self.n + 1
-        no = len(_OUTCOMES) + 1
-        kind = lid // (n1 * no) * n1 * no + lid % no  # the label without the message
-        memo = ((((kind * _GLOBALS + (g >> 2)) << 11) + ci) << 11) + c
-        hit = self.pairs.get(memo)
-        if hit is None:
-            stimulus, _i, outcome = _label(lid, self.n)
-            decode = self.codec.decode
-            probe = World(*_GLOBAL[g], (decode(ci), decode(c)))
-            (t,) = (
-                t
-                for t in self.system.successors(probe)
-                if t.stimulus is stimulus and t.outcome is outcome and t.message == 0
-            )
-            encode = self.codec.encode
-            hit = (encode(t.target.messages[0]), encode(t.target.messages[1]), self.mask(t))
-            self.pairs[memo] = hit
-            # Whether the step touches only message 0 (and at most every held flag).
-            before: tuple[Action, ...] = ()
-            after: tuple[Action, ...] = ()
-            if stimulus is Stimulus.send:
-                before = self.system.on_accept
-            elif stimulus is Stimulus.rest_ok:
-                after = self.system.behaviour.effects.actions(Hook.rest_succeeded)
-            run = [*before, *(a for f in t.fired for a in f.row.actions), *after]
-            key = ((kind * _GLOBALS + (g >> 2)) << 11) + ci
-            if set(run) <= _NEARLY_LOCAL and all(f.message == 0 for f in t.fired):
-                held = [a.meaning.hold_all for a in run if a.meaning.hold_all is not None]
-                v = int(held[-1]) if held else -1
-                x = hit[0] if not self.symmetry else self.codec.canon(hit[0])
-                self.local.setdefault(key, (x * 3 + v + 1, hit[2]))
-            else:
-                self.local.setdefault(key, _NOT_LOCAL)
-        return hit
-
-    def aimed_step(self, lid: int, i: int, g: int, mid: int) -> tuple[int, int]:
-        """Step ``lid`` aimed at message ``i`` of multiset ``mid`` out of global code
-        ``g``, one pair of messages at a time: the arranged target, the rule mask."""
-        codes = self.codec.tuples[mid]
-        ci = codes[i]
-        raw = list(codes)
-        mask = 0
-        for k, c in enumerate(codes):
-            if k != i or len(codes) == 1:
-                after_i, after, m = self.aimed_pair(lid, g, ci, _UNSENT if k == i else c)
-                raw[i] = after_i
-                if k != i:
-                    raw[k] = after
-                mask |= m
-        return self.codec.arrange(raw), mask
-
+    # -- learning one kind of step from System.successors -----------------------------
     def learn_global(self, g: int) -> None:
         """The sends and connection steps global code ``g`` allows, from two probe worlds."""
         c, s, fg, net = _GLOBAL[g]
-        n = self.n
-        sends: list[tuple[int, int]] = []
         for t in self.system.successors(World(c, s, fg, net, (Message(),))):
             if t.stimulus is Stimulus.send:
                 assert t.outcome is not None
-                sends.append((_OUTCOMES.index(t.outcome), _global_code(t.target)))
+                self.send_to[g, _OUTCOMES.index(t.outcome)] = _global_code(t.target)
         probe = Message(MessageState.sent_ws, False, 1, 0, True)
-        steps: list[tuple[int, int, int, int]] = []
         for t in self.system.successors(World(c, s, fg, net, (probe,))):
             if t.stimulus is Stimulus.send or t.message is not None:
                 continue
@@ -821,324 +917,419 @@ class _Search:
                 how = 2 if not t.target.messages[0].done_owed else 1
             else:
                 how = 3 if self.separable else 0
-            lid = _label_id((t.stimulus, None, None), n)
-            steps.append((lid, _global_code(t.target), how, self.mask(t) if how in (1, 2) else 0))
-        self.sends[g] = sends
-        self.steps[g] = steps
+            k = _STIMULI.index(t.stimulus)
+            self.step_to[g, k] = _global_code(t.target)
+            self.step_how[g, k] = how
+            self.step_mask[g, k] = self.mask(t) if how in (1, 2) else 0
+        self.known[g] = True
 
+    def step_of(self, key: int, lid: int) -> Transition:
+        """The step with label ``lid`` out of the state with key ``key``."""
+        return self.system.step(self.codec.world(key), _label(lid, self.n))
+
+    def learn_local(self, key: int, lid: int, g: int) -> int:
+        """Whether the step ``lid`` out of state ``key`` touches only its message;
+        the local memo entry for it."""
+        t = self.step_of(key, lid)
+        i = t.message
+        assert i is not None
+        before: tuple[Action, ...] = ()
+        after: tuple[Action, ...] = ()
+        if t.stimulus is Stimulus.send:
+            before = self.system.on_accept
+        elif t.stimulus is Stimulus.rest_ok:
+            after = self.system.behaviour.effects.actions(Hook.rest_succeeded)
+        run = [*before, *(a for f in t.fired for a in f.row.actions), *after]
+        if not (set(run) <= _NEARLY_LOCAL and all(f.message == i for f in t.fired)):
+            return _NOT_LOCAL
+        held = [a.meaning.hold_all for a in run if a.meaning.hold_all is not None]
+        v = int(held[-1]) if held else -1
+        code = self.codec.encode(t.target.messages[i])
+        if self.symmetry:
+            code = self.codec.canon(code)
+        return (code * 3 + v + 1) << 8 | self.mask(t)
+
+    def learn_whole(self, wanted: list[tuple[int, int]]) -> list[NDArray[Any]]:
+        """For steps given as (state key, label): the multiset key, permutation,
+        rule mask and global code each leads to."""
+        codec = self.codec
+        rows = []
+        masks = []
+        globals_ = []
+        for key, lid in wanted:
+            t = self.system.step(codec.world(key), _label(lid, self.n))
+            rows.append([codec.encode(m) for m in t.target.messages])
+            masks.append(self.mask(t))
+            globals_.append(_global_code(t.target))
+        mkeys, pids = codec.arrange(np.array(rows, np.int16))
+        return [mkeys, pids, np.array(masks, np.int8), np.array(globals_, np.int16)]
+
+    def learn_each(self, k: int, g: int, c: int) -> int:
+        """What connection stimulus ``k`` out of global code ``g`` does to a message
+        with code ``c`` in a separable design: code after << 8 | rule mask."""
+        stimulus = _STIMULI[k]
+        probe = World(*_GLOBAL[g], (self.codec.decode(c),))
+        (t,) = (
+            t for t in self.system.successors(probe) if t.stimulus is stimulus and t.message is None
+        )
+        return self.codec.encode(t.target.messages[0]) << 8 | self.mask(t)
+
+    def learn_pair(self, kind: int, ci: int, c: int, g: int) -> tuple[int, int, int]:
+        """What the aimed step ``kind`` (label without message) does to message 0
+        (code ``ci``) and another message (code ``c``), in a separable design."""
+        stimulus, _i, outcome = _label(kind + self.no, self.n)
+        decode = self.codec.decode
+        probe = World(*_GLOBAL[g], (decode(ci), decode(c)))
+        (t,) = (
+            t
+            for t in self.system.successors(probe)
+            if t.stimulus is stimulus and t.outcome is outcome and t.message == 0
+        )
+        encode = self.codec.encode
+        return encode(t.target.messages[0]), encode(t.target.messages[1]), self.mask(t)
+
+    # -- the search -------------------------------------------------------------------
     def run(self, max_states: int | None, start: World | None) -> Exploration:
-        system, codec, n, symmetry = self.system, self.codec, self.n, self.symmetry
-        successors = system.successors
+        system, codec = self.system, self.codec
         first_world = system.initial() if start is None else start
-        packed = codec.arrange([codec.encode(m) for m in first_world.messages])
-        first_key = (packed >> _PERM_BITS) * _GLOBALS + _global_code(first_world)
-        # The global codes a state can have, each given a slot: every multiset has
-        # a row of slots in ``index`` holding the state id of (multiset, global).
-        slot_of = [-1] * _GLOBALS
-        if self.loose:
-            reachable = list(range(_GLOBALS))
-        else:
-            reachable = [_global_code(first_world)]
-            seen = set(reachable)
-            for g in reachable:
-                self.learn_global(g)
-                for g2 in [g2 for _o, g2 in self.sends[g] or ()] + [
-                    step[1] for step in self.steps[g] or ()
-                ]:
-                    if g2 not in seen:
-                        seen.add(g2)
-                        reachable.append(g2)
-        for slot, g in enumerate(reachable):
-            slot_of[g] = slot
-        width = len(reachable)
-        row = array("i", [-1]) * width
-        index = array("i")
-        keys = array("Q", [first_key])
-        parents = array("I", [0])
-        label_count = len(_STIMULI) * (n + 1) * (len(_OUTCOMES) + 1)
-        labels = array("H" if label_count < 1 << 16 else "I", [0])
-        offsets = array("I", [0])
-        targets = array("I")
-        perms = array("H")
-        user = bytearray()
+        row = np.array([[codec.encode(m) for m in first_world.messages]], np.int16)
+        mkey0, _pid = codec.arrange(row)
+        mid0 = int(codec.intern(mkey0)[0])
+        g0 = _global_code(first_world)
+        visited = _Memo(np.int32)
+        visited.add(mkey0 << _GLOBAL_BITS | g0, np.zeros(1, np.int32))
+        chunks: dict[str, list[NDArray[Any]]] = {
+            name: [] for name in ("keys", "parents", "labels", "targets", "perms", "user", "degree")
+        }
+        chunks["keys"].append(np.array([mid0 * _GLOBALS + g0], np.int64))
+        chunks["parents"].append(np.zeros(1, np.int32))
+        chunks["labels"].append(np.zeros(1, np.int32))
+        frontier = chunks["keys"][0]
+        total = 1
         rule_hits: dict[str, tuple[int, Transition]] = {}
         hit_mask = 0
-
-        local, whole, replaced, cleared = self.local, self.whole, self.replaced, self.cleared
-        tuples, first_unsent, candidates = codec.tuples, codec.first_unsent, codec.candidates
-        has_done = codec.has_done
-        canon = codec.canon if symmetry else None
-        loose = self.loose
-        perm_mask = (1 << _PERM_BITS) - 1
-        step_table, send_table = self.steps, self.sends
-        no = len(_OUTCOMES) + 1
-        send_base = _STIMULI.index(Stimulus.send) * (n + 1) * no
-        msg_stimuli = [
-            (Stimulus.done, _STIMULI.index(Stimulus.done) * (n + 1) * no),
-            (Stimulus.rest_ok, _STIMULI.index(Stimulus.rest_ok) * (n + 1) * no),
-            (Stimulus.rest_error, _STIMULI.index(Stimulus.rest_error) * (n + 1) * no),
-            (
-                Stimulus.rest_lost_response,
-                _STIMULI.index(Stimulus.rest_lost_response) * (n + 1) * no,
-            ),
-        ]
-        done_base, ok_base, error_base, lost_base = (b for _s, b in msg_stimuli)
         progress = _Progress()
-        tick = progress.tick if progress.live else None
-        rest_succeeded = system.behaviour.effects.actions(Hook.rest_succeeded)
-        # Per global code and kind of message: the steps aimed at it, in order.
-        aimed: list[tuple[int, ...]] = []
-        for g in range(_GLOBALS):
-            _c, socket, fg, net = _GLOBAL[g]
-            for kind in range(4):
-                done, rest = kind & 2, kind & 1
-                aimed.append(
-                    tuple(
-                        base
-                        for base, enabled in (
-                            (done_base, done and socket is Socket.open),
-                            (ok_base, rest and fg and net),
-                            (error_base, rest and fg),
-                            (lost_base, rest and fg and net),
-                        )
-                        if enabled
-                    )
-                )
-        is_user = bytearray(label_count)
-        for lid in range(label_count):
-            is_user[lid] = _label(lid, n)[0] in USER_STIMULI
-
-        def replace(mid: int, i: int, x: int) -> int:
-            """The multiset ``mid`` with message ``i`` now ``x // 3``, and every other
-            message's ``held`` set to ``x % 3 - 1`` unless that is -1; arranged."""
-            memo = (mid * n + i) * _CODES * 3 + x
-            hit = replaced.get(memo)
-            if hit is None:
-                code, v = divmod(x, 3)
-                if canon is not None and not v:
-                    hit = moved(mid, i, code)
-                    if len(replaced) >= _MEMO_LIMIT:
-                        replaced.clear()
-                    replaced[memo] = hit
-                    return hit
-                codes = list(tuples[mid])
-                if v:
-                    bit = (v - 1) << 7
-                    codes = [c & ~0x80 | bit for c in codes]
-                codes[i] = code
-                hit = (
-                    codec.intern(tuple(codes)) << _PERM_BITS
-                    if canon is None
-                    else codec.arrange(codes)
-                )
-                if len(replaced) >= _MEMO_LIMIT:
-                    replaced.clear()
-                replaced[memo] = hit
-            return hit
-
-        moves: dict[int, int] = {}
-
-        def moved(mid: int, i: int, code: int) -> int:
-            """Sorted multiset ``mid`` with message ``i`` now ``code`` (canonical),
-            arranged: the message moves to its place, the others keep their order."""
-            codes = tuples[mid]
-            old = codes[i]
-            if code == old:
-                return mid << _PERM_BITS
-            p = bisect_left(codes, code) - 1 if code > old else bisect_right(codes, code)
-            others = codes[:i] + codes[i + 1 :]
-            new = (*others[:p], code, *others[p:])
-            pid = moves.get(i * n + p)
-            if pid is None:
-                positions = [k if k < i else k - 1 for k in range(n)]
-                positions = [k if k < p else k + 1 for k in positions]
-                positions[i] = p
-                pid = moves[i * n + p] = codec.perm(tuple(positions))
-            return codec.intern(new) << _PERM_BITS | pid
-
-        def clear(mid: int) -> int:
-            hit = cleared.get(mid)
-            if hit is None:
-                if len(cleared) >= _MEMO_LIMIT:
-                    cleared.clear()
-                hit = cleared[mid] = codec.arrange([c & ~1 for c in tuples[mid]])
-            return hit
-
-        def learn(t: Transition, lid: int, gpart: int, g: int, mid: int) -> tuple[int, int, int]:
-            """Memoise step ``t`` (label ``lid``) out of (``g``, ``mid``); its packed
-            target multiset and permutation, rule mask and target global code."""
-            assert _label_id(t.label, n) == lid, (t.label, _label(lid, n))
-            mask = self.mask(t)
-            target = t.target
-            g2 = _global_code(target)
-            result = codec.arrange([codec.encode(m) for m in target.messages])
-            i = t.message
-            if not loose and i is not None:
-                # Local: every row fired is message i's and touches no other
-                # message but through "every held := v", which the last such
-                # action decides for all of them.
-                before: tuple[Action, ...] = ()
-                after: tuple[Action, ...] = ()
-                if t.stimulus is Stimulus.send:
-                    before = system.on_accept
-                elif t.stimulus is Stimulus.rest_ok:
-                    after = rest_succeeded
-                run = [*before, *(a for f in t.fired for a in f.row.actions), *after]
-                is_local = set(run) <= _NEARLY_LOCAL and all(f.message == i for f in t.fired)
-                code = tuples[mid][i]
-                memo = (((lid - (i + 1) * no) * _GLOBALS + gpart) << 11) + code
-                if is_local:
-                    held = [a.meaning.hold_all for a in run if a.meaning.hold_all is not None]
-                    v = int(held[-1]) if held else -1
-                    moved = codec.encode(target.messages[i])
-                    x = (moved if canon is None else canon(moved)) * 3 + v + 1
-                    local[memo] = (x, mask)
-                    return replace(mid, i, x), mask, g2
-                local[memo] = _NOT_LOCAL
-            if len(whole) >= _MEMO_LIMIT:
-                whole.clear()
-            whole[(mid * label_count + lid) * _GLOBALS + gpart] = (result, mask, g2)
-            return result, mask, g2
-
-        while len(index) < len(tuples) * width:
-            index.extend(row)
-        index[(packed >> _PERM_BITS) * width + slot_of[_global_code(first_world)]] = 0
-        each = self.each_message
-        aimed_step = self.aimed_step
-        separable = self.separable
-        sid = 0
-        while sid < len(keys):
-            key = keys[sid]
-            mid, g = divmod(key, _GLOBALS)
-            gpart = g if loose else g >> 2
-            steps = step_table[g]
-            if steps is None:
-                self.learn_global(g)
-                steps = step_table[g]
-                assert steps is not None
-            sends = send_table[g]
-            assert sends is not None
-            transitions: list[Transition] | None = None
-            k = 0  # the step's position in System.successors
-            edges: list[tuple[int, int, int, int]] = []  # (label, packed, mask, global)
-
-            # Sends, in System.successors' order.
-            i = first_unsent[mid]
-            if i >= 0 and sends:
-                for outcome, g2 in sends:
-                    lid = send_base + (i + 1) * no + outcome + 1
-                    hit = local.get((((lid - (i + 1) * no) * _GLOBALS + gpart) << 11) + _UNSENT)
-                    if hit is not None and hit[0] >= 0:
-                        edges.append((lid, replace(mid, i, hit[0]), hit[1], g2))
-                    else:
-                        w = whole.get((mid * label_count + lid) * _GLOBALS + gpart)
-                        if w is not None:
-                            edges.append((lid, w[0], w[1], w[2] if loose else g2))
-                        elif separable:
-                            arranged, mask = aimed_step(lid, i, g, mid)
-                            if len(whole) >= _MEMO_LIMIT:
-                                whole.clear()
-                            whole[(mid * label_count + lid) * _GLOBALS + gpart] = (
-                                arranged,
-                                mask,
-                                g2,
-                            )
-                            edges.append((lid, arranged, mask, g2))
-                        else:
-                            if transitions is None:
-                                transitions = successors(codec.world(key), up_to_symmetry=symmetry)
-                            edges.append((lid, *learn(transitions[k], lid, gpart, g, mid)))
-                    k += 1
-            # Connection steps.
-            for lid, g2, how, mask in steps:
-                if how == 1 or (how == 2 and not has_done[mid]):
-                    edges.append((lid, mid << _PERM_BITS, mask, g2))
-                elif how == 2:
-                    edges.append((lid, clear(mid), mask, g2))
-                else:
-                    w = whole.get((mid * label_count + lid) * _GLOBALS + gpart)
-                    if w is not None:
-                        edges.append((lid, w[0], w[1], w[2] if loose else g2))
-                    elif how == 3:
-                        raw = []
-                        mask = 0
-                        for c in tuples[mid]:
-                            c2, m2 = each(lid, g, c)
-                            raw.append(c2)
-                            mask |= m2
-                        arranged = codec.arrange(raw)
-                        if len(whole) >= _MEMO_LIMIT:
-                            whole.clear()
-                        whole[(mid * label_count + lid) * _GLOBALS + gpart] = (arranged, mask, g2)
-                        edges.append((lid, arranged, mask, g2))
-                    else:
-                        if transitions is None:
-                            transitions = successors(codec.world(key), up_to_symmetry=symmetry)
-                        edges.append((lid, *learn(transitions[k], lid, gpart, g, mid)))
-                k += 1
-            # Steps aimed at one message: done, and the REST outcomes.
-            for i, code, kind in candidates[mid]:
-                for base in aimed[g << 2 | kind]:
-                    lid = base + (i + 1) * no
-                    hit = local.get(((base * _GLOBALS + gpart) << 11) + code)
-                    if hit is not None and hit[0] >= 0:
-                        edges.append((lid, replace(mid, i, hit[0]), hit[1], g))
-                    else:
-                        w = whole.get((mid * label_count + lid) * _GLOBALS + gpart)
-                        if w is not None:
-                            edges.append((lid, w[0], w[1], w[2] if loose else g))
-                        elif separable:
-                            arranged, mask = aimed_step(lid, i, g, mid)
-                            if len(whole) >= _MEMO_LIMIT:
-                                whole.clear()
-                            whole[(mid * label_count + lid) * _GLOBALS + gpart] = (
-                                arranged,
-                                mask,
-                                g,
-                            )
-                            edges.append((lid, arranged, mask, g))
-                        else:
-                            if transitions is None:
-                                transitions = successors(codec.world(key), up_to_symmetry=symmetry)
-                            edges.append((lid, *learn(transitions[k], lid, gpart, g, mid)))
-                    k += 1
-
-            while len(index) < len(tuples) * width:
-                index.extend(row)
-            for e, (lid, arranged, mask, g2) in enumerate(edges):
-                mid2 = arranged >> _PERM_BITS
-                at = mid2 * width + slot_of[g2]
-                tid = index[at]
-                if tid < 0:
-                    tid = len(keys)
-                    if max_states is not None and tid >= max_states:
-                        progress.done(tid)
-                        raise StateLimitExceeded(max_states)
-                    index[at] = tid
-                    keys.append(mid2 * _GLOBALS + g2)
-                    parents.append(sid)
-                    labels.append(lid)
-                    if tick is not None and not tid & 0x1FFF:
-                        tick(tid)
-                targets.append(tid)
-                pid = arranged & perm_mask
-                if pid > 0xFFFF and perms.typecode == "H":
-                    perms = array("I", perms)
-                perms.append(pid)
-                user.append(is_user[lid])
-                if mask & ~hit_mask:
-                    if transitions is None:
-                        transitions = successors(codec.world(key), up_to_symmetry=symmetry)
-                    t = transitions[e]
-                    for f in t.fired:
-                        for rule, bit in self.rules[id(f.row)]:
-                            if rule.id not in rule_hits and rule.matches_step(f.row, f.connection):
-                                rule_hits[rule.id] = (sid, t)
-                                hit_mask |= bit
-            offsets.append(len(targets))
-            sid += 1
-        progress.done(len(keys))
-        del index
+        while len(frontier):
+            first_sid = total - len(frontier)
+            at, _rank, lid, mkey, pid, mask, g2 = self.layer(frontier)
+            skeys = mkey << _GLOBAL_BITS | g2
+            found, where = visited.find(skeys)
+            fresh = np.flatnonzero(~found)
+            if len(fresh):
+                unique, first = np.unique(skeys[fresh], return_index=True)
+                order = np.argsort(first, kind="stable")
+                count = len(unique)
+                if max_states is not None and total + count > max_states:
+                    progress.done(max_states)
+                    raise StateLimitExceeded(max_states)
+                sids = np.empty(count, np.int32)
+                sids[order] = np.arange(total, total + count, dtype=np.int32)
+                visited.add(unique, sids)
+                born = fresh[first[order]]
+                mids = codec.intern(mkey[born])
+                new_keys = mids.astype(np.int64) * _GLOBALS + g2[born]
+                chunks["keys"].append(new_keys)
+                chunks["parents"].append((first_sid + at[born]).astype(np.int32))
+                chunks["labels"].append(lid[born].astype(np.int32))
+                found, where = visited.find(skeys)
+                total += count
+            else:
+                new_keys = np.empty(0, np.int64)
+            chunks["targets"].append(visited.columns[0][where])
+            chunks["perms"].append(pid.astype(np.int16))
+            chunks["user"].append(self.is_user[lid])
+            chunks["degree"].append(np.bincount(at, minlength=len(frontier)))
+            mask = mask.astype(np.int64)
+            while (mask & ~hit_mask).any():
+                e = int(np.flatnonzero(mask & ~hit_mask)[0])
+                sid = first_sid + int(at[e])
+                t = self.step_of(int(frontier[at[e]]), int(lid[e]))
+                for f in t.fired:
+                    for rule, bit in self.rules[id(f.row)]:
+                        if rule.id not in rule_hits and rule.matches_step(f.row, f.connection):
+                            rule_hits[rule.id] = (sid, t)
+                            hit_mask |= bit
+            if progress.live:
+                progress.tick(total)
+            frontier = new_keys
+        progress.done(total)
+        del visited
+        codec.trim()
+        degree = np.concatenate(chunks.pop("degree"))
+        offsets = np.zeros(total + 1, np.int64)
+        np.cumsum(degree, out=offsets[1:])
+        del degree
+        arrays = {name: np.concatenate(parts) for name, parts in chunks.items()}
+        chunks.clear()
         return Exploration(
-            system, codec, keys, parents, labels, offsets, targets, perms, user, rule_hits
+            system,
+            codec,
+            arrays["keys"],
+            arrays["parents"],
+            arrays["labels"],
+            offsets,
+            arrays["targets"],
+            arrays["perms"],
+            arrays["user"],
+            rule_hits,
         )
+
+    def layer(self, frontier: NDArray[np.int64]) -> tuple[NDArray[Any], ...]:
+        """Every step out of the states with keys ``frontier``, in breadth-first order:
+        (position in the layer, rank, label, multiset key, permutation, mask, global)."""
+        codec, n, no = self.codec, self.n, self.no
+        mids = frontier // _GLOBALS
+        g = (frontier % _GLOBALS).astype(np.intp)
+        for unknown in np.unique(g[~self.known[g]]).tolist():
+            self.learn_global(unknown)
+        rows = codec.rows[mids]
+        layer = _Layer()
+
+        # Steps aimed at one message: sends (at the first unsent message, one per
+        # outcome), then done and the REST outcomes (per message, one per group of
+        # twins with the symmetry reduction).
+        aimed_at: list[NDArray[Any]] = []
+        aimed_i: list[NDArray[Any]] = []
+        aimed_kind: list[NDArray[Any]] = []
+        aimed_rank: list[NDArray[Any]] = []
+        aimed_to: list[NDArray[Any]] = []
+        unsent = rows == _UNSENT
+        has_unsent: NDArray[np.bool_] = np.any(unsent, axis=1)
+        first_unsent = unsent.argmax(1)
+        for o in range(len(_OUTCOMES)):
+            to = self.send_to[g, o]
+            ok = np.flatnonzero(has_unsent & (to >= 0))
+            aimed_at.append(ok)
+            aimed_i.append(first_unsent[ok])
+            aimed_kind.append(np.full(len(ok), o))
+            aimed_rank.append(np.full(len(ok), o))
+            aimed_to.append(to[ok])
+        kinds = (rows & 1).astype(np.intp) << 1 | self.over_rest[rows >> 8]
+        if self.symmetry and n > 1:
+            kinds[:, 1:][rows[:, 1:] == rows[:, :-1]] = 0
+        for i in range(n):
+            for b in range(4):
+                ok = np.flatnonzero(self.aims[g, kinds[:, i], b])
+                aimed_at.append(ok)
+                aimed_i.append(np.full(len(ok), i))
+                aimed_kind.append(np.full(len(ok), 4 + b))
+                aimed_rank.append(np.full(len(ok), 16 + 4 * i + b))
+                aimed_to.append(g[ok])
+        at = np.concatenate(aimed_at)
+        i_ = np.concatenate(aimed_i)
+        kind = np.concatenate(aimed_kind)
+        stimulus = np.where(kind < 4, _SEND, np.array(_AIMED)[np.maximum(kind - 4, 0)])
+        outcome = np.where(kind < 4, kind + 1, 0)
+        lid = (stimulus * (n + 1) + i_ + 1) * no + outcome
+        self.aimed(
+            layer,
+            frontier,
+            rows,
+            at,
+            np.concatenate(aimed_rank),
+            i_,
+            kind,
+            lid,
+            g,
+            np.concatenate(aimed_to),
+        )
+
+        # Connection steps, in stimulus order.
+        has_done: NDArray[np.bool_] = np.any(rows & 1, axis=1)
+        for k in _CONNECTION_STIMULI:
+            to = self.step_to[g, k]
+            ok = np.flatnonzero(to >= 0)
+            if not len(ok):
+                continue
+            how = self.step_how[g[ok], k]
+            lid_k = k * (n + 1) * no
+            quiet = ok[(how == 1) | ((how == 2) & ~has_done[ok])]
+            layer.add(
+                quiet,
+                4 + k,
+                np.full(len(quiet), lid_k),
+                codec.mkeys[mids[quiet]],
+                np.zeros(len(quiet), np.int32),
+                self.step_mask[g[quiet], k],
+                to[quiet],
+            )
+            clear = ok[(how == 2) & has_done[ok]]
+            if len(clear):
+                mkeys, pids = codec.arrange(rows[clear] & ~1)
+                layer.add(
+                    clear,
+                    4 + k,
+                    np.full(len(clear), lid_k),
+                    mkeys,
+                    pids,
+                    self.step_mask[g[clear], k],
+                    to[clear],
+                )
+            each = ok[how == 3]
+            if len(each):
+                self.each_message(layer, rows, each, k, lid_k, g, to[each])
+            whole = ok[how == 0]
+            if len(whole):
+                self.whole_step(
+                    layer, frontier, whole, 4 + k, np.full(len(whole), lid_k), g, to[whole]
+                )
+        return layer.edges(16 + 4 * n)
+
+    def aimed(
+        self,
+        layer: _Layer,
+        frontier: NDArray[np.int64],
+        rows: NDArray[np.int16],
+        at: NDArray[Any],
+        rank: NDArray[Any],
+        i: NDArray[Any],
+        kind: NDArray[Any],
+        lid: NDArray[Any],
+        g: NDArray[np.intp],
+        to: NDArray[Any],
+    ) -> None:
+        """Steps aimed at message ``i`` of the states at ``at``."""
+        if self.loose:
+            self.whole_step(layer, frontier, at, rank, lid, g, to)
+            return
+        part = g[at] >> 2
+        code = rows[at, i]
+        entry = self.local[kind, part, code]
+        unknown = np.flatnonzero(entry == _UNKNOWN)
+        if len(unknown):
+            combo = (kind[unknown] * (_GLOBALS >> 2) + part[unknown]) * _CODES + code[unknown]
+            _u, first = np.unique(combo, return_index=True)
+            for e in unknown[first].tolist():
+                self.local[kind[e], part[e], code[e]] = self.learn_local(
+                    int(frontier[at[e]]), int(lid[e]), int(g[at[e]])
+                )
+            entry = self.local[kind, part, code]
+        local = np.flatnonzero(entry >= 0)
+        if len(local):
+            x = entry[local] >> 8
+            held = x % 3 - 1
+            new = rows[at[local]].copy()
+            hold = held >= 0
+            new[hold] = new[hold] & ~0x80 | (held[hold, None] << 7).astype(np.int16)
+            new[np.arange(len(local)), i[local]] = x // 3
+            mkeys, pids = self.codec.arrange(new)
+            layer.add(
+                at[local], rank[local], lid[local], mkeys, pids, entry[local] & 0xFF, to[local]
+            )
+        other = np.flatnonzero(entry == _NOT_LOCAL)
+        if not len(other):
+            return
+        if self.separable:
+            self.pairwise(
+                layer, rows, at[other], rank[other], i[other], kind[other], lid[other], g, to[other]
+            )
+        else:
+            self.whole_step(layer, frontier, at[other], rank[other], lid[other], g, to[other])
+
+    def pairwise(
+        self,
+        layer: _Layer,
+        rows: NDArray[np.int16],
+        at: NDArray[Any],
+        rank: NDArray[Any],
+        i: NDArray[Any],
+        kind: NDArray[Any],
+        lid: NDArray[Any],
+        g: NDArray[np.intp],
+        to: NDArray[Any],
+    ) -> None:
+        """Aimed steps in a separable design, one pair of messages at a time."""
+        n, no = self.n, self.no
+        count = len(at)
+        source = rows[at]
+        ci = source[np.arange(count), i].astype(np.int64)
+        others = source.astype(np.int64)
+        if n == 1:
+            others[:, 0] = _UNSENT
+        label = lid - (i + 1) * no  # the label without the message
+        part = (g[at] >> 2).astype(np.int64)
+        keys = (((label * (_GLOBALS >> 2) + part) * _CODES + ci) * _CODES)[:, None] + others
+        flat = keys.reshape(-1)
+        found, where = self.pairs.find(flat)
+        if not found.all():
+            missing = np.flatnonzero(~found)
+            unique, first = np.unique(flat[missing], return_index=True)
+            learnt = [
+                self.learn_pair(
+                    int(label[e // n]), int(ci[e // n]), int(others.flat[e]), int(g[at[e // n]])
+                )
+                for e in missing[first].tolist()
+            ]
+            self.pairs.add(unique, *(np.array(column) for column in zip(*learnt, strict=True)))
+            found, where = self.pairs.find(flat)
+        after_i = self.pairs.columns[0][where].reshape(count, n)
+        after = self.pairs.columns[1][where].reshape(count, n)
+        masks = self.pairs.columns[2][where].reshape(count, n)
+        mine = np.arange(n)[None, :] == i[:, None]
+        if n > 1:
+            masks = np.where(mine, 0, masks)
+            last = np.where(i == n - 1, n - 2, n - 1)
+            new_i = after_i[np.arange(count), last]
+        else:
+            new_i = after_i[:, 0]
+        new = np.where(mine, new_i[:, None], after).astype(np.int16)
+        mkeys, pids = self.codec.arrange(new)
+        layer.add(at, rank, lid, mkeys, pids, np.bitwise_or.reduce(masks, axis=1), to)
+
+    def each_message(
+        self,
+        layer: _Layer,
+        rows: NDArray[np.int16],
+        at: NDArray[Any],
+        k: int,
+        lid: int,
+        g: NDArray[np.intp],
+        to: NDArray[Any],
+    ) -> None:
+        """A connection step in a separable design, one message at a time."""
+        part = (g[at] >> 2)[:, None]
+        source = rows[at]
+        entry = self.each[k, part, source]
+        if (entry == _UNKNOWN).any():
+            unknown = np.argwhere(entry == _UNKNOWN)
+            for s, m in unknown.tolist():
+                if self.each[k, part[s, 0], source[s, m]] == _UNKNOWN:
+                    self.each[k, part[s, 0], source[s, m]] = self.learn_each(
+                        k, int(g[at[s]]), int(source[s, m])
+                    )
+            entry = self.each[k, part, source]
+        mkeys, pids = self.codec.arrange((entry >> 8).astype(np.int16))
+        masks = np.bitwise_or.reduce(entry & 0xFF, axis=1)
+        layer.add(at, 4 + k, np.full(len(at), lid), mkeys, pids, masks, to)
+
+    def whole_step(
+        self,
+        layer: _Layer,
+        frontier: NDArray[np.int64],
+        at: NDArray[Any],
+        rank: NDArray[Any] | int,
+        lid: NDArray[Any],
+        g: NDArray[np.intp],
+        to: NDArray[Any],
+    ) -> None:
+        """Steps learnt on the whole multiset (and, in loose designs, the whole global part)."""
+        if not len(at):
+            return
+        mids = (frontier[at] // _GLOBALS).astype(np.int64)
+        part = g[at] if self.loose else g[at] >> 2
+        keys = (mids * self.labels + lid) * _GLOBALS + part
+        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        found, where = self.whole.find(unique)
+        if not found.all():
+            if len(self.whole) + int((~found).sum()) > _MEMO_LIMIT:
+                self.whole.clear()
+                found[:] = False
+            missing = np.flatnonzero(~found)
+            learnt = self.learn_whole(
+                [(int(frontier[at[first[u]]]), int(lid[first[u]])) for u in missing.tolist()]
+            )
+            self.whole.add(unique[missing], *learnt)
+            found, where = self.whole.find(unique)
+        where = where[inverse.reshape(-1)]
+        mkey, pid, mask, g2 = (c[where] for c in self.whole.columns)
+        layer.add(at, rank, lid, mkey, pid, mask, g2 if self.loose else to)

@@ -466,57 +466,36 @@ class System:
         if w.foreground and None in (m.state for m in w.messages):
             yield from self._send(w)
         if w.foreground and conn.allows(c, ConnectionEvent.connect):
-            yield self._conn_step(w, Stimulus.connect, ConnectionEvent.connect)
+            yield self._conn_step(w, Stimulus.connect)
         if w.socket is Socket.opening and w.network:
-            yield self._conn_step(
-                w, Stimulus.handshake_ack, ConnectionEvent.handshake_ack, socket=Socket.open
-            )
+            yield self._conn_step(w, Stimulus.handshake_ack)
         if w.foreground and (
             w.socket is Socket.opening or (w.socket in _DEAD and c is ConnectionState.handshaking)
         ):
-            yield self._conn_step(
-                w, Stimulus.handshake_fail, ConnectionEvent.handshake_fail, socket=Socket.closed
-            )
+            yield self._conn_step(w, Stimulus.handshake_fail)
         if w.foreground:
-            yield self._conn_step(
-                w,
-                Stimulus.app_background,
-                ConnectionEvent.app_background,
-                foreground=False,
-                socket=None if w.socket is Socket.closed else Socket.suspended,
-            )
+            yield self._conn_step(w, Stimulus.app_background)
         else:
-            yield self._conn_step(
-                w, Stimulus.app_foreground, ConnectionEvent.app_foreground, foreground=True
-            )
+            yield self._conn_step(w, Stimulus.app_foreground)
         if w.network:
-            yield self._conn_step(
-                w, Stimulus.network_lost, ConnectionEvent.network_lost, network=False
-            )
+            yield self._conn_step(w, Stimulus.network_lost)
         else:
-            yield self._conn_step(
-                w, Stimulus.network_restored, ConnectionEvent.network_restored, network=True
-            )
+            yield self._conn_step(w, Stimulus.network_restored)
         if (
             w.foreground
             and w.socket is Socket.suspended
             and env.suspension_reported
             and conn.allows(c, ConnectionEvent.socket_error)
         ):
-            yield self._conn_step(w, Stimulus.socket_error, ConnectionEvent.socket_error)
+            yield self._conn_step(w, Stimulus.socket_error)
         if (
             env.silent_drops
             and w.socket is Socket.open
             and conn.allows(c, ConnectionEvent.connection_dropped)
         ):
-            yield self._conn_step(
-                w,
-                Stimulus.connection_dropped,
-                ConnectionEvent.connection_dropped,
-                socket=Socket.half_open,
-            )
+            yield self._conn_step(w, Stimulus.connection_dropped)
         if w.foreground and w.socket in _DEAD and conn.allows(c, ConnectionEvent.ping_timeout):
-            yield self._conn_step(w, Stimulus.ping_timeout, ConnectionEvent.ping_timeout)
+            yield self._conn_step(w, Stimulus.ping_timeout)
 
         done_before: set[Message] = set()
         for i, m in enumerate(w.messages):
@@ -533,16 +512,40 @@ class System:
                 if w.network:
                     yield self._message_step(w, i, Stimulus.rest_lost_response)
 
-    def _conn_step(
-        self,
-        w: World,
-        stimulus: Stimulus,
-        event: ConnectionEvent,
-        *,
-        socket: Socket | None = None,
-        foreground: bool | None = None,
-        network: bool | None = None,
-    ) -> Transition:
+    def step(self, world: World, label: tuple[Stimulus, int | None, Outcome | None]) -> Transition:
+        """The one step of ``world`` with ``label`` (stimulus, message, outcome), which
+        must be among :meth:`successors`; cheaper than listing them all."""
+        stimulus, i, outcome = label
+        if stimulus is Stimulus.send:
+            assert i is not None
+            assert outcome is not None
+            return self._send_step(world, i, outcome)
+        if i is not None:
+            return self._message_step(world, i, stimulus)
+        return self._conn_step(world, stimulus)
+
+    def _conn_step(self, w: World, stimulus: Stimulus) -> Transition:
+        """A step of the connection machine, with what the stimulus does to the
+        socket, the app's lifecycle and the network."""
+        event = ConnectionEvent[stimulus.name]
+        socket: Socket | None = None
+        foreground: bool | None = None
+        network: bool | None = None
+        if stimulus is Stimulus.handshake_ack:
+            socket = Socket.open
+        elif stimulus is Stimulus.handshake_fail:
+            socket = Socket.closed
+        elif stimulus is Stimulus.app_background:
+            foreground = False
+            socket = None if w.socket is Socket.closed else Socket.suspended
+        elif stimulus is Stimulus.app_foreground:
+            foreground = True
+        elif stimulus is Stimulus.network_lost:
+            network = False
+        elif stimulus is Stimulus.network_restored:
+            network = True
+        elif stimulus is Stimulus.connection_dropped:
+            socket = Socket.half_open
         # While the server owes no done/toolUse, a step whose rows only open or
         # close the socket leaves every message alone: compute it once.
         quiet = not any(m.done_owed for m in w.messages)
