@@ -391,8 +391,8 @@ class Exploration:
         codec: _Codec,
         keys: NDArray[np.int64],
         parents: NDArray[np.int32],
-        labels: NDArray[np.int32],
-        offsets: NDArray[np.int64],
+        labels: NDArray[np.int16] | NDArray[np.int32],
+        offsets: NDArray[np.int32] | NDArray[np.int64],
         targets: NDArray[np.int32],
         perms: NDArray[np.int16],
         user: NDArray[np.bool_],
@@ -754,6 +754,8 @@ _NEARLY_LOCAL = LOCAL_ACTIONS | {
 _MEMO_LIMIT = 1 << 20
 #: Decoded multisets kept for the views.
 _DECODED_LIMIT = 1 << 16
+#: States expanded together.
+_BATCH = 8192
 
 _SEND = _STIMULI.index(Stimulus.send)
 _AIMED = [
@@ -796,6 +798,13 @@ class _Layer:
         columns = [np.concatenate([p[k] for p in self.parts]) for k in range(7)]
         order = np.argsort(columns[0].astype(np.int64) * ranks + columns[1], kind="stable")
         return tuple(c[order] for c in columns)
+
+
+def _grow(size: int, *columns: NDArray[Any]) -> None:
+    """Make room for ``size`` entries in each column, growing it in place by a quarter."""
+    for column in columns:
+        if size > len(column):
+            column.resize(max(size, len(column) * 5 // 4 + 1024), refcheck=False)
 
 
 class _Search:
@@ -996,81 +1005,104 @@ class _Search:
         mkey0, _pid = codec.arrange(row)
         mid0 = int(codec.intern(mkey0)[0])
         g0 = _global_code(first_world)
-        visited = _Memo(np.int32)
-        visited.add(mkey0 << _GLOBAL_BITS | g0, np.zeros(1, np.int32))
-        chunks: dict[str, list[NDArray[Any]]] = {
-            name: [] for name in ("keys", "parents", "labels", "targets", "perms", "user", "degree")
-        }
-        chunks["keys"].append(np.array([mid0 * _GLOBALS + g0], np.int64))
-        chunks["parents"].append(np.zeros(1, np.int32))
-        chunks["labels"].append(np.zeros(1, np.int32))
-        frontier = chunks["keys"][0]
+        # The global codes a state can have, each given a slot: every multiset has
+        # a row of slots in ``index`` holding the state id of (multiset, global).
+        if self.loose:
+            reachable = list(range(_GLOBALS))
+        else:
+            reachable = [g0]
+            for g in reachable:
+                self.learn_global(g)
+                for g2 in [*self.send_to[g].tolist(), *self.step_to[g].tolist()]:
+                    if g2 >= 0 and g2 not in reachable:
+                        reachable.append(g2)
+        slot_of = np.full(_GLOBALS, -1, np.int64)
+        slot_of[reachable] = np.arange(len(reachable))
+        width = len(reachable)
+        index = np.full(64 * width, -1, np.int32)
+        index[mid0 * width + slot_of[g0]] = 0
+        # Per state, grown in place: its key, its parent and the label of the step
+        # from it; per step: its target, permutation and whether the user takes it.
+        keys = np.array([mid0 * _GLOBALS + g0], np.int64)
+        parents = np.zeros(1, np.int32)
+        labels = np.zeros(1, np.int16 if self.labels < 1 << 15 else np.int32)
+        offsets = np.zeros(2, np.int64)
+        targets = np.zeros(0, np.int32)
+        perms = np.zeros(0, np.int16)
+        user = np.zeros(0, np.bool_)
         total = 1
+        steps = 0
         rule_hits: dict[str, tuple[int, Transition]] = {}
         hit_mask = 0
         progress = _Progress()
-        while len(frontier):
-            first_sid = total - len(frontier)
-            at, _rank, lid, mkey, pid, mask, g2 = self.layer(frontier)
-            skeys = mkey << _GLOBAL_BITS | g2
-            found, where = visited.find(skeys)
-            fresh = np.flatnonzero(~found)
+        done = 0
+        while done < total:
+            # States are expanded in id order, a batch at a time; a batch may span
+            # two layers, and new states are numbered as a one-by-one search would.
+            batch = keys[done : min(total, done + _BATCH)].copy()  # keys may move when grown
+            at, _rank, lid, mkey, pid, mask, g2 = self.layer(batch)
+            mids = codec.intern(mkey).astype(np.int64)
+            if len(index) < codec.multisets * width:
+                old = len(index)
+                index.resize(max(codec.multisets, 2 * old // width) * width, refcheck=False)
+                index[old:] = -1
+            cell = mids * width + slot_of[g2]
+            fresh = np.flatnonzero(index[cell] < 0)
             if len(fresh):
-                unique, first = np.unique(skeys[fresh], return_index=True)
-                order = np.argsort(first, kind="stable")
+                unique, first = np.unique(cell[fresh], return_index=True)
                 count = len(unique)
                 if max_states is not None and total + count > max_states:
                     progress.done(max_states)
                     raise StateLimitExceeded(max_states)
-                sids = np.empty(count, np.int32)
-                sids[order] = np.arange(total, total + count, dtype=np.int32)
-                visited.add(unique, sids)
-                born = fresh[first[order]]
-                mids = codec.intern(mkey[born])
-                new_keys = mids.astype(np.int64) * _GLOBALS + g2[born]
-                chunks["keys"].append(new_keys)
-                chunks["parents"].append((first_sid + at[born]).astype(np.int32))
-                chunks["labels"].append(lid[born].astype(np.int32))
-                found, where = visited.find(skeys)
-                total += count
-            else:
-                new_keys = np.empty(0, np.int64)
-            chunks["targets"].append(visited.columns[0][where])
-            chunks["perms"].append(pid.astype(np.int16))
-            chunks["user"].append(self.is_user[lid])
-            chunks["degree"].append(np.bincount(at, minlength=len(frontier)))
-            mask = mask.astype(np.int64)
-            while (mask & ~hit_mask).any():
-                e = int(np.flatnonzero(mask & ~hit_mask)[0])
-                sid = first_sid + int(at[e])
-                t = self.step_of(int(frontier[at[e]]), int(lid[e]))
+                born = fresh[np.sort(first)]
+                size = total + count
+                index[cell[born]] = np.arange(total, size, dtype=np.int32)
+                _grow(size, keys, parents, labels)
+                keys[total:size] = mids[born] * _GLOBALS + g2[born]
+                parents[total:size] = done + at[born]
+                labels[total:size] = lid[born]
+                total = size
+            size = steps + len(at)
+            _grow(size, targets, perms, user)
+            targets[steps:size] = index[cell]
+            perms[steps:size] = pid
+            user[steps:size] = self.is_user[lid]
+            _grow(done + len(batch) + 1, offsets)
+            np.cumsum(
+                np.bincount(at, minlength=len(batch)), out=offsets[done + 1 : done + len(batch) + 1]
+            )
+            offsets[done + 1 : done + len(batch) + 1] += steps
+            steps = size
+            wide = mask.astype(np.int64)
+            while (wide & ~hit_mask).any():
+                e = int(np.flatnonzero(wide & ~hit_mask)[0])
+                t = self.step_of(int(batch[at[e]]), int(lid[e]))
                 for f in t.fired:
                     for rule, bit in self.rules[id(f.row)]:
                         if rule.id not in rule_hits and rule.matches_step(f.row, f.connection):
-                            rule_hits[rule.id] = (sid, t)
+                            rule_hits[rule.id] = (done + int(at[e]), t)
                             hit_mask |= bit
+            done += len(batch)
             if progress.live:
                 progress.tick(total)
-            frontier = new_keys
         progress.done(total)
-        del visited
+        del index
         codec.trim()
-        degree = np.concatenate(chunks.pop("degree"))
-        offsets = np.zeros(total + 1, np.int64)
-        np.cumsum(degree, out=offsets[1:])
-        del degree
-        arrays = {name: np.concatenate(parts) for name, parts in chunks.items()}
-        chunks.clear()
+        for column in (keys, parents, labels):
+            column.resize(total, refcheck=False)
+        for edge_column in (targets, perms, user):
+            edge_column.resize(steps, refcheck=False)
+        offsets.resize(total + 1, refcheck=False)
         return Exploration(
             system,
             codec,
-            arrays["keys"],
-            arrays["parents"],
-            arrays["labels"],
-            offsets,
-            arrays["targets"],
-            arrays["perms"],
-            arrays["user"],
+            keys,
+            parents,
+            labels,
+            offsets.astype(np.int32) if steps < 1 << 31 else offsets,
+            targets,
+            perms,
+            user,
             rule_hits,
         )
 
