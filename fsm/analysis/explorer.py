@@ -751,11 +751,11 @@ _NEARLY_LOCAL = LOCAL_ACTIONS | {
 }
 
 #: The memo of steps learnt per whole multiset is dropped when it reaches this size.
-_MEMO_LIMIT = 1 << 20
+_MEMO_LIMIT = 1 << 16
 #: Decoded multisets kept for the views.
 _DECODED_LIMIT = 1 << 16
 #: States expanded together.
-_BATCH = 8192
+_BATCH = 4096
 
 _SEND = _STIMULI.index(Stimulus.send)
 _AIMED = [
@@ -881,7 +881,8 @@ class _Search:
         #   -> code after * 3 + every held + 1, shifted left 8, | rule mask
         self.local = np.full((8, _GLOBALS >> 2, _CODES), _UNKNOWN, np.int32)
         # (connection stimulus, connection/socket part, code) -> code after << 8 | mask
-        self.each = np.full((len(_STIMULI), _GLOBALS >> 2, _CODES), _UNKNOWN, np.int32)
+        # (allocated on first use: only separable designs learn steps this way)
+        self.each: NDArray[np.int32] | None = None
         # (label without message, connection/socket part, aimed code, other code)
         #   -> aimed code after, other code after, mask
         self.pairs = _Memo(np.int16, np.int16, np.int8)
@@ -1321,6 +1322,8 @@ class _Search:
         """A connection step in a separable design, one message at a time."""
         part = (g[at] >> 2)[:, None]
         source = rows[at]
+        if self.each is None:
+            self.each = np.full((len(_STIMULI), _GLOBALS >> 2, _CODES), _UNKNOWN, np.int32)
         entry = self.each[k, part, source]
         if (entry == _UNKNOWN).any():
             unknown = np.argwhere(entry == _UNKNOWN)
