@@ -12,11 +12,16 @@ import io
 import itertools
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fsm import DESIGNS, ENVIRONMENTS, MessageState, StateLimitExceeded, System
 from fsm.analysis import explorer as ex_module
 from fsm.analysis.explorer import Exploration, explore
 from fsm.analysis.system import Message, canonical_message
+from fsm.model.design import Design, Environment
+from fsm.strategies import designs
+from fsm.testing.mutants import MUTANTS, Mutant
 
 
 def _graph(ex: Exploration) -> tuple[object, ...]:
@@ -47,20 +52,49 @@ def test_message_codes_sort_like_the_symmetry_reduction() -> None:
     assert all(ex_module._decode_message(ex_module._message_code(m)) == m for m in messages)
 
 
-@pytest.mark.parametrize("design", list(DESIGNS))
-@pytest.mark.parametrize("symmetry", [True, False])
-@pytest.mark.parametrize(("loose", "separable"), [(True, False), (False, False)])
-def test_every_way_of_learning_a_step_gives_the_same_graph(
-    design: str, symmetry: bool, loose: bool, separable: bool
-) -> None:
-    """With the memo tables narrowed (every step learnt from the whole multiset and
-    the whole global part, or no step learnt one message at a time) the graph is
-    the one the default explorer finds."""
-    system = System(DESIGNS[design], ENVIRONMENTS["half-open"], 3)
+def _narrowed(system: System, symmetry: bool, *, loose: bool) -> Exploration:
+    """The exploration with the memo tables narrowed: no step learnt one message or
+    one pair of messages at a time, and with ``loose`` every step learnt from the
+    whole multiset and the whole global part."""
     search = ex_module._Search(system, symmetry)
     search.loose = loose
-    search.separable = separable
-    assert _graph(search.run(None, None)) == _graph(explore(system, symmetry=symmetry))
+    search.separable = False
+    search.spread = False
+    return search.run(None, None)
+
+
+@pytest.mark.parametrize("design", list(DESIGNS))
+@pytest.mark.parametrize("symmetry", [True, False])
+@pytest.mark.parametrize("loose", [True, False])
+def test_every_way_of_learning_a_step_gives_the_same_graph(
+    design: str, symmetry: bool, loose: bool
+) -> None:
+    """With the memo tables narrowed the graph is the one the default explorer finds."""
+    system = System(DESIGNS[design], ENVIRONMENTS["half-open"], 3)
+    assert _graph(_narrowed(system, symmetry, loose=loose)) == _graph(
+        explore(system, symmetry=symmetry)
+    )
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
+def test_every_way_of_learning_a_step_gives_the_same_graph_for_every_mutant(
+    mutant: Mutant,
+) -> None:
+    """Mutants edit rows and effects (a release in a later row, no refetch, ...),
+    which decides which steps may be learnt one message at a time."""
+    system = System(
+        DESIGNS[mutant.base], ENVIRONMENTS["half-open"], 2, behaviour=mutant.behaviour()
+    )
+    assert _graph(_narrowed(system, True, loose=True)) == _graph(explore(system))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(design=designs(), environment=st.sampled_from(list(ENVIRONMENTS.values())))
+def test_every_way_of_learning_a_step_gives_the_same_graph_for_drawn_designs(
+    design: Design, environment: Environment
+) -> None:
+    system = System(design, environment, 2)
+    assert _graph(_narrowed(system, True, loose=True)) == _graph(explore(system))
 
 
 def test_state_of_a_world_outside_the_graph_is_a_key_error() -> None:

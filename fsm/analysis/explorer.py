@@ -493,7 +493,15 @@ class Exploration:
         return _View(len(self._keys), value)
 
     def first(self, predicate: Callable[[World], bool]) -> int | None:
-        return next((i for i, w in enumerate(self.worlds) if predicate(w)), None)
+        """The first state (in BFS order) whose world satisfies ``predicate``."""
+        messages, globals_ = self._codec.messages, _GLOBAL
+        for start in range(0, len(self._keys), _BATCH):
+            for sid, key in enumerate(self._keys[start : start + _BATCH].tolist(), start):
+                mid, g = divmod(key, _GLOBALS)
+                c, s, fg, net = globals_[g]
+                if predicate(World(c, s, fg, net, messages(mid))):
+                    return sid
+        return None
 
     # -- backward analyses ------------------------------------------------------------
     @cached_property
@@ -850,6 +858,19 @@ class _Search:
                 )
             )
         )
+        # Otherwise a step may still act on each message on its own but for every
+        # held flag, which one value replaces at once: when the rows it fires
+        # touch only their message (or every held flag), checked step by step.
+        values = {
+            a.meaning.hold_all
+            for a in (
+                *(a for row in (*behaviour.message, *behaviour.connection) for a in row.actions),
+                *(a for h in Hook for a in effects.actions(h)),
+            )
+            if a.meaning.hold_all is not None
+        }
+        self.spread = not self.loose and not self.separable and len(values) <= 1
+        self.held_value = values.pop() if len(values) == 1 else False
         self.rules: dict[int, list[tuple[ForbiddenRule, int]]] = {}
         bits = {rule.id: 1 << k for k, rule in enumerate(FORBIDDEN)}
         for name, table in (("connection", system.connection), ("message", system.message)):
@@ -880,12 +901,13 @@ class _Search:
         # (send outcome or aimed stimulus, connection/socket part, code)
         #   -> code after * 3 + every held + 1, shifted left 8, | rule mask
         self.local = np.full((8, _GLOBALS >> 2, _CODES), _UNKNOWN, np.int32)
-        # (connection stimulus, connection/socket part, code) -> code after << 8 | mask
+        # (connection stimulus, connection/socket part, code)
+        #   -> code after << 12 | whether it spreads << 8 | mask
         # (allocated on first use: only separable designs learn steps this way)
         self.each: NDArray[np.int32] | None = None
         # (label without message, connection/socket part, aimed code, other code)
-        #   -> aimed code after, other code after, mask
-        self.pairs = _Memo(np.int16, np.int16, np.int8)
+        #   -> aimed code after, other code after, mask, whether it spreads
+        self.pairs = _Memo(np.int16, np.int16, np.int8, np.int8)
         # (multiset, label, global or its connection/socket part)
         #   -> multiset key, permutation, mask, global code after
         self.whole = _Memo(np.int64, np.int32, np.int8, np.int16)
@@ -974,19 +996,70 @@ class _Search:
         mkeys, pids = codec.arrange(np.array(rows, np.int16))
         return [mkeys, pids, np.array(masks, np.int8), np.array(globals_, np.int16)]
 
+    def spreads(self, t: Transition) -> int:
+        """Whether step ``t`` acts on each message on its own but for every held
+        flag (bit 0), and whether it sets every held flag (bit 1).
+
+        So it is when every row it fires touches only its message (an action
+        setting the message's own held flag only in the first row, before any
+        other message's row can run) or every held flag with the design's one
+        value, and every connection row only opens or closes the socket (or
+        sets every held flag); the effects it runs after the rows (refetch)
+        may fire a row on each message.
+        """
+        value = self.held_value
+        held = False
+        hooks: tuple[Action, ...] = ()
+        if t.stimulus is Stimulus.rest_ok:
+            hooks = self.system.behaviour.effects.actions(Hook.rest_succeeded)
+        elif t.stimulus is Stimulus.handshake_ack:
+            hooks = self.system.behaviour.effects.actions(Hook.connection_acknowledged)
+        before = self.system.on_accept if t.stimulus is Stimulus.send else ()
+        for a in before:
+            m = a.meaning
+            if m.hold_all is not None:
+                if m.hold_all != value:
+                    return 0
+                held = True
+            elif a not in LOCAL_ACTIONS:
+                return 0
+        for a in hooks:
+            m = a.meaning
+            if m.hold_all is not None:
+                if m.hold_all != value:
+                    return 0
+                held = True
+            elif m.hold is not None or m.socket is not None or m.each_held is not None:
+                return 0
+        for k, f in enumerate(t.fired):
+            for a in f.row.actions:
+                m = a.meaning
+                if m.hold_all is not None:
+                    if m.hold_all != value:
+                        return 0
+                    held = True
+                elif f.machine == "connection":
+                    if a not in SOCKET_ACTIONS:
+                        return 0
+                elif a not in LOCAL_ACTIONS or (k and m.hold is not None):
+                    return 0
+        return 1 | held << 1
+
     def learn_each(self, k: int, g: int, c: int) -> int:
         """What connection stimulus ``k`` out of global code ``g`` does to a message
-        with code ``c`` in a separable design: code after << 8 | rule mask."""
+        with code ``c`` in a separable design: code after << 12 | whether it
+        spreads << 8 | rule mask."""
         stimulus = _STIMULI[k]
         probe = World(*_GLOBAL[g], (self.codec.decode(c),))
         (t,) = (
             t for t in self.system.successors(probe) if t.stimulus is stimulus and t.message is None
         )
-        return self.codec.encode(t.target.messages[0]) << 8 | self.mask(t)
+        return self.codec.encode(t.target.messages[0]) << 12 | self.spreads(t) << 8 | self.mask(t)
 
-    def learn_pair(self, kind: int, ci: int, c: int, g: int) -> tuple[int, int, int]:
+    def learn_pair(self, kind: int, ci: int, c: int, g: int) -> tuple[int, int, int, int]:
         """What the aimed step ``kind`` (label without message) does to message 0
-        (code ``ci``) and another message (code ``c``), in a separable design."""
+        (code ``ci``) and another message (code ``c``), the rule mask, and
+        whether it spreads."""
         stimulus, _i, outcome = _label(kind + self.no, self.n)
         decode = self.codec.decode
         probe = World(*_GLOBAL[g], (decode(ci), decode(c)))
@@ -996,7 +1069,12 @@ class _Search:
             if t.stimulus is stimulus and t.outcome is outcome and t.message == 0
         )
         encode = self.codec.encode
-        return encode(t.target.messages[0]), encode(t.target.messages[1]), self.mask(t)
+        return (
+            encode(t.target.messages[0]),
+            encode(t.target.messages[1]),
+            self.mask(t),
+            self.spreads(t),
+        )
 
     # -- the search -------------------------------------------------------------------
     def run(self, max_states: int | None, start: World | None) -> Exploration:
@@ -1202,6 +1280,8 @@ class _Search:
             if len(each):
                 self.each_message(layer, rows, each, k, lid_k, g, to[each])
             whole = ok[how == 0]
+            if self.spread and len(whole):
+                whole = self.each_message(layer, rows, whole, k, lid_k, g, to[whole])
             if len(whole):
                 self.whole_step(
                     layer, frontier, whole, 4 + k, np.full(len(whole), lid_k), g, to[whole]
@@ -1252,12 +1332,13 @@ class _Search:
         other = np.flatnonzero(entry == _NOT_LOCAL)
         if not len(other):
             return
-        if self.separable:
-            self.pairwise(
+        left: tuple[NDArray[Any], ...] = (at[other], rank[other], lid[other], to[other])
+        if self.separable or self.spread:
+            left = self.pairwise(
                 layer, rows, at[other], rank[other], i[other], kind[other], lid[other], g, to[other]
             )
-        else:
-            self.whole_step(layer, frontier, at[other], rank[other], lid[other], g, to[other])
+        if len(left[0]):
+            self.whole_step(layer, frontier, left[0], left[1], left[2], g, left[3])
 
     def pairwise(
         self,
@@ -1270,8 +1351,10 @@ class _Search:
         lid: NDArray[Any],
         g: NDArray[np.intp],
         to: NDArray[Any],
-    ) -> None:
-        """Aimed steps in a separable design, one pair of messages at a time."""
+    ) -> tuple[NDArray[Any], ...]:
+        """Aimed steps one pair of messages at a time, in a separable design or
+        where the step spreads; the steps that do not spread are given back
+        as (at, rank, label, global after) to learn on the whole multiset."""
         n, no = self.n, self.no
         count = len(at)
         source = rows[at]
@@ -1299,15 +1382,50 @@ class _Search:
         after = self.pairs.columns[1][where].reshape(count, n)
         masks = self.pairs.columns[2][where].reshape(count, n)
         mine = np.arange(n)[None, :] == i[:, None]
+        spreads = self.pairs.columns[3][where].reshape(count, n)
         if n > 1:
             masks = np.where(mine, 0, masks)
+            spreads = np.where(mine, 1, spreads)
             last = np.where(i == n - 1, n - 2, n - 1)
             new_i = after_i[np.arange(count), last]
         else:
             new_i = after_i[:, 0]
         new = np.where(mine, new_i[:, None], after).astype(np.int16)
+        mask = np.bitwise_or.reduce(masks, axis=1)
+        if self.separable:
+            mkeys, pids = self.codec.arrange(new)
+            layer.add(at, rank, lid, mkeys, pids, mask, to)
+            return (at[:0], rank[:0], lid[:0], to[:0])
+        ok = np.bitwise_and.reduce(spreads, axis=1) & 1 == 1
+        self.spread_add(
+            layer, new, np.bitwise_or.reduce(spreads, axis=1), ok, at, rank, lid, mask, to
+        )
+        rest = ~ok
+        return (at[rest], rank[rest], lid[rest], to[rest])
+
+    def spread_add(
+        self,
+        layer: _Layer,
+        new: NDArray[np.int16],
+        spreads: NDArray[Any],
+        ok: NDArray[np.bool_],
+        at: NDArray[Any],
+        rank: NDArray[Any] | int,
+        lid: NDArray[Any],
+        mask: NDArray[Any],
+        to: NDArray[Any],
+    ) -> None:
+        """Add the steps that spread (``ok``), with every held flag set where one
+        of the rows they fired set it."""
+        if not ok.any():
+            return
+        new = new[ok]
+        held = (spreads[ok] & 2) != 0
+        bit = np.int16(int(self.held_value) << 7)
+        new[held] = new[held] & np.int16(~0x80) | bit
         mkeys, pids = self.codec.arrange(new)
-        layer.add(at, rank, lid, mkeys, pids, np.bitwise_or.reduce(masks, axis=1), to)
+        rank = rank if isinstance(rank, int) else rank[ok]
+        layer.add(at[ok], rank, lid[ok], mkeys, pids, mask[ok], to[ok])
 
     def each_message(
         self,
@@ -1318,8 +1436,9 @@ class _Search:
         lid: int,
         g: NDArray[np.intp],
         to: NDArray[Any],
-    ) -> None:
-        """A connection step in a separable design, one message at a time."""
+    ) -> NDArray[Any]:
+        """A connection step one message at a time, in a separable design or where
+        it spreads; gives back the sources of the steps that do not spread."""
         part = (g[at] >> 2)[:, None]
         source = rows[at]
         if self.each is None:
@@ -1333,9 +1452,20 @@ class _Search:
                         k, int(g[at[s]]), int(source[s, m])
                     )
             entry = self.each[k, part, source]
-        mkeys, pids = self.codec.arrange((entry >> 8).astype(np.int16))
+        new = (entry >> 12).astype(np.int16)
         masks = np.bitwise_or.reduce(entry & 0xFF, axis=1)
-        layer.add(at, 4 + k, np.full(len(at), lid), mkeys, pids, masks, to)
+        labels = np.full(len(at), lid)
+        if self.separable:
+            mkeys, pids = self.codec.arrange(new)
+            layer.add(at, 4 + k, labels, mkeys, pids, masks, to)
+            return at[:0]
+        spreads = (entry >> 8) & 3
+        ok = np.bitwise_and.reduce(spreads, axis=1) & 1 == 1
+        self.spread_add(
+            layer, new, np.bitwise_or.reduce(spreads, axis=1), ok, at, 4 + k, labels, masks, to
+        )
+        rest: NDArray[Any] = at[~ok]
+        return rest
 
     def whole_step(
         self,
