@@ -35,7 +35,6 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from array import array
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from typing import Any, TypeVar, overload
@@ -43,6 +42,7 @@ from typing import Any, TypeVar, overload
 import numpy as np
 from numpy.typing import NDArray
 
+from fsm.analysis.backward import doomed_pairs, settle_reachable
 from fsm.analysis.system import (
     LOCAL_ACTIONS,
     OVER_REST,
@@ -198,8 +198,9 @@ class _Codec:
         self.mkeys: NDArray[np.int64] = np.zeros(64, np.int64)
         self.multisets = 0
         self.index = _Memo(np.int32)
-        self.perms: list[tuple[int, ...]] = [tuple(range(n))]
-        self.perm_id: dict[int, int] = {self.pack_positions(np.arange(n)[None, :])[0]: 0}
+        self.perms: list[tuple[int, ...]] = []
+        self.perm_id: dict[int, int] = {}
+        self.perm(tuple(range(n)))  # the identity is permutation 0
         self.decoded: dict[int, tuple[Message, ...]] = {}
 
     # -- single messages -------------------------------------------------------------
@@ -225,11 +226,6 @@ class _Codec:
         return hit
 
     # -- rows of codes ---------------------------------------------------------------
-    def pack_positions(self, positions: NDArray[Any]) -> list[int]:
-        return [
-            int(x) for x in (positions.astype(np.int64) << (self.shifts // self.bits * 4)).sum(1)
-        ]
-
     def arrange(self, rows: NDArray[np.int16]) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
         """Multiset keys and permutation ids of raw rows of message codes.
 
@@ -253,13 +249,19 @@ class _Codec:
         ids = np.empty(len(unique), np.int32)
         for k, p in enumerate(unique.tolist()):
             pid = self.perm_id.get(p)
-            if pid is None:
-                pid = self.perm_id[p] = len(self.perms)
-                if pid > 0x7FFF:
-                    raise SpecError("too many message permutations for the explorer's encoding")
-                self.perms.append(tuple((p >> (4 * j)) & 15 for j in range(n)))
-            ids[k] = pid
+            ids[k] = self.perm(tuple((p >> (4 * j)) & 15 for j in range(n))) if pid is None else pid
         return self.pack((keyed >> 4).astype(np.int16)), ids[inverse.reshape(-1)]
+
+    def perm(self, positions: tuple[int, ...]) -> int:
+        """The id of the permutation that takes message ``i`` to ``positions[i]``."""
+        packed = sum(p << (4 * j) for j, p in enumerate(positions))
+        pid = self.perm_id.get(packed)
+        if pid is None:
+            pid = self.perm_id[packed] = len(self.perms)
+            if pid > 0x7FFF:
+                raise SpecError("too many message permutations for the explorer's encoding")
+            self.perms.append(positions)
+        return pid
 
     def pack(self, rows: NDArray[np.int16]) -> NDArray[np.int64]:
         """The multiset keys of rows already in stored order."""
@@ -505,32 +507,18 @@ class Exploration:
 
     # -- backward analyses ------------------------------------------------------------
     @cached_property
-    def _reverse(self) -> tuple[array[int], array[int], array[int], bytearray]:
-        """The graph backwards: the steps into state ``t`` are ``start[t]`` up to
-        ``start[t + 1]`` in ``source`` (where each starts), ``perm`` (its
-        permutation id) and ``user`` (whether the user takes it)."""
-        states, targets, offsets = len(self._keys), self._targets.tolist(), self._offsets.tolist()
-        start = array("I", bytes(4 * (states + 1)))
-        for t in targets:
-            start[t + 1] += 1
-        total = 0
-        for k in range(states + 1):
-            total += start[k]
-            start[k] = total
-        fill = array("I", start)
-        source = array("I", bytes(4 * len(targets)))
-        perm = array("h", bytes(2 * len(targets)))
-        user = bytearray(len(targets))
-        perms, users = self._perms.tolist(), self._user.tolist()
-        for sid in range(states):
-            for e in range(offsets[sid], offsets[sid + 1]):
-                t = targets[e]
-                k = fill[t]
-                fill[t] = k + 1
-                source[k] = sid
-                perm[k] = perms[e]
-                user[k] = users[e]
-        return start, source, perm, user
+    def _mids(self) -> NDArray[np.int32]:
+        """The multiset id of every state."""
+        mids: NDArray[np.int32] = (self._keys // _GLOBALS).astype(np.int32)
+        return mids
+
+    def _codes_where(self, good: Callable[[Message], bool]) -> NDArray[np.bool_]:
+        """For every code a message can have, whether ``good`` holds of it."""
+        codec = self._codec
+        flags = np.zeros(_CODES, np.bool_)
+        for c in codec.numbered[: codec.count].tolist():
+            flags[c] = good(codec.decode(c))
+        return flags
 
     @cached_property
     def lost_by_state(self) -> Sequence[list[int]]:
@@ -586,10 +574,16 @@ class Exploration:
         """The steps out of ``src`` as (target, positions); with ``unaided`` only the
         steps the user does not take."""
         perms = self._codec.perms
+        a, b = int(self._offsets[src]), int(self._offsets[src + 1])
         return [
-            (int(self._targets[e]), perms[self._perms[e]])
-            for e in range(self._offsets[src], self._offsets[src + 1])
-            if not (unaided and self._user[e])
+            (t, perms[p])
+            for t, p, u in zip(
+                self._targets[a:b].tolist(),
+                self._perms[a:b].tolist(),
+                self._user[a:b].tolist(),
+                strict=True,
+            )
+            if not (unaided and u)
         ]
 
     def doomed(self, good: Callable[[Message], bool]) -> Sequence[list[int]]:
@@ -597,94 +591,56 @@ class Exploration:
         where ``good`` holds of them.
 
         Worked out backwards over (state, message) pairs, following each
-        message through the explorer's sorting; identical messages in one state
-        share their fate (the explorer steps only one of them).
+        message through the explorer's sorting
+        (:func:`~fsm.analysis.backward.doomed_pairs`); identical messages in one
+        state share their fate (the explorer steps only one of them).
         """
-        n = self.system.n
-        codec, keys = self._codec, self._keys.tolist()
-        tuples = [tuple(r) for r in codec.rows.tolist()]
-        mids = array("I", [key // _GLOBALS for key in keys])
-        ok = bytearray(len(keys) * n)
-        inverse: list[tuple[int, ...]] = []
-        for moved in codec.perms:
-            flipped = [0] * n
-            for old, new in enumerate(moved):
-                flipped[new] = old
-            inverse.append(tuple(flipped))
-        is_good = {c: good(codec.decode(c)) for codes in tuples for c in codes}
-        # Seeds: a message not sent yet counts as good, but it was unsent in every
-        # predecessor as well, so it need not spread anything.
-        for sid, mid in enumerate(mids):
-            base = sid * n
-            for p, c in enumerate(tuples[mid]):
-                if c == _UNSENT or is_good[c]:
-                    ok[base + p] = 1
-        start, source, perms, _user = self._reverse
-        stack = array("I")
-        for sid, mid in enumerate(mids):
-            for p, c in enumerate(tuples[mid]):
-                if c == _UNSENT or not is_good[c]:
-                    continue
-                stack.append(sid * n + p)
-                while stack:
-                    dst, q = divmod(stack.pop(), n)
-                    for k in range(start[dst], start[dst + 1]):
-                        src = source[k]
-                        p = inverse[perms[k]][q]
-                        if not ok[src * n + p]:
-                            codes = tuples[mids[src]]
-                            mine = codes[p]
-                            base = src * n
-                            for twin in range(n):
-                                if codes[twin] == mine and not ok[base + twin]:
-                                    ok[base + twin] = 1
-                                    stack.append(base + twin)
+        codec, n = self._codec, self.system.n
+        ok = doomed_pairs(
+            n,
+            self._mids,
+            codec.rows,
+            self._codes_where(good),
+            _UNSENT,
+            self._offsets,
+            self._targets,
+            self._perms,
+            np.array(codec.perms, np.int8).reshape(-1, n),
+        )
+        fine: NDArray[np.bool_] = np.all(ok, axis=1)
         empty: list[int] = []
 
         def lost(sid: int) -> list[int]:
-            row = ok[sid * n : sid * n + n]
-            return [p for p in range(n) if not row[p]] if 0 in row else empty
+            return empty if fine[sid] else np.flatnonzero(~ok[sid]).tolist()
 
-        return _View(len(keys), lost)
+        return _View(len(ok), lost)
 
     def cannot_settle(self, *, unaided: bool = False) -> int | None:
         """The first state from which no settled state is reachable, if any."""
-        return next((i for i, ok in enumerate(self.can_settle(unaided=unaided)) if not ok), None)
+        stuck = np.flatnonzero(~self._can_settle(unaided))
+        return int(stuck[0]) if len(stuck) else None
 
     def can_settle(self, *, unaided: bool = False) -> Sequence[bool]:
         """For every state, whether a settled state is reachable from it.
 
         With ``unaided``, only steps the user does not take count.
         """
+        good = self._can_settle(unaided)
+        return self.per_state(lambda sid: bool(good[sid]))
+
+    def _can_settle(self, unaided: bool) -> NDArray[np.bool_]:
         key = "unaided" if unaided else "all"
         cached = self._settle_cache.get(key)
-        if cached is not None:
-            return cached
-        codec = self._codec
-        settled = [all(_settled(m) for m in codec.messages(mid)) for mid in range(codec.multisets)]
-        keys = self._keys.tolist()
-        good = bytearray(settled[key // _GLOBALS] for key in keys)
-        start, source, _perms, user = self._reverse
-        stack = array("I")
-        for sid in range(len(good)):
-            if not settled[keys[sid] // _GLOBALS]:
-                continue
-            stack.append(sid)
-            while stack:
-                dst = stack.pop()
-                for k in range(start[dst], start[dst + 1]):
-                    if unaided and user[k]:
-                        continue
-                    src = source[k]
-                    if not good[src]:
-                        good[src] = 1
-                        stack.append(src)
-        result = self.per_state(lambda sid: bool(good[sid]))
-        self._settle_cache[key] = result
-        return result
+        if cached is None:
+            settled_code = self._codes_where(_settled)
+            settled = np.all(settled_code[self._codec.rows], axis=1)
+            cached = self._settle_cache[key] = settle_reachable(
+                settled[self._mids], self._offsets, self._targets, self._user, unaided=unaided
+            )
+        return cached
 
     @cached_property
-    def _settle_cache(self) -> dict[str, Sequence[bool]]:
+    def _settle_cache(self) -> dict[str, NDArray[np.bool_]]:
         return {}
 
 
@@ -759,11 +715,11 @@ _NEARLY_LOCAL = LOCAL_ACTIONS | {
 }
 
 #: The memo of steps learnt per whole multiset is dropped when it reaches this size.
-_MEMO_LIMIT = 1 << 16
+_MEMO_LIMIT = 1 << 18
 #: Decoded multisets kept for the views.
-_DECODED_LIMIT = 1 << 16
+_DECODED_LIMIT = 1 << 12
 #: States expanded together.
-_BATCH = 4096
+_BATCH = 2048
 
 _SEND = _STIMULI.index(Stimulus.send)
 _AIMED = [
