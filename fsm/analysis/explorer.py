@@ -13,21 +13,23 @@ States are small integers, not :class:`~fsm.analysis.system.World` objects:
 
 * a message is a code below 2**11 whose order is the order the symmetry
   reduction sorts messages by (state, held, server copies, attempts, done owed);
-* the messages of a world are one interned tuple of codes (its *multiset id*);
+* the messages of a world are a row of codes, known by a *multiset key* (the
+  codes renumbered densely, packed into one integer) and a *multiset id*;
 * the global part (connection state, socket, foreground, network) is a code below
   ``len(ConnectionState) * len(Socket) * 4``; a state is ``multiset * that + global``.
 
-A step's effect is learnt from :meth:`System.successors` the first time it is
-needed and memoised on exactly what it depends on: the global part of a step
-depends on the stimulus and the global part only (no message row or per-message
-effect moves the socket, checked once per design), a step that touches only
-the message it concerns on that message and the connection state, a step that
-only opens or closes the socket on whether it kills a socket, and any other
-step on the whole multiset of messages. Per state and step the explorer then
-mostly does dictionary look-ups on integers. The reachable graph is kept in
-flat arrays (successor ids, permutation ids, a flag for steps the user takes);
-:class:`Exploration` turns states back into worlds where traces, explanations
-and diagrams need them.
+The search expands states in id order, a batch of a few thousand at a time,
+with numpy: each kind of step (a send with each outcome, each connection
+stimulus, done and each REST outcome for each message) is applied to the whole
+batch at once, and the new states are numbered exactly as a one-by-one
+breadth-first search numbers them. What a kind of step does is learnt from
+:class:`System` the first time it is needed and memoised on exactly what it
+depends on (see :class:`_Search`); most steps are then table look-ups on arrays
+of codes, a sort of each row and a look-up of the row's key. The reachable
+graph is kept in flat arrays (successor ids, permutation ids, a flag for steps
+the user takes); :class:`Exploration` turns states back into worlds where
+traces, explanations and diagrams need them, and answers the backward questions
+with :mod:`fsm.analysis.backward`.
 """
 
 from __future__ import annotations
