@@ -108,8 +108,6 @@ _GLOBAL_CODE = {g: i for i, g in enumerate(_GLOBAL)}
 #: Bits of a global code in a state's search key.
 _GLOBAL_BITS = 7
 _CODES = 1 << 11
-#: Permutation ids and multiset ids share one integer in the memo tables.
-_PERM_BITS = 24
 
 
 def _message_code(m: Message) -> int:
@@ -729,7 +727,6 @@ _AIMED = [
     for s in (Stimulus.done, Stimulus.rest_ok, Stimulus.rest_error, Stimulus.rest_lost_response)
 ]
 _CONNECTION_STIMULI = [k for k in range(len(_STIMULI)) if k != _SEND and k not in _AIMED]
-_OPEN = _SOCKETS.index(Socket.open)
 _UNKNOWN = -2
 _NOT_LOCAL = -1
 
