@@ -39,7 +39,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
-from typing import Any, TypeVar, overload
+from typing import Any, NamedTuple, TypeVar, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -731,6 +731,26 @@ _UNKNOWN = -2
 _NOT_LOCAL = -1
 
 
+class _Aimed(NamedTuple):
+    """Steps aimed at one message each, out of a batch of states, as parallel arrays."""
+
+    #: The source's position in the batch.
+    at: NDArray[Any]
+    #: The step's place among its source's steps (see :meth:`_Layer.edges`).
+    rank: NDArray[Any]
+    #: The message it is aimed at.
+    i: NDArray[Any]
+    #: A send outcome (0-3), or 4 + which of done and the REST outcomes.
+    kind: NDArray[Any]
+    #: Its label id.
+    lid: NDArray[Any]
+    #: The global code after it.
+    to: NDArray[Any]
+
+    def take(self, which: NDArray[Any]) -> _Aimed:
+        return _Aimed(*(column[which] for column in self))
+
+
 class _Layer:
     """The steps out of one breadth-first layer, built one kind of step at a time."""
 
@@ -1154,51 +1174,30 @@ class _Search:
         # Steps aimed at one message: sends (at the first unsent message, one per
         # outcome), then done and the REST outcomes (per message, one per group of
         # twins with the symmetry reduction).
-        aimed_at: list[NDArray[Any]] = []
-        aimed_i: list[NDArray[Any]] = []
-        aimed_kind: list[NDArray[Any]] = []
-        aimed_rank: list[NDArray[Any]] = []
-        aimed_to: list[NDArray[Any]] = []
+        parts: list[tuple[NDArray[Any], NDArray[Any], int, int]] = []  # (at, i, kind, rank)
         unsent = rows == _UNSENT
         has_unsent: NDArray[np.bool_] = np.any(unsent, axis=1)
         first_unsent = unsent.argmax(1)
         for o in range(len(_OUTCOMES)):
-            to = self.send_to[g, o]
-            ok = np.flatnonzero(has_unsent & (to >= 0))
-            aimed_at.append(ok)
-            aimed_i.append(first_unsent[ok])
-            aimed_kind.append(np.full(len(ok), o))
-            aimed_rank.append(np.full(len(ok), o))
-            aimed_to.append(to[ok])
+            ok = np.flatnonzero(has_unsent & (self.send_to[g, o] >= 0))
+            parts.append((ok, first_unsent[ok], o, o))
         kinds = (rows & 1).astype(np.intp) << 1 | self.over_rest[rows >> 8]
         if self.symmetry and n > 1:
             kinds[:, 1:][rows[:, 1:] == rows[:, :-1]] = 0
         for i in range(n):
             for b in range(4):
                 ok = np.flatnonzero(self.aims[g, kinds[:, i], b])
-                aimed_at.append(ok)
-                aimed_i.append(np.full(len(ok), i))
-                aimed_kind.append(np.full(len(ok), 4 + b))
-                aimed_rank.append(np.full(len(ok), 16 + 4 * i + b))
-                aimed_to.append(g[ok])
-        at = np.concatenate(aimed_at)
-        i_ = np.concatenate(aimed_i)
-        kind = np.concatenate(aimed_kind)
+                parts.append((ok, np.full(len(ok), i), 4 + b, 16 + 4 * i + b))
+        at = np.concatenate([p[0] for p in parts])
+        i_ = np.concatenate([p[1] for p in parts])
+        kind = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
+        rank = np.concatenate([np.full(len(p[0]), p[3]) for p in parts])
         stimulus = np.where(kind < 4, _SEND, np.array(_AIMED)[np.maximum(kind - 4, 0)])
         outcome = np.where(kind < 4, kind + 1, 0)
         lid = (stimulus * (n + 1) + i_ + 1) * no + outcome
-        self.aimed(
-            layer,
-            frontier,
-            rows,
-            at,
-            np.concatenate(aimed_rank),
-            i_,
-            kind,
-            lid,
-            g,
-            np.concatenate(aimed_to),
-        )
+        sends = kind < 4
+        to = np.where(sends, self.send_to[g[at], np.minimum(kind, 3)], g[at])
+        self.aimed(layer, frontier, rows, _Aimed(at, rank, i_, kind, lid, to), g)
 
         # Connection steps, in stimulus order.
         has_done: NDArray[np.bool_] = np.any(rows & 1, axis=1)
@@ -1248,18 +1247,14 @@ class _Search:
         layer: _Layer,
         frontier: NDArray[np.int64],
         rows: NDArray[np.int16],
-        at: NDArray[Any],
-        rank: NDArray[Any],
-        i: NDArray[Any],
-        kind: NDArray[Any],
-        lid: NDArray[Any],
+        steps: _Aimed,
         g: NDArray[np.intp],
-        to: NDArray[Any],
     ) -> None:
-        """Steps aimed at message ``i`` of the states at ``at``."""
+        """Steps aimed at one message each."""
         if self.loose:
-            self.whole_step(layer, frontier, at, rank, lid, g, to)
+            self.whole_step(layer, frontier, steps.at, steps.rank, steps.lid, g, steps.to)
             return
+        at, rank, i, kind, lid, to = steps
         part = g[at] >> 2
         code = rows[at, i]
         entry = self.local[kind, part, code]
@@ -1287,29 +1282,19 @@ class _Search:
         other = np.flatnonzero(entry == _NOT_LOCAL)
         if not len(other):
             return
-        left: tuple[NDArray[Any], ...] = (at[other], rank[other], lid[other], to[other])
+        left = steps.take(other)
         if self.separable or self.spread:
-            left = self.pairwise(
-                layer, rows, at[other], rank[other], i[other], kind[other], lid[other], g, to[other]
-            )
-        if len(left[0]):
-            self.whole_step(layer, frontier, left[0], left[1], left[2], g, left[3])
+            left = self.pairwise(layer, rows, left, g)
+        if len(left.at):
+            self.whole_step(layer, frontier, left.at, left.rank, left.lid, g, left.to)
 
     def pairwise(
-        self,
-        layer: _Layer,
-        rows: NDArray[np.int16],
-        at: NDArray[Any],
-        rank: NDArray[Any],
-        i: NDArray[Any],
-        kind: NDArray[Any],
-        lid: NDArray[Any],
-        g: NDArray[np.intp],
-        to: NDArray[Any],
-    ) -> tuple[NDArray[Any], ...]:
+        self, layer: _Layer, rows: NDArray[np.int16], steps: _Aimed, g: NDArray[np.intp]
+    ) -> _Aimed:
         """Aimed steps one pair of messages at a time, in a separable design or
-        where the step spreads; the steps that do not spread are given back
-        as (at, rank, label, global after) to learn on the whole multiset."""
+        where the step spreads; gives back the steps that do not spread, to
+        learn on the whole multiset."""
+        at, rank, i, _kind, lid, to = steps
         n, no = self.n, self.no
         count = len(at)
         source = rows[at]
@@ -1350,13 +1335,12 @@ class _Search:
         if self.separable:
             mkeys, pids = self.codec.arrange(new)
             layer.add(at, rank, lid, mkeys, pids, mask, to)
-            return (at[:0], rank[:0], lid[:0], to[:0])
+            return steps.take(np.zeros(0, np.intp))
         ok = np.bitwise_and.reduce(spreads, axis=1) & 1 == 1
         self.spread_add(
             layer, new, np.bitwise_or.reduce(spreads, axis=1), ok, at, rank, lid, mask, to
         )
-        rest = ~ok
-        return (at[rest], rank[rest], lid[rest], to[rest])
+        return steps.take(np.flatnonzero(~ok))
 
     def spread_add(
         self,
