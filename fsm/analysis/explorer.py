@@ -982,42 +982,34 @@ class _Search:
         sets every held flag); the effects it runs after the rows (refetch)
         may fire a row on each message.
         """
-        value = self.held_value
-        held = False
-        hooks: tuple[Action, ...] = ()
-        if t.stimulus is Stimulus.rest_ok:
-            hooks = self.system.behaviour.effects.actions(Hook.rest_succeeded)
-        elif t.stimulus is Stimulus.handshake_ack:
-            hooks = self.system.behaviour.effects.actions(Hook.connection_acknowledged)
+        effects = self.system.behaviour.effects
         before = self.system.on_accept if t.stimulus is Stimulus.send else ()
-        for a in before:
-            m = a.meaning
-            if m.hold_all is not None:
-                if m.hold_all != value:
-                    return 0
-                held = True
-            elif a not in LOCAL_ACTIONS:
-                return 0
-        for a in hooks:
-            m = a.meaning
-            if m.hold_all is not None:
-                if m.hold_all != value:
-                    return 0
-                held = True
-            elif m.hold is not None or m.socket is not None or m.each_held is not None:
-                return 0
+        after: tuple[Action, ...] = ()
+        if t.stimulus is Stimulus.rest_ok:
+            after = effects.actions(Hook.rest_succeeded)
+        elif t.stimulus is Stimulus.handshake_ack:
+            after = effects.actions(Hook.connection_acknowledged)
+        # Every action the step ran, with whether it may run unless it sets every
+        # held flag (which it may with the design's one value).
+        ran = [(a, a in LOCAL_ACTIONS) for a in before]
         for k, f in enumerate(t.fired):
             for a in f.row.actions:
-                m = a.meaning
-                if m.hold_all is not None:
-                    if m.hold_all != value:
-                        return 0
-                    held = True
-                elif f.machine == "connection":
-                    if a not in SOCKET_ACTIONS:
-                        return 0
-                elif a not in LOCAL_ACTIONS or (k and m.hold is not None):
+                if f.machine == "connection":
+                    ran.append((a, a in SOCKET_ACTIONS))
+                else:
+                    ran.append((a, a in LOCAL_ACTIONS and not (k and a.meaning.hold is not None)))
+        ran += [
+            (a, a.meaning.hold is None and a.meaning.socket is None and a.meaning.each_held is None)
+            for a in after
+        ]
+        held = False
+        for a, allowed in ran:
+            if a.meaning.hold_all is not None:
+                if a.meaning.hold_all != self.held_value:
                     return 0
+                held = True
+            elif not allowed:
+                return 0
         return 1 | held << 1
 
     def learn_each(self, k: int, g: int, c: int) -> int:
