@@ -61,7 +61,7 @@ from fsm.analysis.system import (
 from fsm.analysis.trace import Trace
 from fsm.model.errors import SpecError, StateLimitExceeded
 from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
-from fsm.model.vocabulary import Action, ConnectionState, Hook, MessageState, Socket
+from fsm.model.vocabulary import Action, ConnectionState, Hook, Meaning, MessageState, Socket
 
 __all__ = ["USER_STIMULI", "Exploration", "explore"]
 
@@ -783,6 +783,23 @@ class _Layer:
         return tuple(c[order] for c in columns)
 
 
+def _touches_only_its_message(m: Meaning) -> bool:
+    """Apart from setting every held flag."""
+    return m.socket is None and m.each_held is None and m.each_on_server is None
+
+
+def _touches_only_the_socket(m: Meaning) -> bool:
+    """Apart from setting every held flag."""
+    return m.hold is None and m.each_held is None and m.each_on_server is None
+
+
+def _runs_on_each_held(m: Meaning) -> bool:
+    """Runs a row on each held message, and nothing else but setting every held flag."""
+    return (
+        m.each_held is not None and m.socket is None and m.hold is None and m.each_on_server is None
+    )
+
+
 def _grow(size: int, *columns: NDArray[Any]) -> None:
     """Make room for ``size`` entries in each column, growing it in place by a quarter."""
     for column in columns:
@@ -975,12 +992,19 @@ class _Search:
         """Whether step ``t`` acts on each message on its own but for every held
         flag (bit 0), and whether it sets every held flag (bit 1).
 
-        So it is when every row it fires touches only its message (an action
-        setting the message's own held flag only in the first row, before any
-        other message's row can run) or every held flag with the design's one
-        value, and every connection row only opens or closes the socket (or
-        sets every held flag); the effects it runs after the rows (refetch)
-        may fire a row on each message.
+        Then every message ends as it would in a world of its own with the
+        message the step is aimed at, except that every held flag takes the
+        design's one value if any action set them all. So it is when:
+
+        * the accept effect and every message row touch only their message,
+          and only the first row (the aimed message's, before any other
+          message's row can run) sets its own held flag;
+        * every connection row only opens or closes the socket, or runs a row
+          on each held message (the pending list's retry);
+        * the effects after the rows (refetch) may run a row on each message;
+        * any action may set every held flag to the design's one value, but no
+          row a loop over the held messages ran may (it would change which
+          messages the loop still finds held).
         """
         effects = self.system.behaviour.effects
         before = self.system.on_accept if t.stimulus is Stimulus.send else ()
@@ -989,27 +1013,29 @@ class _Search:
             after = effects.actions(Hook.rest_succeeded)
         elif t.stimulus is Stimulus.handshake_ack:
             after = effects.actions(Hook.connection_acknowledged)
-        # Every action the step ran, with whether it may run unless it sets every
-        # held flag (which it may with the design's one value).
-        ran = [(a, a in LOCAL_ACTIONS) for a in before]
+        # Every action the step ran, with whether its parts other than setting
+        # every held flag may run.
+        ran = [(a, _touches_only_its_message(a.meaning)) for a in before]
+        rows_setting_every_flag = False
         for k, f in enumerate(t.fired):
             for a in f.row.actions:
+                m = a.meaning
                 if f.machine == "connection":
-                    ran.append((a, a in SOCKET_ACTIONS))
+                    ran.append((a, _touches_only_the_socket(m) or _runs_on_each_held(m)))
                 else:
-                    ran.append((a, a in LOCAL_ACTIONS and not (k and a.meaning.hold is not None)))
-        ran += [
-            (a, a.meaning.hold is None and a.meaning.socket is None and a.meaning.each_held is None)
-            for a in after
-        ]
+                    ran.append((a, _touches_only_its_message(m) and not (k and m.hold is not None)))
+                    rows_setting_every_flag |= bool(k) and m.hold_all is not None
+        ran += [(a, a.meaning.hold is None and a.meaning.socket is None) for a in after]
+        if rows_setting_every_flag and any(a.meaning.each_held is not None for a, _ in ran):
+            return 0
         held = False
         for a, allowed in ran:
+            if not allowed:
+                return 0
             if a.meaning.hold_all is not None:
                 if a.meaning.hold_all != self.held_value:
                     return 0
                 held = True
-            elif not allowed:
-                return 0
         return 1 | held << 1
 
     def learn_each(self, k: int, g: int, c: int) -> int:
