@@ -1,20 +1,21 @@
 """The explorer against its earlier versions, side by side in one run.
 
-Three versions of ``fsm.analysis.explorer`` explore the same systems:
+Three versions of the explorer explore the same systems:
 
 * ``objects``: the first explorer, one ``World`` object per state in Python
-  lists and dicts (taken from the repository's history);
+  lists and dicts;
 * ``packed``: states packed into integers and searched one at a time, steps
-  memoised in dictionaries (taken from the repository's history);
+  memoised in dictionaries, backward analyses in Python loops;
 * ``layered``: the current one, numpy arrays, a batch of states at a time.
 
-The old versions are read with ``git show`` from this checkout's history and
-run against the current ``System``, so all three explore the same model. Each
-measurement runs in a fresh process (peak resident memory above the imports,
-per state); versions are interleaved round by round and the medians are
-printed, with speed and memory ratios against ``objects``. ``--what check``
-times a whole ``check`` (exploration, every property, counterexamples) with
-that version's explorer instead of the exploration alone.
+The old versions are the whole package as it was at two commits of this
+checkout's history (``git archive``), where those explorers were current; the
+model has not changed since (the script checks that the versions agree on
+every state count). Each measurement runs in a fresh process (peak resident
+memory above the imports, per state); versions are interleaved round by round
+and the medians are printed, with speed and memory ratios against
+``objects``. ``--what check`` times a whole ``check`` (exploration, every
+property, counterexamples) instead of the exploration alone.
 
     .venv/bin/python benchmarks/explorer_versions.py [--rounds 3] [--messages 6]
         [--what explore|check]
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -31,11 +33,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-#: Where each earlier version lives in the repository's history.
-VERSIONS = {
-    "objects": "9d86de0^:fsm/analysis/_objects_explorer.py",
-    "packed": "d24c33b^:fsm/analysis/explorer.py",
-}
+#: Each earlier version: the commit whose package it is.
+VERSIONS = {"objects": "2a33ada^", "packed": "d24c33b^"}
 CASES = [
     ("pre-fix", "ios-suspend"),
     ("fixed", "ios-suspend"),
@@ -45,19 +44,12 @@ CASES = [
 ]
 
 _CHILD = """
-import importlib.util, json, resource, sys, time
-path, what, design, env, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+import json, resource, sys, time
+what, design, env, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 from fsm.analysis import checker
 from fsm.analysis.explorer import explore
 from fsm.analysis.system import System
 from fsm.model.design import DESIGNS, ENVIRONMENTS
-if path != "-":
-    spec = importlib.util.spec_from_file_location("fsm_explorer_version", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fsm_explorer_version"] = module
-    spec.loader.exec_module(module)
-    explore = module.explore
-    checker.explore = explore
 explore(System(DESIGNS[design], ENVIRONMENTS[env], 1))  # warm the imports and caches
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
@@ -71,12 +63,15 @@ print(json.dumps({"states": states, "seconds": seconds, "bytes": (peak - base) *
 """
 
 
-def measure(path: str, what: str, design: str, env: str, n: int) -> dict[str, float]:
+def measure(tree: str, what: str, design: str, env: str, n: int) -> dict[str, float]:
+    """One measurement in a fresh process importing the package from ``tree``."""
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, path, what, design, env, str(n)],
+        [sys.executable, "-c", _CHILD, what, design, env, str(n)],
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, "PYTHONPATH": tree},
+        cwd=tree,
     )
     data: dict[str, float] = json.loads(done.stdout)
     return data
@@ -88,21 +83,25 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=6, help="N (default 6)")
     parser.add_argument("--what", choices=["explore", "check"], default="explore")
     args = parser.parse_args()
+    here = str(Path(__file__).resolve().parent.parent)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = {}
-        for name, where in VERSIONS.items():
+        trees: dict[str, str] = {}
+        for name, commit in VERSIONS.items():
+            folder = Path(tmp) / name
+            folder.mkdir()
             try:
-                text = subprocess.run(
-                    ["git", "show", where], capture_output=True, text=True, check=True
+                archive = subprocess.run(
+                    ["git", "-C", here, "archive", commit, "fsm"],
+                    capture_output=True,
+                    check=True,
                 ).stdout
+                subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
             except (OSError, subprocess.CalledProcessError):
                 sys.exit(
-                    f"explorer_versions: cannot read {where} (needs this repository's history)"
+                    f"explorer_versions: cannot read {commit} (needs this repository's history)"
                 )
-            source = Path(tmp) / f"{name}.py"
-            source.write_text(text)
-            paths[name] = str(source)
-        paths["layered"] = "-"
+            trees[name] = str(folder)
+        trees["layered"] = here
         print(
             f"python {platform.python_version()} on {platform.machine()}; {args.what}, "
             f"N = {args.messages}, median of {args.rounds} fresh processes per cell"
@@ -115,10 +114,10 @@ def main() -> None:
         )
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for design, env in CASES:
-            runs: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
             for _ in range(args.rounds):
-                for name, path in paths.items():
-                    runs[name].append(measure(path, args.what, design, env, args.messages))
+                for name, tree in trees.items():
+                    runs[name].append(measure(tree, args.what, design, env, args.messages))
             states = {r["states"] for rs in runs.values() for r in rs}
             assert len(states) == 1, f"the versions disagree on the states: {states}"
             (count,) = states
