@@ -890,10 +890,10 @@ class _Search:
                     bool(rest and fg),
                     bool(rest and fg and net),
                 ]
-        # (send outcome or aimed stimulus, connection/socket part, code)
+        # (send outcome or aimed stimulus, connection/socket part, code's number)
         #   -> code after * 3 + every held + 1, shifted left 8, | rule mask
-        self.local = np.full((8, _GLOBALS >> 2, _CODES), _UNKNOWN, np.int32)
-        # (connection stimulus, connection/socket part, code)
+        self.local = np.full((8, _GLOBALS >> 2, 1 << self.codec.bits), _UNKNOWN, np.int32)
+        # (connection stimulus, connection/socket part, code's number)
         #   -> code after << 12 | whether it spreads << 8 | mask
         # (allocated on first use: only separable designs learn steps this way)
         self.each: NDArray[np.int32] | None = None
@@ -1274,17 +1274,17 @@ class _Search:
             return
         at, rank, i, kind, lid, to = steps
         part = g[at] >> 2
-        code = rows[at, i]
-        entry = self.local[kind, part, code]
+        number = self.codec.number[rows[at, i]]  # every code in a stored row has one
+        entry = self.local[kind, part, number]
         unknown = np.flatnonzero(entry == _UNKNOWN)
         if len(unknown):
-            combo = (kind[unknown] * (_GLOBALS >> 2) + part[unknown]) * _CODES + code[unknown]
+            combo = (kind[unknown] * (_GLOBALS >> 2) + part[unknown]) * _CODES + number[unknown]
             _u, first = np.unique(combo, return_index=True)
             for e in unknown[first].tolist():
-                self.local[kind[e], part[e], code[e]] = self.learn_local(
+                self.local[kind[e], part[e], number[e]] = self.learn_local(
                     int(frontier[at[e]]), int(lid[e]), int(g[at[e]])
                 )
-            entry = self.local[kind, part, code]
+            entry = self.local[kind, part, number]
         local = np.flatnonzero(entry >= 0)
         if len(local):
             x = entry[local] >> 8
@@ -1398,17 +1398,19 @@ class _Search:
         it spreads; gives back the sources of the steps that do not spread."""
         part = (g[at] >> 2)[:, None]
         source = rows[at]
+        number = self.codec.number[source]
         if self.each is None:
-            self.each = np.full((len(_STIMULI), _GLOBALS >> 2, _CODES), _UNKNOWN, np.int32)
-        entry = self.each[k, part, source]
+            shape = (len(_STIMULI), _GLOBALS >> 2, 1 << self.codec.bits)
+            self.each = np.full(shape, _UNKNOWN, np.int32)
+        entry = self.each[k, part, number]
         if (entry == _UNKNOWN).any():
             unknown = np.argwhere(entry == _UNKNOWN)
             for s, m in unknown.tolist():
-                if self.each[k, part[s, 0], source[s, m]] == _UNKNOWN:
-                    self.each[k, part[s, 0], source[s, m]] = self.learn_each(
+                if self.each[k, part[s, 0], number[s, m]] == _UNKNOWN:
+                    self.each[k, part[s, 0], number[s, m]] = self.learn_each(
                         k, int(g[at[s]]), int(source[s, m])
                     )
-            entry = self.each[k, part, source]
+            entry = self.each[k, part, number]
         new = (entry >> 12).astype(np.int16)
         masks = np.bitwise_or.reduce(entry & 0xFF, axis=1)
         labels = np.full(len(at), lid)
