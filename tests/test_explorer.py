@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from fsm import DESIGNS, ENVIRONMENTS, MessageState, StateLimitExceeded, System
 from fsm.analysis import explorer as ex_module
 from fsm.analysis.explorer import Exploration, explore
+from fsm.analysis.properties import PROPERTIES
 from fsm.analysis.system import Message, canonical_message
 from fsm.model.design import Design, Environment
 from fsm.strategies import designs
@@ -157,3 +158,46 @@ def test_max_states_stops_cleanly_under_a_progress_line(monkeypatch: pytest.Monk
         explore(System(DESIGNS["fixed"], ENVIRONMENTS["half-open"], 4), max_states=20_000)
     assert err.getvalue().endswith("\n")
     assert "exploring: 20,000 states" in err.getvalue()
+
+
+@pytest.mark.parametrize("design", list(DESIGNS))
+@pytest.mark.parametrize("environment", list(ENVIRONMENTS))
+def test_the_shortcuts_for_invariants_find_the_same_first_state(
+    design: str, environment: str
+) -> None:
+    """An invariant read off each kind of message, or off the global part alone,
+    finds the state a scan of every world finds."""
+    ex = explore(System(DESIGNS[design], ENVIRONMENTS[environment], 3))
+    shortcuts = 0
+    for prop in PROPERTIES:
+        assert prop.violated_in is not None or prop.violated_by_a_message is None
+        if prop.violated_in is None:
+            continue
+        first = ex.first(prop.violated_in)
+        if prop.violated_by_a_message is not None:
+            assert ex.first_with_a_message(prop.violated_by_a_message) == first
+            shortcuts += 1
+        if prop.violated_by_the_connection:
+            assert ex.first_by_global(prop.violated_in) == first
+            shortcuts += 1
+    assert shortcuts == 2
+
+
+def test_per_state_flags_read_like_lists() -> None:
+    ex = explore(System(DESIGNS["pre-fix"], ENVIRONMENTS["ios-suspend"], 3))
+    lost = [bool(messages) for messages in ex.lost_by_state]
+    flags = ex.lost_states()
+    assert list(flags) == lost
+    assert flags[3:9] == lost[3:9]
+    assert [flags[-1], flags[0]] == [lost[-1], lost[0]]
+    assert True in lost
+    assert flags.index(True) == lost.index(True)
+    first = lost.index(True)
+    assert flags.index(True, first + 1) == lost.index(True, first + 1)
+    assert flags.index(lost[-3], -5) == lost.index(lost[-3], -5)
+    with pytest.raises(ValueError, match="not in"):
+        flags.index(True, 0, first)
+    settle = ex.can_settle()
+    stuck = ex.cannot_settle_states()
+    assert [not s for s in settle] == list(stuck)
+    assert len(settle) == len(ex.worlds)

@@ -361,6 +361,63 @@ class _View(Sequence[T]):
             yield get(k)
 
 
+class _Flags(Sequence[bool]):
+    """A read-only sequence of one flag per state, kept in a numpy array;
+    :meth:`index` finds a value without a Python loop."""
+
+    def __init__(self, flags: NDArray[np.bool_]) -> None:
+        self._flags = flags
+
+    def __len__(self) -> int:
+        return len(self._flags)
+
+    @overload
+    def __getitem__(self, i: int) -> bool: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[bool]: ...
+    def __getitem__(self, i: int | slice) -> bool | list[bool]:
+        if isinstance(i, slice):
+            flags: list[bool] = self._flags[i].tolist()
+            return flags
+        return bool(self._flags[i])
+
+    def __iter__(self) -> Iterator[bool]:
+        for start in range(0, len(self._flags), _BATCH):
+            yield from self._flags[start : start + _BATCH].tolist()
+
+    def index(self, value: Any, start: int = 0, stop: int = sys.maxsize) -> int:
+        lo, hi, _step = slice(start, stop).indices(len(self._flags))
+        hits = np.flatnonzero(self._flags[lo:hi] == bool(value))
+        if not len(hits):
+            raise ValueError(f"{value!r} is not in the flags")
+        return lo + int(hits[0])
+
+
+class _Lost(Sequence[list[int]]):
+    """For every state, the messages for which no path reaches a good state,
+    read off the matrix of the ones that are fine."""
+
+    def __init__(self, ok: NDArray[np.bool_]) -> None:
+        self.ok = ok
+        #: Whether every message of the state is fine.
+        self.fine: NDArray[np.bool_] = np.all(ok, axis=1)
+
+    def __len__(self) -> int:
+        return len(self.ok)
+
+    @overload
+    def __getitem__(self, i: int) -> list[int]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[list[int]]: ...
+    def __getitem__(self, i: int | slice) -> list[int] | list[list[int]]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if self.fine[i]:
+            return []
+        lost: list[int] = np.flatnonzero(~self.ok[i]).tolist()
+        return lost
+
+
 def _label(lid: int, n: int) -> Label:
     outcome = lid % (len(_OUTCOMES) + 1)
     rest = lid // (len(_OUTCOMES) + 1)
@@ -496,14 +553,34 @@ class Exploration:
 
     def first(self, predicate: Callable[[World], bool]) -> int | None:
         """The first state (in BFS order) whose world satisfies ``predicate``."""
-        messages, globals_ = self._codec.messages, _GLOBAL
+        codec, globals_ = self._codec, _GLOBAL
+        decode = codec.decode
+        seen: dict[int, tuple[Message, ...]] = {}  # every multiset decoded once per scan
         for start in range(0, len(self._keys), _BATCH):
             for sid, key in enumerate(self._keys[start : start + _BATCH].tolist(), start):
                 mid, g = divmod(key, _GLOBALS)
+                messages = seen.get(mid)
+                if messages is None:
+                    messages = seen[mid] = tuple(map(decode, codec.rows[mid].tolist()))
                 c, s, fg, net = globals_[g]
-                if predicate(World(c, s, fg, net, messages(mid))):
+                if predicate(World(c, s, fg, net, messages)):
                     return sid
         return None
+
+    def first_with_a_message(self, predicate: Callable[[Message], bool]) -> int | None:
+        """The first state (in BFS order) with a message that satisfies ``predicate``;
+        each kind of message is judged once."""
+        flags = np.any(self._codes_where(predicate)[self._codec.rows], axis=1)
+        hits = np.flatnonzero(flags[self._mids])
+        return int(hits[0]) if len(hits) else None
+
+    def first_by_global(self, predicate: Callable[[World], bool]) -> int | None:
+        """The first state (in BFS order) whose world satisfies ``predicate``, a
+        predicate of the connection state, socket, foreground and network only;
+        each of their combinations is judged once."""
+        flags = np.array([predicate(World(*part, ())) for part in _GLOBAL], np.bool_)
+        hits = np.flatnonzero(flags[self._keys % _GLOBALS])
+        return int(hits[0]) if len(hits) else None
 
     # -- backward analyses ------------------------------------------------------------
     @cached_property
@@ -529,6 +606,12 @@ class Exploration:
         holds it anywhere it will be retried from.
         """
         return self.doomed(_delivered_or_failed)
+
+    def lost_states(self) -> Sequence[bool]:
+        """For every state, whether a message is lost in it."""
+        lost = self.lost_by_state
+        assert isinstance(lost, _Lost)
+        return _Flags(~lost.fine)
 
     def lost_messages(self) -> Sequence[list[int]]:
         """:attr:`lost_by_state` (kept as a method for callers that compute it once)."""
@@ -607,13 +690,7 @@ class Exploration:
             self._perms,
             np.array(codec.perms, np.int8).reshape(-1, n),
         )
-        fine: NDArray[np.bool_] = np.all(ok, axis=1)
-        empty: list[int] = []
-
-        def lost(sid: int) -> list[int]:
-            return empty if fine[sid] else np.flatnonzero(~ok[sid]).tolist()
-
-        return _View(len(ok), lost)
+        return _Lost(ok)
 
     def cannot_settle(self, *, unaided: bool = False) -> int | None:
         """The first state from which no settled state is reachable, if any."""
@@ -625,8 +702,11 @@ class Exploration:
 
         With ``unaided``, only steps the user does not take count.
         """
-        good = self._can_settle(unaided)
-        return self.per_state(lambda sid: bool(good[sid]))
+        return _Flags(self._can_settle(unaided))
+
+    def cannot_settle_states(self, *, unaided: bool = False) -> Sequence[bool]:
+        """For every state, whether no settled state is reachable from it."""
+        return _Flags(~self._can_settle(unaided))
 
     def _can_settle(self, unaided: bool) -> NDArray[np.bool_]:
         key = "unaided" if unaided else "all"

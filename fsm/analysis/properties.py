@@ -70,16 +70,29 @@ class Property:
     #: For invariants that are a predicate of one world: that predicate (true when
     #: violated), so the first violation is found without judging every state.
     violated_in: Callable[[World], bool] | None = None
+    #: Where ``violated_in`` holds exactly when some message of the world is
+    #: like this, the message predicate; the explorer then judges each kind of
+    #: message once instead of every state.
+    violated_by_a_message: Callable[[Message], bool] | None = None
+    #: Where ``violated_in`` reads only the connection state and the socket.
+    violated_by_the_connection: bool = False
 
     def find(self, ex: Exploration) -> Finding | None:
         """The violation at the least depth, if any."""
         if self.first_step is not None:
             return self.first_step(ex)
-        if self.violated_in is not None:
+        if self.violated_by_a_message is not None:
+            sid = ex.first_with_a_message(self.violated_by_a_message)
+        elif self.violated_in is not None and self.violated_by_the_connection:
+            sid = ex.first_by_global(self.violated_in)
+        elif self.violated_in is not None:
             sid = ex.first(self.violated_in)
         else:
             assert self.bad_states is not None
-            sid = next((i for i, flag in enumerate(self.bad_states(ex)) if flag), None)
+            try:
+                sid = self.bad_states(ex).index(True)
+            except ValueError:
+                sid = None
         return None if sid is None else Finding(sid)
 
     def trace(self, ex: Exploration, finding: Finding) -> Trace:
@@ -192,12 +205,15 @@ def _rule_reasons(ex: Exploration, trace: Trace) -> tuple[Reason, ...]:
 
 
 def _lost_states(ex: Exploration) -> Sequence[bool]:
-    lost = ex.lost_by_state
-    return ex.per_state(lambda sid: bool(lost[sid]))
+    return ex.lost_states()
+
+
+def _duplicate(m: Message) -> bool:
+    return m.server >= 2
 
 
 def _duplicated(w: World) -> bool:
-    return any(m.server >= 2 for m in w.messages)
+    return any(_duplicate(m) for m in w.messages)
 
 
 def _states_where(predicate: Callable[[World], bool]) -> Callable[[Exploration], list[bool]]:
@@ -209,8 +225,7 @@ def _states_where(predicate: Callable[[World], bool]) -> Callable[[Exploration],
 
 def _unsettled_states(unaided: bool) -> Callable[[Exploration], Sequence[bool]]:
     def bad(ex: Exploration) -> Sequence[bool]:
-        ok = ex.can_settle(unaided=unaided)
-        return ex.per_state(lambda sid: not ok[sid])
+        return ex.cannot_settle_states(unaided=unaided)
 
     return bad
 
@@ -231,6 +246,7 @@ PROPERTIES: tuple[Property, ...] = (
         _states_where(_duplicated),
         _duplicate_reasons,
         violated_in=_duplicated,
+        violated_by_a_message=_duplicate,
     ),
     Property(
         "no-forbidden-transition",
@@ -247,6 +263,7 @@ PROPERTIES: tuple[Property, ...] = (
         _states_where(System.connected_unacked),
         _unacked_reasons,
         violated_in=System.connected_unacked,
+        violated_by_the_connection=True,
     ),
     Property(
         "eventual-delivery",
