@@ -35,6 +35,7 @@ pytest: deps chromium
 
 bench: deps
 	$(BIN)/python benchmarks/explore.py
+	$(BIN)/python benchmarks/explorer_versions.py
 	$(BIN)/python benchmarks/testgen.py
 
 deps: $(STAMP) graphviz spin
