@@ -547,10 +547,6 @@ class Exploration:
             raise KeyError(world)
         return int(hits[0]), positions
 
-    def per_state(self, value: Callable[[int], T]) -> Sequence[T]:
-        """A read-only sequence of ``value(sid)`` for every state, computed on access."""
-        return _View(len(self._keys), value)
-
     def first(self, predicate: Callable[[World], bool]) -> int | None:
         """The first state (in BFS order) whose world satisfies ``predicate``."""
         codec, globals_ = self._codec, _GLOBAL
@@ -692,11 +688,6 @@ class Exploration:
         )
         return _Lost(ok)
 
-    def cannot_settle(self, *, unaided: bool = False) -> int | None:
-        """The first state from which no settled state is reachable, if any."""
-        stuck = np.flatnonzero(~self._can_settle(unaided))
-        return int(stuck[0]) if len(stuck) else None
-
     def can_settle(self, *, unaided: bool = False) -> Sequence[bool]:
         """For every state, whether a settled state is reachable from it.
 
@@ -782,17 +773,26 @@ def explore(
             gc.enable()
 
 
+def _touches_only_its_message(m: Meaning) -> bool:
+    """Apart from setting every held flag."""
+    return m.socket is None and m.each_held is None and m.each_on_server is None
+
+
+def _touches_only_the_socket(m: Meaning) -> bool:
+    """Apart from setting every held flag."""
+    return m.hold is None and m.each_held is None and m.each_on_server is None
+
+
+def _runs_on_each_held(m: Meaning) -> bool:
+    """Runs a row on each held message, and nothing else but setting every held flag."""
+    return (
+        m.each_held is not None and m.socket is None and m.hold is None and m.each_on_server is None
+    )
+
+
 #: Actions that touch only the message whose row fired them, or besides set
 #: every message's membership of the pending-retry list.
-_NEARLY_LOCAL = LOCAL_ACTIONS | {
-    a
-    for a in Action
-    if a.meaning.hold_all is not None
-    and a.meaning.socket is None
-    and a.meaning.hold is None
-    and a.meaning.each_held is None
-    and a.meaning.each_on_server is None
-}
+_NEARLY_LOCAL = frozenset(a for a in Action if _touches_only_its_message(a.meaning))
 
 #: The memo of steps learnt per whole multiset is dropped when it reaches this size.
 _MEMO_LIMIT = 1 << 18
@@ -861,23 +861,6 @@ class _Layer:
         columns = [np.concatenate([p[k] for p in self.parts]) for k in range(7)]
         order = np.argsort(columns[0].astype(np.int64) * ranks + columns[1], kind="stable")
         return tuple(c[order] for c in columns)
-
-
-def _touches_only_its_message(m: Meaning) -> bool:
-    """Apart from setting every held flag."""
-    return m.socket is None and m.each_held is None and m.each_on_server is None
-
-
-def _touches_only_the_socket(m: Meaning) -> bool:
-    """Apart from setting every held flag."""
-    return m.hold is None and m.each_held is None and m.each_on_server is None
-
-
-def _runs_on_each_held(m: Meaning) -> bool:
-    """Runs a row on each held message, and nothing else but setting every held flag."""
-    return (
-        m.each_held is not None and m.socket is None and m.hold is None and m.each_on_server is None
-    )
 
 
 def _grow(size: int, *columns: NDArray[Any]) -> None:
@@ -1031,18 +1014,13 @@ class _Search:
         """The step with label ``lid`` out of the state with key ``key``."""
         return self.system.step(self.codec.world(key), _label(lid, self.n))
 
-    def learn_local(self, key: int, lid: int, g: int) -> int:
+    def learn_local(self, key: int, lid: int) -> int:
         """Whether the step ``lid`` out of state ``key`` touches only its message;
         the local memo entry for it."""
         t = self.step_of(key, lid)
         i = t.message
         assert i is not None
-        before: tuple[Action, ...] = ()
-        after: tuple[Action, ...] = ()
-        if t.stimulus is Stimulus.send:
-            before = self.system.on_accept
-        elif t.stimulus is Stimulus.rest_ok:
-            after = self.system.behaviour.effects.actions(Hook.rest_succeeded)
+        before, after = self.effects_around(t)
         run = [*before, *(a for f in t.fired for a in f.row.actions), *after]
         if not (set(run) <= _NEARLY_LOCAL and all(f.message == i for f in t.fired)):
             return _NOT_LOCAL
@@ -1068,6 +1046,18 @@ class _Search:
         mkeys, pids = codec.arrange(np.array(rows, np.int16))
         return [mkeys, pids, np.array(masks, np.int8), np.array(globals_, np.int16)]
 
+    def effects_around(self, t: Transition) -> tuple[tuple[Action, ...], tuple[Action, ...]]:
+        """The effects step ``t`` runs before its rows (accept) and after them
+        (rest succeeded, connection acknowledged)."""
+        effects = self.system.behaviour.effects
+        if t.stimulus is Stimulus.send:
+            return self.system.on_accept, ()
+        if t.stimulus is Stimulus.rest_ok:
+            return (), effects.actions(Hook.rest_succeeded)
+        if t.stimulus is Stimulus.handshake_ack:
+            return (), effects.actions(Hook.connection_acknowledged)
+        return (), ()
+
     def spreads(self, t: Transition) -> int:
         """Whether step ``t`` acts on each message on its own but for every held
         flag (bit 0), and whether it sets every held flag (bit 1).
@@ -1086,13 +1076,7 @@ class _Search:
           row a loop over the held messages ran may (it would change which
           messages the loop still finds held).
         """
-        effects = self.system.behaviour.effects
-        before = self.system.on_accept if t.stimulus is Stimulus.send else ()
-        after: tuple[Action, ...] = ()
-        if t.stimulus is Stimulus.rest_ok:
-            after = effects.actions(Hook.rest_succeeded)
-        elif t.stimulus is Stimulus.handshake_ack:
-            after = effects.actions(Hook.connection_acknowledged)
+        before, after = self.effects_around(t)
         # Every action the step ran, with whether its parts other than setting
         # every held flag may run.
         ran = [(a, _touches_only_its_message(a.meaning)) for a in before]
@@ -1362,7 +1346,7 @@ class _Search:
             _u, first = np.unique(combo, return_index=True)
             for e in unknown[first].tolist():
                 self.local[kind[e], part[e], number[e]] = self.learn_local(
-                    int(frontier[at[e]]), int(lid[e]), int(g[at[e]])
+                    int(frontier[at[e]]), int(lid[e])
                 )
             entry = self.local[kind, part, number]
         local = np.flatnonzero(entry >= 0)
