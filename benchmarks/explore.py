@@ -32,7 +32,7 @@ import sys
 import time
 
 from fsm.analysis.checker import check
-from fsm.analysis.explorer import explore
+from fsm.analysis.explore import explore
 from fsm.analysis.system import System
 from fsm.model.design import DESIGNS, ENVIRONMENTS
 

@@ -47,7 +47,10 @@ _CHILD = """
 import json, resource, sys, time
 what, design, env, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 from fsm.analysis import checker
-from fsm.analysis.explorer import explore
+try:
+    from fsm.analysis.explore import explore
+except ImportError:  # the earlier versions: one module
+    from fsm.analysis.explorer import explore
 from fsm.analysis.system import System
 from fsm.model.design import DESIGNS, ENVIRONMENTS
 explore(System(DESIGNS[design], ENVIRONMENTS[env], 1))  # warm the imports and caches

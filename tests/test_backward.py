@@ -20,9 +20,11 @@ import pytest
 
 from fsm import DESIGNS, ENVIRONMENTS, MessageState, System
 from fsm.analysis import backward
-from fsm.analysis import explorer as ex_module
 from fsm.analysis.backward import doomed_pairs, settle_reachable
-from fsm.analysis.explorer import Exploration, _Codec, explore
+from fsm.analysis.explore import Exploration, explore
+from fsm.analysis.explore import codec as codec_module
+from fsm.analysis.explore import graph as graph_module
+from fsm.analysis.explore.codec import Codec
 from fsm.analysis.system import Message
 
 Bools = npt.NDArray[np.bool_]
@@ -53,7 +55,7 @@ class Graph(NamedTuple):
             self.mids,
             self.codes,
             self.good if good is None else good,
-            ex_module._UNSENT,
+            codec_module.UNSENT,
             self.offsets,
             self.targets,
             self.pids,
@@ -66,7 +68,7 @@ def _graph(ex: Exploration) -> Graph:
     n = ex.system.n
     return Graph(
         n=n,
-        mids=(ex._keys // ex_module._GLOBALS).astype(np.int32),
+        mids=(ex._keys // codec_module.GLOBALS).astype(np.int32),
         codes=codec.rows,
         offsets=ex._offsets.astype(np.int64),
         targets=ex._targets,
@@ -75,18 +77,18 @@ def _graph(ex: Exploration) -> Graph:
         user=ex._user,
         settled=np.array(
             [
-                all(ex_module._settled(m) for m in codec.messages(mid))
+                all(graph_module.settled(m) for m in codec.messages(mid))
                 for mid in range(codec.multisets)
             ],
             dtype=np.bool_,
         ),
-        good=_good_codes(codec, ex_module._delivered_or_failed),
+        good=_good_codes(codec, graph_module.delivered_or_failed),
     )
 
 
-def _good_codes(codec: _Codec, good: Callable[[Message], bool]) -> Bools:
+def _good_codes(codec: Codec, good: Callable[[Message], bool]) -> Bools:
     codes = set(codec.rows.reshape(-1).tolist())
-    return np.array([c in codes and good(codec.decode(c)) for c in range(ex_module._CODES)])
+    return np.array([c in codes and good(codec.decode(c)) for c in range(codec_module.CODES)])
 
 
 def _lost(ok: Bools) -> list[list[int]]:
@@ -126,7 +128,7 @@ def _reference_lost(graph: Graph, good_code: Bools) -> list[list[int]]:
     n, into = graph.n, _reference_reverse(graph)
     rows = [tuple(graph.codes[m].tolist()) for m in graph.mids.tolist()]
     good = good_code.tolist()
-    unsent = ex_module._UNSENT
+    unsent = codec_module.UNSENT
     inverse = []
     for moved in graph.perms.tolist():
         flipped = [0] * n
@@ -191,10 +193,10 @@ def test_any_integer_types_will_do() -> None:
     offsets, targets = ex._offsets, ex._targets
     ok = doomed_pairs(
         n,
-        ex._keys // ex_module._GLOBALS,
+        ex._keys // codec_module.GLOBALS,
         codec.rows.astype(np.int64),
         graph.good,
-        ex_module._UNSENT,
+        codec_module.UNSENT,
         offsets.astype(np.uint64),
         targets,
         np.asarray(ex._perms),
@@ -233,7 +235,7 @@ def test_the_order_of_the_steps_into_a_state_is_kept_past_16_bits() -> None:
 
 # -- small graphs by hand ---------------------------------------------------------------
 def _code(m: Message) -> int:
-    return ex_module._message_code(m)
+    return codec_module.message_code(m)
 
 
 U = _code(Message())  # not sent yet
@@ -251,9 +253,9 @@ def _handmade(
 ) -> Exploration:
     """An exploration of a graph written out by hand: state ``s`` holds the
     messages ``states[s]`` (codes) and its steps are ``steps[s]``."""
-    codec = _Codec(n, symmetry=False)
+    codec = Codec(n, symmetry=False)
     mids = codec.intern(codec.pack(np.array(states, dtype=np.int16).reshape(-1, n)))
-    keys = mids.astype(np.int64) * ex_module._GLOBALS
+    keys = mids.astype(np.int64) * codec_module.GLOBALS
     targets = [target for out in steps for target, _p, _u in out]
     perms = [codec.perm(positions) for out in steps for _t, positions, _u in out]
     user = [by_user for out in steps for _t, _p, by_user in out]
@@ -376,6 +378,6 @@ def test_random_graphs(n: int, batch: int, table: bool, monkeypatch: pytest.Monk
         ex = _random(rng, n)
         graph = _graph(ex)
         _assert_same(ex, graph)
-        settled = _good_codes(ex._codec, ex_module._settled)
+        settled = _good_codes(ex._codec, graph_module.settled)
         assert _lost(graph.ok(settled)) == _reference_lost(graph, settled)
-        assert list(ex.doomed(ex_module._settled)) == _reference_lost(graph, settled)
+        assert list(ex.doomed(graph_module.settled)) == _reference_lost(graph, settled)

@@ -29,7 +29,7 @@ from fsm import (
     load_design,
 )
 from fsm.analysis.ablation import ablate
-from fsm.analysis.explorer import explore
+from fsm.analysis.explore import explore
 from fsm.analysis.questions import Dependence, send_dependence
 from fsm.analysis.report import CheckReport, PropertyResult, StepView
 from fsm.analysis.system import Outcome, World

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 from fsm import strategies as fst
 from fsm.analysis.checker import check
-from fsm.analysis.explorer import Exploration, explore
+from fsm.analysis.explore import Exploration, explore
 from fsm.analysis.properties import PROPERTIES, violating_worlds
 from fsm.analysis.report import message_name, reason_text
 from fsm.analysis.system import System

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fsm import DESIGNS, ENVIRONMENTS, MessageState, StateLimitExceeded, System
-from fsm.analysis import explorer as ex_module
-from fsm.analysis.explorer import Exploration, explore
+from fsm.analysis.explore import Exploration, Scope, explore
+from fsm.analysis.explore import codec as codec_module
+from fsm.analysis.explore import search as search_module
 from fsm.analysis.properties import PROPERTIES
 from fsm.analysis.system import Message, canonical_message
 from fsm.model.design import Design, Environment
@@ -48,16 +49,16 @@ def test_message_codes_sort_like_the_symmetry_reduction() -> None:
     ]
     canonical = [canonical_message(m)[1] for m in messages]
     by_key = sorted(canonical, key=lambda m: canonical_message(m)[0])
-    by_code = sorted(canonical, key=ex_module._message_code)
+    by_code = sorted(canonical, key=codec_module.message_code)
     assert by_key == by_code
-    assert all(ex_module._decode_message(ex_module._message_code(m)) == m for m in messages)
+    assert all(codec_module.decode_message(codec_module.message_code(m)) == m for m in messages)
 
 
 def _narrowed(system: System, symmetry: bool, *, loose: bool) -> Exploration:
     """The exploration with the memo tables narrowed: no step learnt one message or
     one pair of messages at a time, and with ``loose`` every step learnt from the
     whole multiset and the whole global part."""
-    search = ex_module._Search(system, symmetry)
+    search = search_module._Search(system, symmetry)
     search.loose = loose
     search.separable = False
     search.spread = False
@@ -116,7 +117,7 @@ class _Terminal(io.StringIO):
 def slow_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """A clock that advances one second every time it is read."""
     ticks = itertools.count()
-    monkeypatch.setattr(ex_module, "_clock", lambda: float(next(ticks)))
+    monkeypatch.setattr(search_module, "_clock", lambda: float(next(ticks)))
 
 
 @pytest.mark.usefixtures("slow_clock")
@@ -145,7 +146,7 @@ def test_no_progress_line_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_no_progress_line_for_a_quick_exploration(monkeypatch: pytest.MonkeyPatch) -> None:
     err = _Terminal()
     monkeypatch.setattr("sys.stderr", err)
-    monkeypatch.setattr(ex_module, "_clock", lambda: 0.0)
+    monkeypatch.setattr(search_module, "_clock", lambda: 0.0)
     explore(System(DESIGNS["fixed"], ENVIRONMENTS["half-open"], 4))
     assert err.getvalue() == ""
 
@@ -162,25 +163,25 @@ def test_max_states_stops_cleanly_under_a_progress_line(monkeypatch: pytest.Monk
 
 @pytest.mark.parametrize("design", list(DESIGNS))
 @pytest.mark.parametrize("environment", list(ENVIRONMENTS))
-def test_the_shortcuts_for_invariants_find_the_same_first_state(
+def test_the_fast_scans_of_a_scope_agree_with_a_scan_of_every_world(
     design: str, environment: str
 ) -> None:
     """An invariant read off each kind of message, or off the global part alone,
-    finds the state a scan of every world finds."""
+    finds the first state and flags the states a scan of every world does."""
     ex = explore(System(DESIGNS[design], ENVIRONMENTS[environment], 3))
-    shortcuts = 0
+    scopes = []
     for prop in PROPERTIES:
-        assert prop.violated_in is not None or prop.violated_by_a_message is None
-        if prop.violated_in is None:
+        if prop.violated is None:
             continue
-        first = ex.first(prop.violated_in)
-        if prop.violated_by_a_message is not None:
-            assert ex.first_with_a_message(prop.violated_by_a_message) == first
-            shortcuts += 1
-        if prop.violated_by_the_connection:
-            assert ex.first_by_global(prop.violated_in) == first
-            shortcuts += 1
-    assert shortcuts == 2
+        scopes.append(prop.scope)
+        on_world = prop.scope.on_world(prop.violated)
+        full = [on_world(w) for w in ex.worlds]
+        assert ex.first(prop.violated, prop.scope) == ex.first(on_world, Scope.world)
+        assert ex.first(on_world) == (full.index(True) if True in full else None)
+        assert list(ex.states_where(prop.violated, prop.scope)) == full
+        assert prop.bad_states is not None
+        assert list(prop.bad_states(ex)) == full
+    assert sorted(s.name for s in scopes) == ["globals", "message"]
 
 
 def test_per_state_flags_read_like_lists() -> None:

@@ -13,7 +13,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from fsm import ForbiddenTransition, Monitor, get_design, get_environment
 from fsm import strategies as fst
 from fsm.analysis.checker import check
-from fsm.analysis.explorer import explore
+from fsm.analysis.explore import explore
 from fsm.analysis.system import System, Transition
 from fsm.analysis.trace import broken_rules
 from fsm.cli import main

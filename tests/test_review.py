@@ -13,7 +13,7 @@ from browser import WINDOW, browser_missing, open_page
 
 from fsm.analysis.ablation import ablate
 from fsm.analysis.checker import CheckResult, check
-from fsm.analysis.explorer import Exploration, explore
+from fsm.analysis.explore import Exploration, explore
 from fsm.analysis.properties import PROPERTIES
 from fsm.analysis.report import reason_text
 from fsm.analysis.system import System

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fsm.analysis.checker import CheckResult, check
-from fsm.analysis.explorer import Exploration, explore
+from fsm.analysis.explore import Exploration, explore
 from fsm.analysis.promela import Stranded, promela
 from fsm.analysis.spin import JUDGED, EngineUnavailable, SpinCheck, spin_check, tools
 from fsm.analysis.system import System

@@ -24,7 +24,7 @@ from fsm import (
     get_environment,
 )
 from fsm import strategies as fst
-from fsm.analysis.explorer import explore
+from fsm.analysis.explore import explore
 from fsm.analysis.system import Message, Outcome, Transition, World
 from fsm.model.tables import CONNECTION, MESSAGE
 from fsm.model.vocabulary import Socket

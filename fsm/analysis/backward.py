@@ -61,7 +61,7 @@ def settle_reachable(
 
     A state reaches itself. With ``unaided`` the steps the user takes
     (``user`` true) do not count. The same answer as
-    :meth:`~fsm.analysis.explorer.Exploration.can_settle`.
+    :meth:`~fsm.analysis.explore.Exploration.can_settle`.
 
     >>> settle_reachable(
     ...     np.array([False, False, True]),  # states 0 -> 1 -> 2, 2 settled
@@ -103,7 +103,7 @@ def doomed_pairs(
     Message ``p`` of state ``s`` is fine when it is not sent yet, when its code
     is good, or when some path from ``s`` takes it (followed through the
     explorer's sorting) to a state where it is good. The messages with ``ok``
-    false are the ones :meth:`~fsm.analysis.explorer.Exploration.doomed` lists,
+    false are the ones :meth:`~fsm.analysis.explore.Exploration.doomed` lists,
     and this gives the same answer in every detail:
 
     * identical messages in one state (*twins*) share their fate, since the
@@ -118,7 +118,7 @@ def doomed_pairs(
     not fine there yet become fine, with their twins, and wait in turn.
     Twins are never told apart: they start alike (fine or not by their code)
     and are always marked as a whole group, so a group is all fine or all not,
-    as it is in :meth:`~fsm.analysis.explorer.Exploration.doomed`. In which
+    as it is in :meth:`~fsm.analysis.explore.Exploration.doomed`. In which
     order messages are taken back does not change which ones end up fine.
     """
     mask_type = _mask_type(n)

@@ -14,7 +14,7 @@ import builtins
 from dataclasses import dataclass
 from typing import Any
 
-from fsm.analysis.explorer import Exploration, explore
+from fsm.analysis.explore import Exploration, explore
 from fsm.analysis.properties import PROPERTIES, Property, get_property
 from fsm.analysis.report import (
     CheckReport,

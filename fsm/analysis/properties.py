@@ -1,7 +1,7 @@
 """The properties the checker judges, as data: one registry, one place each.
 
 A :class:`Property` has an id (as on the command line), a one-line statement,
-a :class:`Kind`, how it is evaluated on an :class:`~fsm.analysis.explorer.Exploration`
+a :class:`Kind`, how it is evaluated on an :class:`~fsm.analysis.explore.Exploration`
 and how a violation is explained in words. The checker, the command line, the
 diagrams, the review, the JSON schema and the tests all list properties from
 :data:`PROPERTIES`; :func:`get_property` refuses an unknown id.
@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
-from fsm.analysis.explorer import Exploration
-from fsm.analysis.system import Message, System, Transition, World
+from fsm.analysis.explore import Exploration, Scope
+from fsm.analysis.system import Message, System, Transition
 from fsm.analysis.trace import Reason, Trace, broken_rules
 from fsm.model.errors import UnknownName
 from fsm.model.vocabulary import MessageState, Socket
@@ -26,6 +27,7 @@ __all__ = [
     "Finding",
     "Kind",
     "Property",
+    "Scope",
     "describe",
     "get_property",
     "property_ids",
@@ -55,42 +57,52 @@ class Finding:
 
 @dataclass(frozen=True)
 class Property:
-    """One property: what it says, how it is judged, how a violation is explained."""
+    """One property: what it says, how it is judged, how a violation is explained.
+
+    An invariant that is a predicate of one state states that predicate once,
+    as ``violated`` (true when violated) with the :class:`Scope` it reads:
+    ``Scope.message`` for a predicate of one message (violated when some
+    message is so), ``Scope.globals`` for one of the connection state, socket,
+    foreground and network, ``Scope.world`` for one of the whole world. The
+    exploration derives both the first violation and the flags of every state
+    from it, judging each kind of message or each global part once where the
+    scope allows.
+    """
 
     id: str
     statement: str
     kind: Kind
-    #: For invariants and reachability properties: for every state, whether it
-    #: violates the property. ``None`` for step rules.
-    bad_states: Callable[[Exploration], Sequence[bool]] | None
     #: The explanation of a violating trace's last state (or last step), in words.
     explain: Callable[[Exploration, Trace], tuple[Reason, ...]]
+    #: For invariants that are a predicate of one state: that predicate.
+    violated: Callable[[Any], bool] | None = None
+    #: The part of a state ``violated`` reads.
+    scope: Scope = Scope.world
+    #: For the other invariants and the reachability properties: for every
+    #: state, whether it violates the property.
+    states: Callable[[Exploration], Sequence[bool]] | None = None
     #: For step rules: the first violating step, by BFS depth.
     first_step: Callable[[Exploration], Finding | None] | None = None
-    #: For invariants that are a predicate of one world: that predicate (true when
-    #: violated), so the first violation is found without judging every state.
-    violated_in: Callable[[World], bool] | None = None
-    #: Where ``violated_in`` holds exactly when some message of the world is
-    #: like this, the message predicate; the explorer then judges each kind of
-    #: message once instead of every state.
-    violated_by_a_message: Callable[[Message], bool] | None = None
-    #: Where ``violated_in`` reads only the connection state and the socket.
-    violated_by_the_connection: bool = False
+
+    @property
+    def bad_states(self) -> Callable[[Exploration], Sequence[bool]] | None:
+        """For invariants and reachability properties: for every state, whether
+        it violates the property. ``None`` for step rules."""
+        violated, scope = self.violated, self.scope
+        if violated is not None:
+            return lambda ex: ex.states_where(violated, scope)
+        return self.states
 
     def find(self, ex: Exploration) -> Finding | None:
         """The violation at the least depth, if any."""
         if self.first_step is not None:
             return self.first_step(ex)
-        if self.violated_by_a_message is not None:
-            sid = ex.first_with_a_message(self.violated_by_a_message)
-        elif self.violated_in is not None and self.violated_by_the_connection:
-            sid = ex.first_by_global(self.violated_in)
-        elif self.violated_in is not None:
-            sid = ex.first(self.violated_in)
+        if self.violated is not None:
+            sid = ex.first(self.violated, self.scope)
         else:
-            assert self.bad_states is not None
+            assert self.states is not None
             try:
-                sid = self.bad_states(ex).index(True)
+                sid = self.states(ex).index(True)
             except ValueError:
                 sid = None
         return None if sid is None else Finding(sid)
@@ -212,17 +224,6 @@ def _duplicate(m: Message) -> bool:
     return m.server >= 2
 
 
-def _duplicated(w: World) -> bool:
-    return any(_duplicate(m) for m in w.messages)
-
-
-def _states_where(predicate: Callable[[World], bool]) -> Callable[[Exploration], list[bool]]:
-    def bad(ex: Exploration) -> list[bool]:
-        return [predicate(w) for w in ex.worlds]
-
-    return bad
-
-
 def _unsettled_states(unaided: bool) -> Callable[[Exploration], Sequence[bool]]:
     def bad(ex: Exploration) -> Sequence[bool]:
         return ex.cannot_settle_states(unaided=unaided)
@@ -236,48 +237,45 @@ PROPERTIES: tuple[Property, ...] = (
         "no-silent-loss",
         "every sent message can still reach the server or be shown as failed",
         Kind.invariant,
-        _lost_states,
         _lost_reasons,
+        states=_lost_states,
     ),
     Property(
         "no-duplicate-delivery",
         "the server never applies one message twice",
         Kind.invariant,
-        _states_where(_duplicated),
         _duplicate_reasons,
-        violated_in=_duplicated,
-        violated_by_a_message=_duplicate,
+        violated=_duplicate,
+        scope=Scope.message,
     ),
     Property(
         "no-forbidden-transition",
         "no step takes a forbidden transition (F-rules)",
         Kind.step,
-        None,
         _rule_reasons,
-        _first_rule_hit,
+        first_step=_first_rule_hit,
     ),
     Property(
         "connected-means-acked",
         "'connected' only after the server acknowledged the handshake",
         Kind.invariant,
-        _states_where(System.connected_unacked),
         _unacked_reasons,
-        violated_in=System.connected_unacked,
-        violated_by_the_connection=True,
+        violated=System.connected_unacked,
+        scope=Scope.globals,
     ),
     Property(
         "eventual-delivery",
         "from every state, all sent messages can still end confirmed or failed",
         Kind.reachability,
-        _unsettled_states(unaided=False),
         _settle_reasons(unaided=False),
+        states=_unsettled_states(unaided=False),
     ),
     Property(
         "recovers-unaided",
         "all sent messages can end confirmed or failed without the user's help",
         Kind.reachability,
-        _unsettled_states(unaided=True),
         _settle_reasons(unaided=True),
+        states=_unsettled_states(unaided=True),
     ),
 )
 
@@ -297,4 +295,9 @@ def get_property(pid: str) -> Property:
 
 def violating_worlds(ex: Exploration) -> dict[str, list[bool]]:
     """For every state property, which states of ``ex`` violate it."""
-    return {p.id: list(p.bad_states(ex)) for p in PROPERTIES if p.bad_states is not None}
+    found: dict[str, list[bool]] = {}
+    for p in PROPERTIES:
+        bad = p.bad_states
+        if bad is not None:
+            found[p.id] = list(bad(ex))
+    return found

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from fsm.analysis.explorer import explore
+from fsm.analysis.explore import explore
 from fsm.analysis.system import Outcome, Stimulus, System
 from fsm.analysis.trace import Trace
 from fsm.model.design import Design, Environment, get_environment
@@ -33,15 +33,15 @@ def loss_on_send(
     for sid, world in enumerate(ex.worlds):
         if world.socket is not Socket.suspended:
             continue
-        steps = system.successors(world, up_to_symmetry=True)
-        for step, dst, moved in zip(steps, ex.successors[sid], ex.positions[sid], strict=True):
+        for step in ex.steps(sid):
+            stimulus, message, how = step.label
             if (
-                step.stimulus is Stimulus.send
-                and step.outcome is outcome
-                and step.message is not None
-                and moved[step.message] in lost[dst]
+                stimulus is Stimulus.send
+                and how is outcome
+                and message is not None
+                and step.positions[message] in lost[step.target]
             ):
-                return ex.trace_through(sid, step)
+                return ex.trace_through(sid, system.step(world, step.label))
     return None
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from fsm.analysis.explorer import explore
+from fsm.analysis.explore import explore
 from fsm.analysis.report import StepView, message_name, step_view
 from fsm.analysis.system import Stimulus, System, World
 from fsm.model.design import Design, Environment

@@ -418,7 +418,7 @@ class System:
 
         Such a message is *lost* when, besides, no continuation of the run
         delivers it or shows it as failed; that needs the reachable graph
-        (:meth:`fsm.analysis.explorer.Exploration.lost_messages`).
+        (:meth:`fsm.analysis.explore.Exploration.lost_messages`).
         """
         return [
             i

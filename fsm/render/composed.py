@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fsm.analysis.explorer import explore
+from fsm.analysis.explore import explore
 from fsm.analysis.properties import get_property, violating_worlds
 from fsm.analysis.report import message_name
 from fsm.analysis.system import System, World
@@ -60,12 +60,12 @@ def composed(design: Design, environment: str = COMPOSED_ENVIRONMENT) -> Compose
     ex = explore(system)
     bad = violating_worlds(ex)
     edges: dict[tuple[int, int], list[str]] = {}
-    for i, world in enumerate(ex.worlds):
-        steps = system.successors(world, up_to_symmetry=True)
-        for step, j in zip(steps, ex.successors[i], strict=True):
-            names = edges.setdefault((i, j), [])
-            if step.stimulus.value not in names:
-                names.append(step.stimulus.value)
+    for i in range(len(ex.worlds)):
+        for step in ex.steps(i):
+            stimulus = step.label[0]
+            names = edges.setdefault((i, step.target), [])
+            if stimulus.value not in names:
+                names.append(stimulus.value)
     flags = [tuple(pid for pid, states in bad.items() if states[i]) for i in range(len(ex.worlds))]
     return Composed(design, environment, list(ex.worlds), edges, flags, tuple(bad))
 

@@ -1,7 +1,7 @@
 """The explored graph of one system, with every edge labelled: what generators cover.
 
 A *transition* of the composed system is an edge of the symmetry-reduced graph
-the explorer builds (:func:`~fsm.analysis.explorer.explore`): a state, a step
+the explorer builds (:func:`~fsm.analysis.explore.explore`): a state, a step
 label (stimulus, message, outcome) and the state it leads to, up to which
 interchangeable message is which. :class:`StateGraph` keeps each edge with the
 table rows it fires, breadth-first distances from the initial state, and turns
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fsm.analysis.explorer import Exploration, Label, explore
+from fsm.analysis.explore import Exploration, Label, explore
 from fsm.analysis.system import System, Transition, World
 from fsm.analysis.trace import broken_rules
 from fsm.model.tables import Row
@@ -62,12 +62,12 @@ class StateGraph:
         self.out: list[list[int]] = []
         self._by_label: dict[tuple[int, Label], int] = {}
         for sid, world in enumerate(self.ex.worlds):
-            steps = system.successors(world, up_to_symmetry=True)
             ids = []
-            for step, dst in zip(steps, self.ex.successors[sid], strict=True):
+            for out in self.ex.steps(sid):
+                step = system.step(world, out.label)
                 rows = tuple(row_id(f.machine, f.row) for f in step.fired)
                 rules = tuple(r.id for f in step.fired for r in broken_rules(f))
-                edge = Edge(len(self.edges), sid, dst, step.label, rows, rules)
+                edge = Edge(len(self.edges), sid, out.target, out.label, rows, rules)
                 self.edges.append(edge)
                 self._by_label[(sid, step.label)] = edge.id
                 ids.append(edge.id)
