@@ -8,6 +8,7 @@ the same graph, and long explorations on a terminal say how far they got.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 
@@ -15,13 +16,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fsm import DESIGNS, ENVIRONMENTS, MessageState, StateLimitExceeded, System
+from fsm import (
+    DESIGNS,
+    ENVIRONMENTS,
+    FORBIDDEN,
+    MessageState,
+    SpecError,
+    StateLimitExceeded,
+    System,
+)
 from fsm.analysis.explore import Exploration, Scope, explore
 from fsm.analysis.explore import codec as codec_module
+from fsm.analysis.explore import learn as learn_module
 from fsm.analysis.explore import search as search_module
 from fsm.analysis.properties import PROPERTIES
 from fsm.analysis.system import Message, canonical_message
 from fsm.model.design import Design, Environment
+from fsm.model.forbidden import get_rule
 from fsm.strategies import designs
 from fsm.testing.mutants import MUTANTS, Mutant
 
@@ -202,3 +213,33 @@ def test_per_state_flags_read_like_lists() -> None:
     stuck = ex.cannot_settle_states()
     assert [not s for s in settle] == list(stuck)
     assert len(settle) == len(ex.worlds)
+
+
+@pytest.mark.parametrize("rules", [8, 9, 17, 33, 64])
+def test_many_forbidden_rules_are_all_tracked(monkeypatch: pytest.MonkeyPatch, rules: int) -> None:
+    """Copies of F2 appended to the rules, past every width of the hit masks:
+    each copy is first broken exactly where F2 is."""
+    f2 = get_rule("F2")
+    copies = tuple(dataclasses.replace(f2, id=f"F2-copy{k}") for k in range(rules - len(FORBIDDEN)))
+    monkeypatch.setattr(learn_module, "FORBIDDEN", FORBIDDEN + copies)
+    system = System(DESIGNS["fixed"], ENVIRONMENTS["half-open"], 2)
+    hits = explore(system).rule_hits
+    assert "F2" in hits
+    sid, step = hits["F2"]
+    assert sorted(hits) == sorted(["F2", "F4", *(c.id for c in copies)])
+    for copy in copies:
+        assert hits[copy.id][0] == sid
+        assert hits[copy.id][1] == step
+
+
+def test_more_forbidden_rules_than_the_masks_hold_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    f2 = get_rule("F2")
+    copies = tuple(dataclasses.replace(f2, id=f"F2-copy{k}") for k in range(65 - len(FORBIDDEN)))
+    monkeypatch.setattr(learn_module, "FORBIDDEN", FORBIDDEN + copies)
+    system = System(DESIGNS["fixed"], ENVIRONMENTS["half-open"], 2)
+    with pytest.raises(
+        SpecError, match=r"^the explorer tracks at most 64 forbidden rules, got 65$"
+    ):
+        explore(system)
