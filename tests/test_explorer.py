@@ -243,3 +243,24 @@ def test_more_forbidden_rules_than_the_masks_hold_is_one_clear_error(
         SpecError, match=r"^the explorer tracks at most 64 forbidden rules, got 65$"
     ):
         explore(system)
+
+
+@pytest.mark.parametrize("design", list(DESIGNS))
+def test_every_step_keeps_the_label_system_successors_gives_it(design: str) -> None:
+    """Each step's label names the transition System.successors lists at its
+    place, and that transition leads to the step's target."""
+    system = System(DESIGNS[design], ENVIRONMENTS["half-open"], 2)
+    ex = explore(system)
+    labels = set()
+    for sid, world in enumerate(ex.worlds):
+        steps = ex.steps(sid)
+        expected = system.successors(world, up_to_symmetry=True)
+        assert [s.label for s in steps] == [t.label for t in expected]
+        assert [s.target for s in steps] == ex.successors[sid]
+        assert [s.positions for s in steps] == ex.positions[sid]
+        assert [s.target for s in steps if not s.user] == ex.unaided[sid]
+        for step, t in zip(steps, expected, strict=True):
+            assert ex.worlds[step.target] == System.canonical(t.target)
+            assert system.step(world, step.label) == t
+            labels.add(step.label[0])
+    assert len(labels) > 8

@@ -121,9 +121,15 @@ def decode_message(c: int) -> Message:
     )
 
 
+#: The server's copies of a message are counted up to this (a duplicate).
+MOST_COPIES = 2
+
+
 def _is_message_code(c: int) -> bool:
-    """Whether code ``c`` decodes to a message (server copies are capped at 2)."""
-    return c >> STATE_SHIFT < len(ORDERED_STATES) and (c >> SERVER_SHIFT & SERVER_MASK) < 3
+    """Whether code ``c`` decodes to a message."""
+    return (
+        c >> STATE_SHIFT < len(ORDERED_STATES) and (c >> SERVER_SHIFT & SERVER_MASK) <= MOST_COPIES
+    )
 
 
 UNSENT = message_code(Message())

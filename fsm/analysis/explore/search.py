@@ -414,17 +414,16 @@ class _Search(Learner):
         at, rank, i, kind, lid, to = steps
         part = g[at] >> PART_SHIFT
         number = self.codec.number[rows[at, i]]  # every code in a stored row has one
-        entry = self.local[kind, part, number]
+        # One flat index into both local tables.
+        cell = (kind * PARTS + part) * self.local.shape[2] + number
+        table, masks = self.local.reshape(-1), self.local_mask.reshape(-1)
+        entry = table[cell]
         unknown = np.flatnonzero(entry == UNKNOWN)
         if len(unknown):
-            combo = (kind[unknown] * PARTS + part[unknown]) * CODES + number[unknown]
-            _u, first = np.unique(combo, return_index=True)
+            _u, first = np.unique(cell[unknown], return_index=True)
             for e in unknown[first].tolist():
-                where = kind[e], part[e], number[e]
-                self.local[where], self.local_mask[where] = self.learn_local(
-                    int(frontier[at[e]]), int(lid[e])
-                )
-            entry = self.local[kind, part, number]
+                table[cell[e]], masks[cell[e]] = self.learn_local(int(frontier[at[e]]), int(lid[e]))
+            entry = table[cell]
         local = np.flatnonzero(entry >= 0)
         if len(local):
             x = entry[local]
@@ -434,7 +433,7 @@ class _Search(Learner):
             new[hold] = new[hold] & ~HELD | (held[hold, None] << HELD_SHIFT).astype(np.int16)
             new[np.arange(len(local)), i[local]] = x // HELD_VALUES
             mkeys, pids = self.codec.arrange(new)
-            mask = self.local_mask[kind[local], part[local], number[local]]
+            mask = masks[cell[local]]
             layer.add(at[local], rank[local], lid[local], mkeys, pids, mask, to[local])
         other = np.flatnonzero(entry == NOT_LOCAL)
         if not len(other):
