@@ -18,7 +18,7 @@ pytest.importorskip("aiohttp", reason="the reference client needs the 'reference
 from fsm import FORBIDDEN, MessageState, check, get_design, get_environment
 from fsm.analysis.scenario import get_scenario
 from fsm.analysis.system import Outcome, Stimulus, System, Transition, World
-from fsm.model.behaviour import behaviour
+from fsm.model.behaviour import select_behaviour
 from fsm.model.vocabulary import ConnectionState, MessageEvent
 from fsm.reference.client import ClientEvent
 from fsm.reference.driver import LockstepDriver, RealMessage, RealState
@@ -108,7 +108,7 @@ def f1_fired(events: list[ClientEvent], design: str) -> bool:
         assert e.source is not None
         assert e.event is not None
         assert e.connection is not None
-        row = behaviour(get_design(design)).message.rows.get((_STATES[e.source], _EVENTS[e.event]))
+        row = select_behaviour(get_design(design)).message.rows.get((_STATES[e.source], _EVENTS[e.event]))
         if row is not None and rule.matches_step(row, _CONNECTION[e.connection]):
             return True
     return False

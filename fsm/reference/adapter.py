@@ -53,7 +53,7 @@ from typing import Literal, TypeVar
 
 from fsm.analysis.report import message_name
 from fsm.analysis.system import Outcome, Stimulus
-from fsm.model.behaviour import Behaviour, behaviour
+from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design, Environment
 from fsm.model.vocabulary import ConnectionEvent, ConnectionState
 from fsm.reference.client import ClientEvent, ReferenceClient
@@ -166,7 +166,7 @@ class ReferenceAdapter:
         self.feed = None
         self.monitor = None
         if self._watch:
-            self.monitor = Monitor(b or behaviour(design), raise_on_violation=False)
+            self.monitor = Monitor(b or select_behaviour(design), raise_on_violation=False)
             self.feed = MonitorFeed(self.monitor)
         return observation(self._guard(lambda: self.driver.reset(design, environment, messages, b)))
 

@@ -2,7 +2,7 @@
 
 The client is **table-driven**. Its connection and each message carry a state
 of the design's machines, and everything that moves them is the design's row
-for that event (:func:`fsm.model.behaviour.behaviour`); a row's actions are
+for that event (:func:`fsm.model.behaviour.select_behaviour`); a row's actions are
 carried out with real I/O:
 
 =======================  ===============================================================
@@ -51,7 +51,7 @@ from typing import Any
 
 import aiohttp
 
-from fsm.model.behaviour import Behaviour, behaviour
+from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design
 from fsm.model.tables import Row
 from fsm.model.vocabulary import (
@@ -162,7 +162,7 @@ class ReferenceClient:
         activity: Activity | None = None,
     ) -> None:
         self.design = design
-        self.b = behaviour_ if behaviour_ is not None else behaviour(design)
+        self.b = behaviour_ if behaviour_ is not None else select_behaviour(design)
         self.policy = Policy.of(self.b)
         self.ws_url = ws_url
         self.rest_url = rest_url

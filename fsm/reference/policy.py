@@ -2,7 +2,7 @@
 
 The client is table-driven: every decision that moves its connection or a
 message is the design's row for that event
-(:func:`fsm.model.behaviour.behaviour`), and every row's actions are carried out
+(:func:`fsm.model.behaviour.select_behaviour`), and every row's actions are carried out
 with real I/O (:mod:`fsm.reference.client`). A few things the implementation
 needs are not a single row; they are derived here from the same behaviour, and
 nowhere else:

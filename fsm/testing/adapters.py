@@ -34,7 +34,7 @@ import importlib.util
 from typing import Protocol, runtime_checkable
 
 from fsm.analysis.system import Outcome, Stimulus, System, Transition, World
-from fsm.model.behaviour import Behaviour, behaviour
+from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design, Environment
 from fsm.model.errors import FsmError, SpecError, UnknownName
 from fsm.model.machines import Machine
@@ -175,7 +175,7 @@ class TransitionsAdapter:
 
     # -- the protocol -----------------------------------------------------------------
     def reset(self, design: Design, environment: Environment, messages: int) -> Observation:
-        self.behaviour = b = self._fixed if self._fixed is not None else behaviour(design)
+        self.behaviour = b = self._fixed if self._fixed is not None else select_behaviour(design)
         self.environment = environment
         self.connection: Machine[ConnectionState, ConnectionEvent] = Machine(
             b.connection, on_fire=self._connection_fired

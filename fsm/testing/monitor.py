@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 
 from fsm.analysis.report import message_name
 from fsm.analysis.system import Stimulus, Transition
-from fsm.model.behaviour import Behaviour, behaviour
+from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design
 from fsm.model.errors import ForbiddenTransition, FsmError
 from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
@@ -174,7 +174,7 @@ class Monitor:
         *,
         raise_on_violation: bool = True,
     ) -> None:
-        b = design if isinstance(design, Behaviour) else behaviour(design)
+        b = design if isinstance(design, Behaviour) else select_behaviour(design)
         self.behaviour = b
         self.raise_on_violation = raise_on_violation
         self._conn = _compile(b.connection, "connection")
