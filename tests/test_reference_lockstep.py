@@ -108,7 +108,9 @@ def f1_fired(events: list[ClientEvent], design: str) -> bool:
         assert e.source is not None
         assert e.event is not None
         assert e.connection is not None
-        row = select_behaviour(get_design(design)).message.rows.get((_STATES[e.source], _EVENTS[e.event]))
+        row = select_behaviour(get_design(design)).message.rows.get(
+            (_STATES[e.source], _EVENTS[e.event])
+        )
         if row is not None and rule.matches_step(row, _CONNECTION[e.connection]):
             return True
     return False

@@ -403,7 +403,8 @@ class _Gen:
         return lines
 
     def after_rest_failure(self, i: int) -> list[str]:
-        """The REST retry budget rule (:meth:`~fsm.model.behaviour.Behaviour.after_rest_failure`)."""
+        """The REST retry budget rule (:meth:`Behaviour.after_rest_failure
+        <fsm.model.behaviour.Behaviour.after_rest_failure>`)."""
         budget = self.sys.behaviour.retry_budget
         lines = [f"att[{i}]++;"]
         retry_states = self.msg_sources(ME.rest_failed)

@@ -51,9 +51,7 @@ class Behaviour:
     def retry_budget(self) -> int | None:
         """How many REST attempts a message gets, if failed attempts are counted
         (the ``rest_attempt_fails`` effect); ``None``: a failure is final."""
-        counted = any(
-            a.meaning.budget for a in self.effects.actions(Hook.rest_attempt_fails)
-        )
+        counted = any(a.meaning.budget for a in self.effects.actions(Hook.rest_attempt_fails))
         budget = self.effects.param(Hook.rest_attempt_fails)
         return budget if counted else None
 
@@ -62,8 +60,10 @@ class Behaviour:
         for a message in ``state``. ``rest_failed`` (another attempt) while the
         budget allows one and the table has the row, else ``retries_exhausted``."""
         budget = self.retry_budget
-        if budget is not None and failed < budget and self.message.allows(
-            state, MessageEvent.rest_failed
+        if (
+            budget is not None
+            and failed < budget
+            and self.message.allows(state, MessageEvent.rest_failed)
         ):
             return MessageEvent.rest_failed
         return MessageEvent.retries_exhausted

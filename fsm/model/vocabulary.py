@@ -11,8 +11,8 @@ Nothing here does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from enum import Enum
+from functools import cached_property
 from typing import TYPE_CHECKING, Generic, Literal, NoReturn, Protocol, TypeVar
 
 from fsm.model.errors import DefinitionError
@@ -222,7 +222,9 @@ class Socket(Documented):
 _REPORTS_CONNECTED = frozenset({ConnectionState.connected, ConnectionState.suspended_stale})
 _REST_IN_FLIGHT = frozenset({MessageState.sending_rest, MessageState.retrying_rest})
 _SETTLED = frozenset({MessageState.confirmed, MessageState.failed})
-_STARTS_REST = frozenset({MessageEvent.send_rest, MessageEvent.retry_rest, MessageEvent.rest_failed})
+_STARTS_REST = frozenset(
+    {MessageEvent.send_rest, MessageEvent.retry_rest, MessageEvent.rest_failed}
+)
 _DEAD = frozenset({Socket.suspended, Socket.half_open})
 
 
@@ -319,7 +321,9 @@ class OnEachOnServer:
 #: Everything an action can do, one record per :class:`Meaning` field. A new field
 #: needs a record here, a case in :func:`interpret` and a method of
 #: :class:`ActionInterpreter`; ``mypy --strict`` then flags every backend without it.
-Effect = SetSocket | SetHeld | SetEveryHeld | OnEachHeld | ServerRule | CountAttempt | OnEachOnServer
+Effect = (
+    SetSocket | SetHeld | SetEveryHeld | OnEachHeld | ServerRule | CountAttempt | OnEachOnServer
+)
 
 
 @dataclass(frozen=True)
