@@ -113,9 +113,9 @@ def test_the_transitions_adapter_refuses_an_unknown_effect() -> None:
 
 
 def test_the_monitor_refuses_an_unknown_effect() -> None:
+    b = _with_fake_on_connect()
     with pytest.raises(DefinitionError, match=re.escape(REFUSED)):
-        monitor = Monitor(_with_fake_on_connect(), raise_on_violation=False)
-        monitor.observe("connect")
+        Monitor(b, raise_on_violation=False).observe("connect")
 
 
 def test_the_reference_client_refuses_an_unknown_effect(tmp_path: Path) -> None:
@@ -144,20 +144,20 @@ def test_state_facts() -> None:
         ConnectionState.connected,
         ConnectionState.suspended_stale,
     }
-    assert OVER_REST == {MessageState.sending_rest, MessageState.retrying_rest}
+    assert {MessageState.sending_rest, MessageState.retrying_rest} == OVER_REST
     assert {s for s in MessageState if s.settled} == {MessageState.confirmed, MessageState.failed}
     assert {s for s in Socket if s.dead} == {Socket.suspended, Socket.half_open}
 
 
 def test_footprints_classify_the_actions() -> None:
-    assert SOCKET_ACTIONS == {Action.open_socket, Action.close_socket}
-    assert LOCAL_ACTIONS == {
+    assert {Action.open_socket, Action.close_socket} == SOCKET_ACTIONS
+    assert {
         Action.hold,
         Action.release,
         Action.count_copy,
         Action.dedupe_copy,
         Action.attempt_budget,
-    }
+    } == LOCAL_ACTIONS
     resend = Action.resend_pending_ws.meaning.footprint
     assert Part.server_copies in resend.writes
     assert Part.server_copies not in Action.retry_pending_rest.meaning.footprint.writes
@@ -253,6 +253,8 @@ def test_a_missing_case_fails_mypy(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert not [e for e in errors if "complete.py" in e], out + err
     missing = [e for e in errors if "missing_method.py" in e]
-    assert missing and any("count_attempt" in e for e in out.splitlines()), out
+    assert missing, out
+    assert any("count_attempt" in line for line in out.splitlines()), out
     cases = [e for e in errors if "missing_case.py" in e]
-    assert cases and "unhandled" in cases[0], out
+    assert cases, out
+    assert "unhandled" in cases[0], out

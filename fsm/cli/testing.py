@@ -230,4 +230,3 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
     p.add_argument("log", metavar="LOG.jsonl")
     p.add_argument("--design", metavar="NAME", required=True)
     p.set_defaults(func=cmd_monitor)
-
