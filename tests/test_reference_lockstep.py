@@ -25,7 +25,6 @@ from fsm.reference.driver import LockstepDriver, RealMessage, RealState
 
 DESIGNS = ("pre-fix", "fixed", "seed-system", "hardened")
 ENVIRONMENTS = ("ios-suspend", "ios-suspend-silent", "half-open")
-_BELIEVES = frozenset({ConnectionState.connected, ConnectionState.suspended_stale})
 _STATES = {s.value: s for s in MessageState}
 _EVENTS = {e.value: e for e in MessageEvent}
 _CONNECTION = {c.value: c for c in ConnectionState}
@@ -34,7 +33,7 @@ _CONNECTION = {c.value: c for c in ConnectionState}
 def expected(world: World) -> RealState:
     """What a test can read from the real world, projected from the model's state."""
     return RealState(
-        world.connection in _BELIEVES,
+        world.connection.reports_connected,
         tuple(RealMessage(m.state, m.held, min(m.server, 2)) for m in world.messages),
     )
 

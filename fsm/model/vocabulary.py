@@ -3,7 +3,12 @@
 Every member of these enums carries a ``doc`` saying what it means on a real
 client (``ConnectionState.suspended_stale.doc``). Each :class:`Action` also
 carries its :class:`Meaning`: what it does to the composed world, stated once,
-here, as data that :mod:`fsm.analysis.system` interprets and the diagrams print.
+here, as data. Every backend carries it out effect by effect (:data:`Effect`)
+through :func:`interpret`, implementing :class:`ActionInterpreter`; the
+diagrams print it (:meth:`Meaning.describe`). The facts other modules need about
+the vocabulary (which states report connected, which have a REST request in
+flight, which sockets are dead, what an action reads and writes) are properties
+here, not sets restated elsewhere.
 
 Nothing here does I/O.
 """
@@ -330,9 +335,9 @@ Effect = (
 class Meaning:
     """What an :class:`Action` does to the composed world, as data.
 
-    Every field left at its default means "leaves that part alone". The composed
-    system (:mod:`fsm.analysis.system`) interprets these fields and nothing else,
-    so an action's behaviour is stated exactly once, beside the action.
+    Every field left at its default means "leaves that part alone". Backends read
+    the fields through :attr:`effects` (and :attr:`footprint`), so an action's
+    behaviour is stated exactly once, beside the action.
     """
 
     #: The socket under the client becomes this; a done/toolUse the server owed on
