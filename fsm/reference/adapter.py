@@ -41,7 +41,7 @@ from fsm.analysis.report import message_name
 from fsm.analysis.system import Outcome, Stimulus
 from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design, Environment
-from fsm.model.stimuli import MESSAGE_STIMULI, Aim, Scene, refusal, send_outcomes
+from fsm.model.stimuli import Aim, Scene, refusal, send_outcomes
 from fsm.model.vocabulary import ConnectionEvent, ConnectionState, Socket
 from fsm.reference.client import ClientEvent, ReferenceClient
 from fsm.reference.driver import LockstepDriver, RealState
@@ -255,7 +255,7 @@ class ReferenceAdapter:
                 return Outcome.ws_vanished if vanish else Outcome.ws_raised
             return outcome
         aim = None
-        if stimulus in MESSAGE_STIMULI:
+        if stimulus.aimed:
             if message is None or not 0 <= message < len(client.messages):
                 raise refuse("that message was never sent")
             m = client.messages[message]

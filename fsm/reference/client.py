@@ -256,7 +256,7 @@ class ReferenceClient:
                 await self._on_report(ev)
             case Kind.frame:
                 await self._on_frame(ev)
-            case Kind.heartbeat:
+            case Kind.heartbeat_due:
                 await self._on_heartbeat(ev)
             case Kind.ack:
                 await self._on_ack(ev)
@@ -603,7 +603,7 @@ class ReferenceClient:
         sock.timers.append(self.clock.call_later(delay, event.kind.value, lambda: post(event)))
 
     def _arm_heartbeat(self, sock: Sock) -> None:
-        self._later(sock, self.t.heartbeat_interval, Event(Kind.heartbeat, sock.epoch))
+        self._later(sock, self.t.heartbeat_interval, Event(Kind.heartbeat_due, sock.epoch))
 
     def _arm_ack(self, sock: Sock, m: ClientMessage) -> None:
         self._later(sock, self.t.ack_timeout, Event(Kind.ack, sock.epoch, key=m.key))

@@ -95,7 +95,7 @@ class Kind(Enum):
     #: A frame arrived on socket ``epoch``.
     frame = "frame"
     #: The heartbeat timer of socket ``epoch`` fired.
-    heartbeat = "heartbeat"
+    heartbeat_due = "heartbeat"
     #: The ack timer of message ``key`` on socket ``epoch`` fired.
     ack = "ack"
     #: REST attempt ``attempt`` for message ``key`` answered (``ok``).

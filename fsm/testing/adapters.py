@@ -40,7 +40,7 @@ from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design, Environment
 from fsm.model.errors import FsmError, SpecError, UnknownName
 from fsm.model.machines import Machine
-from fsm.model.stimuli import MESSAGE_STIMULI, Aim, Scene, refusal, send_outcomes
+from fsm.model.stimuli import Aim, Scene, refusal, send_outcomes
 from fsm.model.tables import Row
 from fsm.model.vocabulary import (
     Action,
@@ -215,14 +215,14 @@ class TransitionsAdapter:
             self._on_send(scene, message, outcome)
             return self.observation()
         aim = None
-        if stimulus in MESSAGE_STIMULI:
+        if stimulus.aimed:
             if message is None or not 0 <= message < len(self.messages):
                 raise StepRefused(f"{stimulus.value} needs a message")
             machine = self._message(message)
             aim = Aim(self.owed[message], machine.state.rest_in_flight)
         if refusal(stimulus, scene, self.environment, b.connection, aim) is not None:
             raise StepRefused(_refusal(stimulus, message))
-        if message is not None and stimulus in MESSAGE_STIMULI:
+        if message is not None and stimulus.aimed:
             self._aimed(stimulus, message)
         else:
             self._world(stimulus)
