@@ -150,7 +150,7 @@ async def _run(
             rest_mode[0] = "fail" if fault == "rest_503" else "ambiguous"
             later.setdefault(k + 4, []).append("rest")
         elif fault == "kill":
-            await client.crash()
+            await client.close()  # what a killed process leaves behind
             client = await world.new_client(design, store=store, timings=TIMINGS)
             client.network_changed(world.ws_proxy.accepting == "up")
         if fault is not None:

@@ -22,10 +22,6 @@ from fsm.analysis.trace import Trace
 #: The yes/no features of a design, read off the model.
 BOOLEAN_FEATURES = [name for name, f in Design.model_fields.items() if f.annotation is bool]
 
-#: Every built-in design and environment, in a fixed order for parametrized tests.
-DESIGN_NAMES = ("pre-fix", "fixed", "hardened")
-ENVIRONMENT_NAMES = ("ios-suspend", "half-open")
-
 
 def fires_forbidden_row(t: Transition) -> list[str]:
     """The ids of the forbidden rules that step ``t`` matches."""

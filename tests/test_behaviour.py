@@ -27,7 +27,7 @@ from fsm import (
     message_machine,
 )
 from fsm.analysis.properties import Kind
-from fsm.model.behaviour import behaviour, validate_tables
+from fsm.model.behaviour import select_behaviour, validate_tables
 from fsm.model.effects import EFFECTS, Effects
 from fsm.model.vocabulary import Action, Hook, Meaning
 
@@ -74,7 +74,7 @@ def test_every_effect_hook_is_documented_and_every_effect_applies_somewhere() ->
 def test_flipping_any_one_feature_changes_a_row_or_an_effect(name: str, feature: str) -> None:
     """No feature acts behind the tables' back: each one shows in the behaviour."""
     design = get_design(name)
-    original = behaviour(design).fingerprint()
+    original = select_behaviour(design).fingerprint()
     changed = 0
     for value in _values(feature):
         if value == getattr(design, feature):
@@ -82,7 +82,7 @@ def test_flipping_any_one_feature_changes_a_row_or_an_effect(name: str, feature:
         variant = _with(design, **{feature: value})
         if variant is None:
             continue
-        assert behaviour(variant).fingerprint() != original, (feature, value)
+        assert select_behaviour(variant).fingerprint() != original, (feature, value)
         changed += 1
     if feature in ("write_ahead",) and name == "pre-fix":
         assert changed == 1
@@ -97,7 +97,7 @@ def test_message_ids_on_fixed_shows_as_an_effect() -> None:
     fixed = get_design("fixed")
     with_ids = _with(fixed, message_ids=True)
     assert with_ids is not None
-    a, b = behaviour(fixed), behaviour(with_ids)
+    a, b = select_behaviour(fixed), select_behaviour(with_ids)
     assert list(a.connection) == list(b.connection)
     assert list(a.message) == list(b.message)
     assert a.effects.actions(Hook.server_receives) == (Action.count_copy,)
@@ -118,7 +118,7 @@ def test_every_valid_feature_combination_has_its_own_behaviour() -> None:
                 )
                 if design is None:
                     continue
-                fingerprint = behaviour(design).fingerprint()
+                fingerprint = select_behaviour(design).fingerprint()
                 assert fingerprint not in seen, (design.features(), seen[fingerprint].features())
                 seen[fingerprint] = design
     assert len(seen) > 1000
@@ -131,7 +131,7 @@ def test_designs_with_the_same_behaviour_get_the_same_verdicts(name: str) -> Non
     twin = Design.model_validate(
         {**design.model_dump(), "name": "twin", "summary": "Another name, same features."}
     )
-    assert behaviour(twin).fingerprint() == behaviour(design).fingerprint()
+    assert select_behaviour(twin).fingerprint() == select_behaviour(design).fingerprint()
     for env in ENVIRONMENTS.values():
         a, b = check(design, env).report(), check(twin, env).report()
         assert a.model_dump(exclude={"design"}) == b.model_dump(exclude={"design"})

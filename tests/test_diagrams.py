@@ -20,7 +20,7 @@ from fsm.analysis.properties import PROPERTIES, violating_worlds
 from fsm.analysis.report import message_name, reason_text
 from fsm.analysis.system import System
 from fsm.cli import main
-from fsm.model.behaviour import behaviour
+from fsm.model.behaviour import select_behaviour
 from fsm.model.design import DESIGNS, ENVIRONMENTS, Design
 from fsm.model.forbidden import FORBIDDEN
 from fsm.model.tables import CONNECTION, MESSAGE, MachineSpec, Row
@@ -366,15 +366,15 @@ def test_machine_diagrams_show_the_design_s_effects() -> None:
     fixed = DESIGNS["fixed"]
     variant = with_message_ids(fixed)
     # The tables are the same: only an effect outside the machines differs.
-    assert behaviour(fixed).message.rows == behaviour(variant).message.rows
-    assert behaviour(fixed).connection.rows == behaviour(variant).connection.rows
+    assert select_behaviour(fixed).message.rows == select_behaviour(variant).message.rows
+    assert select_behaviour(fixed).connection.rows == select_behaviour(variant).connection.rows
     for design in (*DESIGNS.values(), variant):
         for spec in SPECS.values():
             graph = machine_graph(spec, design)
             dot, mermaid = machine_dot(spec, design), machine_mermaid(spec, design)
             assert mermaid == machine_mermaid(spec, design)
             assert graph.blocks, "no effects block"
-            for selected in behaviour(design).effects:
+            for selected in select_behaviour(design).effects:
                 assert html.escape(selected.describe(), quote=False) in dot
                 assert selected.describe() in mermaid
     for spec in SPECS.values():

@@ -18,14 +18,13 @@ pytest.importorskip("aiohttp", reason="the reference client needs the 'reference
 from fsm import FORBIDDEN, MessageState, check, get_design, get_environment
 from fsm.analysis.scenario import get_scenario
 from fsm.analysis.system import Outcome, Stimulus, System, Transition, World
-from fsm.model.behaviour import behaviour
+from fsm.model.behaviour import select_behaviour
 from fsm.model.vocabulary import ConnectionState, MessageEvent
 from fsm.reference.client import ClientEvent
 from fsm.reference.driver import LockstepDriver, RealMessage, RealState
 
 DESIGNS = ("pre-fix", "fixed", "seed-system", "hardened")
 ENVIRONMENTS = ("ios-suspend", "ios-suspend-silent", "half-open")
-_BELIEVES = frozenset({ConnectionState.connected, ConnectionState.suspended_stale})
 _STATES = {s.value: s for s in MessageState}
 _EVENTS = {e.value: e for e in MessageEvent}
 _CONNECTION = {c.value: c for c in ConnectionState}
@@ -34,7 +33,7 @@ _CONNECTION = {c.value: c for c in ConnectionState}
 def expected(world: World) -> RealState:
     """What a test can read from the real world, projected from the model's state."""
     return RealState(
-        world.connection in _BELIEVES,
+        world.connection.reports_connected,
         tuple(RealMessage(m.state, m.held, min(m.server, 2)) for m in world.messages),
     )
 
@@ -108,7 +107,9 @@ def f1_fired(events: list[ClientEvent], design: str) -> bool:
         assert e.source is not None
         assert e.event is not None
         assert e.connection is not None
-        row = behaviour(get_design(design)).message.rows.get((_STATES[e.source], _EVENTS[e.event]))
+        row = select_behaviour(get_design(design)).message.rows.get(
+            (_STATES[e.source], _EVENTS[e.event])
+        )
         if row is not None and rule.matches_step(row, _CONNECTION[e.connection]):
             return True
     return False

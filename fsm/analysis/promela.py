@@ -6,7 +6,7 @@ reachable states are exactly the concrete worlds of ``explore(symmetry=False)``
 and a breadth-first SPIN trail has as many steps as the checker's
 counterexample. Nothing here is hand-written per design: the guards come from
 the design's table rows (which states have a row for an event), each step's
-body fires rows looked up in :func:`~fsm.model.behaviour.behaviour`'s tables,
+body fires rows looked up in :func:`~fsm.model.behaviour.select_behaviour`'s tables,
 each row's actions are carried out from their
 :class:`~fsm.model.vocabulary.Meaning`, the effects from the design's effect
 selection, and the environment's flags decide which steps exist.
@@ -31,11 +31,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from fsm.analysis.system import OVER_REST, System, World
 from fsm.model.errors import DefinitionError
 from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
+from fsm.model.stimuli import (
+    CONNECTION_STIMULI,
+    ENABLED,
+    OUTCOMES,
+    Condition,
+    Outcome,
+    Stimulus,
+    environment_flag,
+    sends_vanish,
+)
 from fsm.model.tables import Row
 from fsm.model.vocabulary import (
     Action,
@@ -45,6 +55,7 @@ from fsm.model.vocabulary import (
     MessageEvent,
     MessageState,
     Socket,
+    interpret,
 )
 
 __all__ = ["ANY_RULE", "CHECKS", "Check", "PromelaModel", "Stranded", "label_of", "promela"]
@@ -277,37 +288,104 @@ class _Gen:
         return lines
 
     def run(self, action: Action, i: int | None) -> list[str]:
-        meaning = action.meaning
         lines: list[str] = [f"/* {action.value} */"]
-        if meaning.socket is not None:
-            lines += self.kill_socket(meaning.socket)
-        if meaning.hold is not None:
-            if i is None:
-                raise DefinitionError(f"action {action.value!r} needs a message")
-            lines.append(f"held[{i}] = {int(meaning.hold)};")
-        if meaning.hold_all is not None:
-            lines += [f"held[{k}] = {int(meaning.hold_all)};" for k in range(self.n)]
-        if meaning.each_held is not None:
-            event = meaning.each_held
-            for k in range(self.n):
-                allowed = " || ".join(f"st[{k}] == {_m(s)}" for s in self.msg_sources(event))
-                if not allowed:
-                    continue
-                body = self.deliver(k, over_ws=True) if meaning.over_ws else []
-                body += self.fire_message(k, event)
-                lines.append(f"if :: held[{k}] && ({allowed}) ->")
-                lines += ["   " + b for b in body]
-                lines.append(":: else -> skip fi;")
-        if meaning.each_on_server is not None:
-            event = meaning.each_on_server
-            for k in range(self.n):
-                allowed = " || ".join(f"st[{k}] == {_m(s)}" for s in self.msg_sources(event))
-                if not allowed:
-                    continue
-                lines.append(f"if :: srv[{k}] >= 1 && ({allowed}) ->")
-                lines += ["   " + b for b in self.fire_message(k, event)]
-                lines.append(":: else -> skip fi;")
+        for part in interpret(action, self, i):
+            lines += part
         return lines
+
+    # -- the effects (fsm.model.vocabulary.ActionInterpreter), as Promela ------------
+    def set_socket(self, action: Action, to: Socket, at: int | None) -> list[str]:
+        return self.kill_socket(to)
+
+    def set_held(self, action: Action, value: bool, at: int | None) -> list[str]:
+        if at is None:
+            raise DefinitionError(f"action {action.value!r} needs a message")
+        return [f"held[{at}] = {int(value)};"]
+
+    def set_every_held(self, action: Action, value: bool, at: int | None) -> list[str]:
+        return [f"held[{k}] = {int(value)};" for k in range(self.n)]
+
+    def on_each_held(
+        self, action: Action, event: MessageEvent, over_ws: bool, at: int | None
+    ) -> list[str]:
+        lines: list[str] = []
+        for k in range(self.n):
+            allowed = " || ".join(f"st[{k}] == {_m(s)}" for s in self.msg_sources(event))
+            if not allowed:
+                continue
+            body = self.deliver(k, over_ws=True) if over_ws else []
+            body += self.fire_message(k, event)
+            lines.append(f"if :: held[{k}] && ({allowed}) ->")
+            lines += ["   " + b for b in body]
+            lines.append(":: else -> skip fi;")
+        return lines
+
+    def server_rule(
+        self, action: Action, how: Literal["count", "once"], at: int | None
+    ) -> list[str]:
+        return []  # read where a copy reaches the server (deliver)
+
+    def count_attempt(self, action: Action, at: int | None) -> list[str]:
+        return []  # read where a REST attempt fails (after_rest_failure)
+
+    def on_each_on_server(self, action: Action, event: MessageEvent, at: int | None) -> list[str]:
+        lines: list[str] = []
+        for k in range(self.n):
+            allowed = " || ".join(f"st[{k}] == {_m(s)}" for s in self.msg_sources(event))
+            if not allowed:
+                continue
+            lines.append(f"if :: srv[{k}] >= 1 && ({allowed}) ->")
+            lines += ["   " + b for b in self.fire_message(k, event)]
+            lines.append(":: else -> skip fi;")
+        return lines
+
+    # -- guards, from fsm.model.stimuli ---------------------------------------------
+    def condition(self, c: Condition, i: int | None) -> str | None:
+        """``c`` as a Promela expression; ``None`` when it never holds for this
+        design and environment (the step is then left out)."""
+        env = self.sys.environment
+        if c.environment is not None and not environment_flag(env, c.environment):
+            return None
+        parts = []
+        if c.foreground is not None:
+            parts.append("fg" if c.foreground else "!fg")
+        if c.network is not None:
+            parts.append("net" if c.network else "!net")
+        sockets = c.sockets
+        if c.vanishing:
+            sockets = frozenset(s for s in (sockets or Socket) if sends_vanish(env, s))
+        if sockets is not None:
+            if not sockets:
+                return None
+            parts.append(_in("sock", [_s(s) for s in Socket if s in sockets]))
+        if c.connection is not None:
+            parts.append(_in("conn", [_c(s) for s in ConnectionState if s in c.connection]))
+        if c.reports_connected is not None:
+            wanted = c.reports_connected
+            parts.append(
+                _in("conn", [_c(s) for s in ConnectionState if s.reports_connected == wanted])
+            )
+        if c.row is not None:
+            sources = self.conn_sources(c.row)
+            if not sources:
+                return None
+            parts.append(_in("conn", [_c(s) for s in sources]))
+        if c.aim is not None:
+            if i is None:
+                raise DefinitionError("a guard on a message needs a message")
+            if c.aim == "done_owed":
+                parts.append(f"owed[{i}]")
+            else:
+                parts.append(_in(f"st[{i}]", [_m(s) for s in MessageState if s.rest_in_flight]))
+        return " && ".join(parts) or "true"
+
+    def guard(self, stimulus: Stimulus, i: int | None = None) -> str | None:
+        """When ``stimulus`` is enabled (:data:`~fsm.model.stimuli.ENABLED`), as Promela."""
+        alternatives = [self.condition(c, i) for c in ENABLED[stimulus]]
+        held = [a for a in alternatives if a is not None]
+        if not held:
+            return None
+        return held[0] if len(held) == 1 else " || ".join(f"({a})" for a in held)
 
     def hook(self, hook: Hook, i: int | None = None) -> list[str]:
         lines: list[str] = []
@@ -325,12 +403,12 @@ class _Gen:
         return lines
 
     def after_rest_failure(self, i: int) -> list[str]:
-        effects = self.sys.behaviour.effects
-        budget = effects.param(Hook.rest_attempt_fails)
-        counted = any(a.meaning.budget for a in effects.actions(Hook.rest_attempt_fails))
+        """The REST retry budget rule (:meth:`Behaviour.after_rest_failure
+        <fsm.model.behaviour.Behaviour.after_rest_failure>`)."""
+        budget = self.sys.behaviour.retry_budget
         lines = [f"att[{i}]++;"]
         retry_states = self.msg_sources(ME.rest_failed)
-        if counted and budget is not None and retry_states:
+        if budget is not None and retry_states:
             allowed = " || ".join(f"st[{i}] == {_m(s)}" for s in retry_states)
             lines.append(f"if :: att[{i}] < {budget} && ({allowed}) ->")
             lines += ["   " + b for b in self.fire_message(i, ME.rest_failed)]
@@ -358,107 +436,71 @@ def promela(system: System) -> PromelaModel:
     def step(guard: str, label: str, body: list[str]) -> None:
         steps.append((guard, label, body))
 
-    believes = _in("conn", [_c(ConnectionState.connected), _c(ConnectionState.suspended_stale)])
-    dead = _in("sock", [_s(Socket.suspended), _s(Socket.half_open)])
+    send_bodies = {
+        Outcome.rest_direct: lambda i: g.accept(i) + g.fire_message(i, ME.send_rest),
+        Outcome.ws_delivered: lambda i: (
+            g.accept(i) + g.deliver(i, over_ws=True) + g.fire_message(i, ME.ws_send_ok)
+        ),
+        Outcome.ws_raised: lambda i: (
+            g.accept(i) + g.fire_message(i, ME.ws_send_failed) + g.fire_connection(CE.send_failed)
+        ),
+        Outcome.ws_vanished: lambda i: g.accept(i) + g.fire_message(i, ME.ws_send_ok),
+    }
     for i in range(n):
         earlier = "".join(f" && st[{k}] != 0" for k in range(i))
-        first = f"fg && st[{i}] == 0{earlier}"
-        step(
-            f"{first} && !{believes}",
-            f"send {i} rest_direct",
-            g.accept(i) + g.fire_message(i, ME.send_rest),
-        )
-        step(
-            f"{first} && {believes} && sock == {_s(Socket.open)}",
-            f"send {i} ws_delivered",
-            g.accept(i) + g.deliver(i, over_ws=True) + g.fire_message(i, ME.ws_send_ok),
-        )
-        step(
-            f"{first} && {believes} && sock != {_s(Socket.open)} && sock != {_s(Socket.opening)}",
-            f"send {i} ws_raised",
-            g.accept(i) + g.fire_message(i, ME.ws_send_failed) + g.fire_connection(CE.send_failed),
-        )
-        vanish = []
-        if env.half_open_sends_vanish:
-            vanish.append(_s(Socket.half_open))
-        if env.suspended_sends_vanish:
-            vanish.append(_s(Socket.suspended))
-        if vanish:
+        first = f"st[{i}] == 0{earlier}"
+        enabled = g.guard(Stimulus.send)
+        for outcome, condition in OUTCOMES.items():
+            answer = g.condition(condition, None)
+            if enabled is None or answer is None:
+                continue
             step(
-                f"{first} && {believes} && {_in('sock', vanish)}",
-                f"send {i} ws_vanished",
-                g.accept(i) + g.fire_message(i, ME.ws_send_ok),
+                f"{first} && ({enabled}) && ({answer})",
+                f"send {i} {outcome.value}",
+                send_bodies[outcome](i),
             )
 
-    def conn_guard(event: ConnectionEvent) -> str:
-        return _in("conn", [_c(s) for s in g.conn_sources(event)])
-
-    step(f"fg && {conn_guard(CE.connect)}", "connect", g.fire_connection(CE.connect))
-    step(
-        f"sock == {_s(Socket.opening)} && net",
-        "handshake_ack",
-        [
+    kill = g.kill_socket
+    bodies: dict[Stimulus, list[str]] = {
+        Stimulus.connect: g.fire_connection(CE.connect),
+        Stimulus.handshake_ack: [
             f"sock = {_s(Socket.open)};",
             *g.fire_connection(CE.handshake_ack),
             *g.hook(Hook.connection_acknowledged),
         ],
-    )
-    step(
-        f"fg && (sock == {_s(Socket.opening)} || ({dead} && "
-        f"conn == {_c(ConnectionState.handshaking)}))",
-        "handshake_fail",
-        g.kill_socket(Socket.closed) + g.fire_connection(CE.handshake_fail),
-    )
-    step(
-        "fg",
-        "app_background",
-        ["fg = 0;", f"if :: sock != {_s(Socket.closed)} ->"]
-        + ["   " + x for x in g.kill_socket(Socket.suspended)]
+        Stimulus.handshake_fail: kill(Socket.closed) + g.fire_connection(CE.handshake_fail),
+        Stimulus.app_background: ["fg = 0;", f"if :: sock != {_s(Socket.closed)} ->"]
+        + ["   " + x for x in kill(Socket.suspended)]
         + [":: else -> skip fi;"]
         + g.fire_connection(CE.app_background),
-    )
-    step("!fg", "app_foreground", ["fg = 1;", *g.fire_connection(CE.app_foreground)])
-    step("net", "network_lost", ["net = 0;", *g.fire_connection(CE.network_lost)])
-    step("!net", "network_restored", ["net = 1;", *g.fire_connection(CE.network_restored)])
-    if g.conn_sources(CE.socket_error):
-        step(
-            f"fg && sock == {_s(Socket.suspended)} && {conn_guard(CE.socket_error)}",
-            "socket_error",
-            g.fire_connection(CE.socket_error),
-        )
-    if env.silent_drops and g.conn_sources(CE.connection_dropped):
-        step(
-            f"sock == {_s(Socket.open)} && {conn_guard(CE.connection_dropped)}",
-            "connection_dropped",
-            g.kill_socket(Socket.half_open) + g.fire_connection(CE.connection_dropped),
-        )
-    if g.conn_sources(CE.ping_timeout):
-        step(
-            f"fg && {dead} && {conn_guard(CE.ping_timeout)}",
-            "ping_timeout",
-            g.fire_connection(CE.ping_timeout),
-        )
-    over_rest = _in("st[{i}]", [_m(s) for s in MessageState if s in OVER_REST])
+        Stimulus.app_foreground: ["fg = 1;", *g.fire_connection(CE.app_foreground)],
+        Stimulus.network_lost: ["net = 0;", *g.fire_connection(CE.network_lost)],
+        Stimulus.network_restored: ["net = 1;", *g.fire_connection(CE.network_restored)],
+    }
+    for stimulus in CONNECTION_STIMULI:
+        guard = g.guard(stimulus)
+        if guard is None:
+            continue
+        event = CE[stimulus.name]
+        if stimulus not in bodies:
+            # Steps that only fire their row, or besides kill the socket.
+            bodies[stimulus] = (
+                kill(Socket.half_open) if stimulus is Stimulus.connection_dropped else []
+            ) + g.fire_connection(event)
+        step(guard, stimulus.value, bodies[stimulus])
     for i in range(n):
-        step(
-            f"owed[{i}] && sock == {_s(Socket.open)}",
-            f"done {i}",
-            [f"owed[{i}] = 0;", *g.fire_message(i, ME.done)],
-        )
-        rest = over_rest.replace("{i}", str(i))
-        step(
-            f"{rest} && fg && net",
-            f"rest_ok {i}",
-            g.deliver(i, over_ws=False)
+        aimed: dict[Stimulus, list[str]] = {
+            Stimulus.done: [f"owed[{i}] = 0;", *g.fire_message(i, ME.done)],
+            Stimulus.rest_ok: g.deliver(i, over_ws=False)
             + g.fire_message(i, ME.rest_ok)
             + g.hook(Hook.rest_succeeded, i),
-        )
-        step(f"{rest} && fg", f"rest_error {i}", g.after_rest_failure(i))
-        step(
-            f"{rest} && fg && net",
-            f"rest_lost_response {i}",
-            g.deliver(i, over_ws=False) + g.after_rest_failure(i),
-        )
+            Stimulus.rest_error: g.after_rest_failure(i),
+            Stimulus.rest_lost_response: g.deliver(i, over_ws=False) + g.after_rest_failure(i),
+        }
+        for stimulus, body in aimed.items():
+            guard = g.guard(stimulus, i)
+            if guard is not None:
+                step(guard, f"{stimulus.value} {i}", body)
 
     duplicated = " || ".join(f"srv[{k}] >= 2" for k in range(n))
     unacked = f"conn == {_c(ConnectionState.connected)} && sock != {_s(Socket.open)}"

@@ -34,22 +34,31 @@ Modelling choices, each one a statement about real clients:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
-from fsm.model.behaviour import Behaviour
-from fsm.model.behaviour import behaviour as _select
+from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design, Environment
 from fsm.model.errors import DefinitionError, SpecError
+from fsm.model.stimuli import (
+    CONNECTION_STIMULI,
+    MESSAGE_STIMULI,
+    Aim,
+    Outcome,
+    Scene,
+    Stimulus,
+    refusal,
+    send_outcomes,
+)
 from fsm.model.tables import Row, Table
 from fsm.model.vocabulary import (
     Action,
     ConnectionEvent,
     ConnectionState,
-    Documented,
     Hook,
     MessageEvent,
     MessageState,
     Socket,
+    interpret,
 )
 
 __all__ = [
@@ -67,49 +76,6 @@ __all__ = [
     "canonical_message",
     "initial_world",
 ]
-
-
-class Stimulus(Documented):
-    """One thing that happens in a step of the composed system."""
-
-    send = ("send", "The user sends a new message.")
-    connect = ConnectionEvent.connect.value, ConnectionEvent.connect.doc
-    handshake_ack = ConnectionEvent.handshake_ack.value, ConnectionEvent.handshake_ack.doc
-    handshake_fail = ConnectionEvent.handshake_fail.value, ConnectionEvent.handshake_fail.doc
-    app_background = ConnectionEvent.app_background.value, ConnectionEvent.app_background.doc
-    app_foreground = ConnectionEvent.app_foreground.value, ConnectionEvent.app_foreground.doc
-    network_lost = ConnectionEvent.network_lost.value, ConnectionEvent.network_lost.doc
-    network_restored = ConnectionEvent.network_restored.value, ConnectionEvent.network_restored.doc
-    socket_error = ConnectionEvent.socket_error.value, ConnectionEvent.socket_error.doc
-    connection_dropped = (
-        ConnectionEvent.connection_dropped.value,
-        ConnectionEvent.connection_dropped.doc,
-    )
-    ping_timeout = ConnectionEvent.ping_timeout.value, ConnectionEvent.ping_timeout.doc
-    done = ("done", "The server's done/toolUse for a message arrives over the WebSocket.")
-    rest_ok = ("rest_ok", "A REST request for a message succeeds.")
-    rest_error = ("rest_error", "A REST request fails before the server applied it.")
-    rest_lost_response = (
-        "rest_lost_response",
-        "The server applied a REST request but its response was lost.",
-    )
-
-
-class Outcome(Documented):
-    """How the world answered a ``send``, where it can answer in more than one way.
-
-    A test adapter makes the implementation's world do the same thing (an open
-    socket, a dead one that raises, a half-open one that swallows the bytes).
-    REST outcomes need no member here: they are stimuli of their own.
-    """
-
-    rest_direct = ("rest_direct", "The client was not connected, so it sent over REST.")
-    ws_delivered = ("ws_delivered", "The WebSocket send reached the server.")
-    ws_raised = ("ws_raised", "The WebSocket send into a dead socket raised an error.")
-    ws_vanished = (
-        "ws_vanished",
-        "The WebSocket send into a dead socket returned normally; the bytes vanished.",
-    )
 
 
 class Message(NamedTuple):
@@ -169,33 +135,16 @@ class Transition(NamedTuple):
 _STATE_ORDER: dict[MessageState | None, int] = {None: 0} | {
     s: i + 1 for i, s in enumerate(MessageState)
 }
-_FINAL = frozenset({MessageState.confirmed, MessageState.failed})
-#: A REST request carrying the message is in flight.
-OVER_REST = frozenset({MessageState.sending_rest, MessageState.retrying_rest})
-_OVER_REST = OVER_REST
-_BELIEVES_CONNECTED = frozenset({ConnectionState.connected, ConnectionState.suspended_stale})
-_DEAD = frozenset({Socket.suspended, Socket.half_open})
+_FINAL = frozenset(s for s in MessageState if s.settled)
+#: A REST request carrying the message is in flight (:attr:`MessageState.rest_in_flight`).
+OVER_REST = frozenset(s for s in MessageState if s.rest_in_flight)
 
 #: Actions whose meaning touches only the message whose row fired them (and so
 #: let a message step be memoised per message), and actions that touch only the
-#: socket (which let a connection step be memoised while no done is owed).
-_LOCAL_ACTIONS = frozenset(
-    a
-    for a in Action
-    if a.meaning.socket is None
-    and a.meaning.hold_all is None
-    and a.meaning.each_held is None
-    and a.meaning.each_on_server is None
-)
-_SOCKET_ACTIONS = frozenset(
-    a
-    for a in Action
-    if a.meaning.socket is not None
-    and a.meaning.hold is None
-    and a.meaning.hold_all is None
-    and a.meaning.each_held is None
-    and a.meaning.each_on_server is None
-)
+#: socket (which let a connection step be memoised while no done is owed): read
+#: off each action's :attr:`~fsm.model.vocabulary.Meaning.footprint`.
+_LOCAL_ACTIONS = frozenset(a for a in Action if a.meaning.footprint.local)
+_SOCKET_ACTIONS = frozenset(a for a in Action if a.meaning.footprint.socket_only)
 
 
 _MessageKey = tuple[int, bool, int, int, bool]
@@ -286,35 +235,42 @@ class _Step:
             self.run(action, i)
 
     def run(self, action: Action, i: int | None) -> None:
-        """Carry out ``action``'s :class:`~fsm.model.vocabulary.Meaning`, field by field."""
-        meaning = action.meaning
-        if meaning.socket is not None:
-            self.kill_socket(meaning.socket)
-        if meaning.hold is not None:
-            if i is None:
-                raise DefinitionError(f"action {action.value!r} needs a message")
-            self.messages[i] = self.messages[i]._replace(held=meaning.hold)
-        if meaning.hold_all is not None:
-            value = meaning.hold_all
-            self.messages = [
-                m._replace(held=value) if m.held != value else m for m in self.messages
-            ]
-        if meaning.each_held is not None:
-            table = self.sys.message
-            for k, m in enumerate(self.messages):
-                if m.held and m.state is not None and table.allows(m.state, meaning.each_held):
-                    if meaning.over_ws:
-                        self.deliver(k, over_ws=True)
-                    self.fire_message(k, meaning.each_held)
-        if meaning.each_on_server is not None:
-            table = self.sys.message
-            for k, m in enumerate(self.messages):
-                if (
-                    m.server >= 1
-                    and m.state is not None
-                    and table.allows(m.state, meaning.each_on_server)
-                ):
-                    self.fire_message(k, meaning.each_on_server)
+        """Carry out ``action``'s :class:`~fsm.model.vocabulary.Meaning`, effect by effect."""
+        interpret(action, self, i)
+
+    # -- the effects (fsm.model.vocabulary.ActionInterpreter) ---------------------------
+    def set_socket(self, action: Action, to: Socket, at: int | None) -> None:
+        self.kill_socket(to)
+
+    def set_held(self, action: Action, value: bool, at: int | None) -> None:
+        if at is None:
+            raise DefinitionError(f"action {action.value!r} needs a message")
+        self.messages[at] = self.messages[at]._replace(held=value)
+
+    def set_every_held(self, action: Action, value: bool, at: int | None) -> None:
+        self.messages = [m._replace(held=value) if m.held != value else m for m in self.messages]
+
+    def on_each_held(
+        self, action: Action, event: MessageEvent, over_ws: bool, at: int | None
+    ) -> None:
+        table = self.sys.message
+        for k, m in enumerate(self.messages):
+            if m.held and m.state is not None and table.allows(m.state, event):
+                if over_ws:
+                    self.deliver(k, over_ws=True)
+                self.fire_message(k, event)
+
+    def server_rule(self, action: Action, how: Literal["count", "once"], at: int | None) -> None:
+        """Read where a copy reaches the server (:meth:`deliver`), not run."""
+
+    def count_attempt(self, action: Action, at: int | None) -> None:
+        """Read where a REST attempt fails (:meth:`System._after_rest_failure`), not run."""
+
+    def on_each_on_server(self, action: Action, event: MessageEvent, at: int | None) -> None:
+        table = self.sys.message
+        for k, m in enumerate(self.messages):
+            if m.server >= 1 and m.state is not None and table.allows(m.state, event):
+                self.fire_message(k, event)
 
     def hook(self, hook: Hook, i: int | None = None) -> None:
         """Run the design's effect at ``hook`` (if it has one)."""
@@ -354,13 +310,16 @@ class System:
         self._local: dict[
             tuple[Stimulus, int, Message, ConnectionState], tuple[Message, tuple[Fired, ...]]
         ] = {}
+        self._scenes: dict[Scene, tuple[Stimulus, ...]] = {}
+        self._aims: dict[tuple[Scene, Aim], tuple[Stimulus, ...]] = {}
+        self._outcomes: dict[Scene, tuple[Outcome, ...]] = {}
         self._global: dict[
             tuple[Stimulus, ConnectionState, Socket, bool, bool],
             tuple[ConnectionState, Socket, bool, bool, tuple[Fired, ...]],
         ] = {}
         if behaviour is None:
             try:
-                behaviour = _select(design)
+                behaviour = select_behaviour(design)
             except DefinitionError as exc:
                 raise SpecError(f"design {design.name!r}: {exc}") from None
         self.behaviour: Behaviour = behaviour
@@ -446,7 +405,7 @@ class System:
 
     @staticmethod
     def believes_connected(world: World) -> bool:
-        return world.connection in _BELIEVES_CONNECTED
+        return world.connection.reports_connected
 
     # -- steps ------------------------------------------------------------------------
     def successors(self, world: World, *, up_to_symmetry: bool = False) -> list[Transition]:
@@ -459,58 +418,42 @@ class System:
         return list(self._successors(world, up_to_symmetry))
 
     def _successors(self, w: World, up_to_symmetry: bool) -> Iterator[Transition]:
-        conn = self.connection
-        c = w.connection
-        env = self.environment
-
+        scene = Scene(w.connection, w.socket, w.foreground, w.network)
         if w.foreground and None in (m.state for m in w.messages):
-            yield from self._send(w)
-        if w.foreground and conn.allows(c, ConnectionEvent.connect):
-            yield self._conn_step(w, Stimulus.connect)
-        if w.socket is Socket.opening and w.network:
-            yield self._conn_step(w, Stimulus.handshake_ack)
-        if w.foreground and (
-            w.socket is Socket.opening or (w.socket in _DEAD and c is ConnectionState.handshaking)
-        ):
-            yield self._conn_step(w, Stimulus.handshake_fail)
-        if w.foreground:
-            yield self._conn_step(w, Stimulus.app_background)
-        else:
-            yield self._conn_step(w, Stimulus.app_foreground)
-        if w.network:
-            yield self._conn_step(w, Stimulus.network_lost)
-        else:
-            yield self._conn_step(w, Stimulus.network_restored)
-        if (
-            w.foreground
-            and w.socket is Socket.suspended
-            and env.suspension_reported
-            and conn.allows(c, ConnectionEvent.socket_error)
-        ):
-            yield self._conn_step(w, Stimulus.socket_error)
-        if (
-            env.silent_drops
-            and w.socket is Socket.open
-            and conn.allows(c, ConnectionEvent.connection_dropped)
-        ):
-            yield self._conn_step(w, Stimulus.connection_dropped)
-        if w.foreground and w.socket in _DEAD and conn.allows(c, ConnectionEvent.ping_timeout):
-            yield self._conn_step(w, Stimulus.ping_timeout)
-
+            yield from self._send(w, scene)
+        for stimulus in self._enabled(scene):
+            yield self._conn_step(w, stimulus)
         done_before: set[Message] = set()
         for i, m in enumerate(w.messages):
             if up_to_symmetry:
                 if m in done_before:
                     continue
                 done_before.add(m)
-            if m.done_owed and w.socket is Socket.open:
-                yield self._message_step(w, i, Stimulus.done)
-            if m.state in _OVER_REST and w.foreground:
-                if w.network:
-                    yield self._message_step(w, i, Stimulus.rest_ok)
-                yield self._message_step(w, i, Stimulus.rest_error)
-                if w.network:
-                    yield self._message_step(w, i, Stimulus.rest_lost_response)
+            if m.state is None:
+                continue
+            for stimulus in self._aimed(scene, Aim(m.done_owed, m.state.rest_in_flight)):
+                yield self._message_step(w, i, stimulus)
+
+    def _enabled(self, scene: Scene) -> tuple[Stimulus, ...]:
+        """The connection stimuli :data:`~fsm.model.stimuli.ENABLED` allows in ``scene``."""
+        hit = self._scenes.get(scene)
+        if hit is None:
+            env, table = self.environment, self.connection
+            hit = self._scenes[scene] = tuple(
+                s for s in CONNECTION_STIMULI if refusal(s, scene, env, table) is None
+            )
+        return hit
+
+    def _aimed(self, scene: Scene, aim: Aim) -> tuple[Stimulus, ...]:
+        """The stimuli aimed at a message with ``aim`` that ``scene`` allows."""
+        key = (scene, aim)
+        hit = self._aims.get(key)
+        if hit is None:
+            env, table = self.environment, self.connection
+            hit = self._aims[key] = tuple(
+                s for s in MESSAGE_STIMULI if refusal(s, scene, env, table, aim) is None
+            )
+        return hit
 
     def step(self, world: World, label: tuple[Stimulus, int | None, Outcome | None]) -> Transition:
         """The one step of ``world`` with ``label`` (stimulus, message, outcome), which
@@ -580,23 +523,15 @@ class System:
             self._global[key] = (s.connection, s.socket, s.foreground, s.network, fired)
         return Transition(stimulus, None, None, target, fired)
 
-    def _send(self, w: World) -> Iterator[Transition]:
+    def _send(self, w: World, scene: Scene) -> Iterator[Transition]:
         i = next(k for k, m in enumerate(w.messages) if m.state is None)
-        ws = self.believes_connected(w)
-        if ws and w.socket is Socket.opening:
-            return  # the send awaits the handshake
-        if not ws:
-            yield self._send_step(w, i, Outcome.rest_direct)
-            return
-        if w.socket is Socket.open:
-            yield self._send_step(w, i, Outcome.ws_delivered)
-            return
-        yield self._send_step(w, i, Outcome.ws_raised)
-        env = self.environment
-        if (w.socket is Socket.half_open and env.half_open_sends_vanish) or (
-            w.socket is Socket.suspended and env.suspended_sends_vanish
-        ):
-            yield self._send_step(w, i, Outcome.ws_vanished)
+        outcomes = self._outcomes.get(scene)
+        if outcomes is None:
+            outcomes = self._outcomes[scene] = send_outcomes(
+                scene, self.environment, self.connection
+            )
+        for outcome in outcomes:
+            yield self._send_step(w, i, outcome)
 
     def _send_step(self, w: World, i: int, outcome: Outcome) -> Transition:
         s = _Step(self, w)
@@ -648,19 +583,8 @@ class System:
 
     def _after_rest_failure(self, s: _Step, i: int) -> MessageEvent:
         """Count the failed attempt (the ``rest_attempt_fails`` effect); the message
-        event that follows: ``rest_failed`` while the budget allows another
-        attempt and the table has the row, else ``retries_exhausted``."""
+        event that follows, by :meth:`~fsm.model.behaviour.Behaviour.after_rest_failure`."""
         m = s.messages[i]
         s.messages[i] = m._replace(attempts=m.attempts + 1)
-        effects = self.behaviour.effects
-        budget = effects.param(Hook.rest_attempt_fails)
-        for action in effects.actions(Hook.rest_attempt_fails):
-            if (
-                action.meaning.budget
-                and budget is not None
-                and m.attempts + 1 < budget
-                and m.state is not None
-                and self.message.allows(m.state, MessageEvent.rest_failed)
-            ):
-                return MessageEvent.rest_failed
-        return MessageEvent.retries_exhausted
+        assert m.state is not None
+        return self.behaviour.after_rest_failure(m.state, m.attempts + 1)

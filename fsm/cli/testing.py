@@ -18,7 +18,7 @@ from fsm.testing.monitor import Monitor, MonitorError
 from fsm.testing.mutants import MUTANTS, KillReport, kill_matrix
 from fsm.testing.pytest_writer import pytest_module
 from fsm.testing.replay import replay
-from fsm.testing.suite import Suite, load_suite
+from fsm.testing.suite import load_suite
 
 __all__ = ["register"]
 
@@ -230,7 +230,3 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
     p.add_argument("log", metavar="LOG.jsonl")
     p.add_argument("--design", metavar="NAME", required=True)
     p.set_defaults(func=cmd_monitor)
-
-
-# Kept so the suite format is importable from here for the schema command.
-SUITE_SCHEMA = Suite.model_json_schema

@@ -1,6 +1,6 @@
 """A design's whole behaviour: its two tables and its effects, selected once.
 
-:func:`behaviour` is the one place where a :class:`~fsm.model.design.Design`'s
+:func:`select_behaviour` is the one place where a :class:`~fsm.model.design.Design`'s
 fields are read to decide what the client does. Everything downstream (the
 composed system, the checker, the diagrams, the design diffs, the
 ``transitions`` machines) reads the :class:`Behaviour` it returns, never the
@@ -10,7 +10,7 @@ design's fields.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from fsm.model.design import DESIGNS, Design
@@ -18,9 +18,15 @@ from fsm.model.effects import EFFECTS, Effects
 from fsm.model.errors import DefinitionError
 from fsm.model.forbidden import FORBIDDEN
 from fsm.model.tables import CONNECTION, MESSAGE, Table
-from fsm.model.vocabulary import ConnectionEvent, ConnectionState, MessageEvent, MessageState
+from fsm.model.vocabulary import (
+    ConnectionEvent,
+    ConnectionState,
+    Hook,
+    MessageEvent,
+    MessageState,
+)
 
-__all__ = ["Behaviour", "behaviour", "validate_tables"]
+__all__ = ["Behaviour", "select_behaviour", "validate_tables"]
 
 
 @dataclass(frozen=True)
@@ -41,9 +47,30 @@ class Behaviour:
             tuple((s.hook, s.actions, s.param) for s in self.effects),
         )
 
+    @cached_property
+    def retry_budget(self) -> int | None:
+        """How many REST attempts a message gets, if failed attempts are counted
+        (the ``rest_attempt_fails`` effect); ``None``: a failure is final."""
+        counted = any(a.meaning.budget for a in self.effects.actions(Hook.rest_attempt_fails))
+        budget = self.effects.param(Hook.rest_attempt_fails)
+        return budget if counted else None
+
+    def after_rest_failure(self, state: MessageState, failed: int) -> MessageEvent:
+        """The REST retry budget rule: what follows the ``failed``-th failed attempt
+        for a message in ``state``. ``rest_failed`` (another attempt) while the
+        budget allows one and the table has the row, else ``retries_exhausted``."""
+        budget = self.retry_budget
+        if (
+            budget is not None
+            and failed < budget
+            and self.message.allows(state, MessageEvent.rest_failed)
+        ):
+            return MessageEvent.rest_failed
+        return MessageEvent.retries_exhausted
+
 
 @lru_cache(maxsize=256)
-def behaviour(design: Design) -> Behaviour:
+def select_behaviour(design: Design) -> Behaviour:
     """Select ``design``'s rows and effects; :class:`DefinitionError` if they do not
     form a machine (two rows for one event, a missing environment event, ...)."""
     return Behaviour(
@@ -79,4 +106,4 @@ def validate_tables() -> None:
     if len(set(ids)) != len(ids):
         raise DefinitionError(f"forbidden rules have duplicate ids: {ids}")
     for design in DESIGNS.values():
-        behaviour(design)
+        select_behaviour(design)

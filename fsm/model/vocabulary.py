@@ -3,7 +3,12 @@
 Every member of these enums carries a ``doc`` saying what it means on a real
 client (``ConnectionState.suspended_stale.doc``). Each :class:`Action` also
 carries its :class:`Meaning`: what it does to the composed world, stated once,
-here, as data that :mod:`fsm.analysis.system` interprets and the diagrams print.
+here, as data. Every backend carries it out effect by effect (:data:`Effect`)
+through :func:`interpret`, implementing :class:`ActionInterpreter`; the
+diagrams print it (:meth:`Meaning.describe`). The facts other modules need about
+the vocabulary (which states report connected, which have a REST request in
+flight, which sockets are dead, what an action reads and writes) are properties
+here, not sets restated elsewhere.
 
 Nothing here does I/O.
 """
@@ -12,18 +17,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Generic, Literal, NoReturn, Protocol, TypeVar
+
+from fsm.model.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from typing_extensions import Never
 
 __all__ = [
     "Action",
+    "ActionInterpreter",
     "ConnectionEvent",
     "ConnectionState",
+    "CountAttempt",
     "Documented",
+    "Effect",
+    "Footprint",
     "Hook",
     "Meaning",
     "MessageEvent",
     "MessageState",
+    "OnEachHeld",
+    "OnEachOnServer",
+    "Part",
+    "ServerRule",
+    "SetEveryHeld",
+    "SetHeld",
+    "SetSocket",
     "Socket",
+    "interpret",
+    "unhandled",
 ]
 
 
@@ -70,6 +94,15 @@ class ConnectionState(Documented):
         "disconnected",
         "The client knows the socket is gone; sends go over REST until it reconnects.",
     )
+
+    @property
+    def reports_connected(self) -> bool:
+        """The client's isConnected flag reads true: it sends over the WebSocket.
+
+        ``connected`` and ``suspended_stale`` both do; a client cannot know its
+        socket is dead.
+        """
+        return self in _REPORTS_CONNECTED
 
 
 class ConnectionEvent(Documented):
@@ -126,6 +159,16 @@ class MessageState(Documented):
     confirmed = ("confirmed", "The server's done/toolUse or the REST response confirmed it.")
     failed = ("failed", "The user sees that the message was not delivered (not a silent loss).")
 
+    @property
+    def rest_in_flight(self) -> bool:
+        """A REST request carrying the message is in flight (a REST outcome can answer it)."""
+        return self in _REST_IN_FLIGHT
+
+    @property
+    def settled(self) -> bool:
+        """Confirmed or visibly failed: the message is never sent again."""
+        return self in _SETTLED
+
 
 class MessageEvent(Documented):
     """What can happen to one message."""
@@ -152,6 +195,11 @@ class MessageEvent(Documented):
         "rest_retry_failure (shown, swallowed or requeued).",
     )
 
+    @property
+    def starts_rest(self) -> bool:
+        """A row for this event that ends with a REST request in flight sends a new one."""
+        return self in _STARTS_REST
+
 
 class Socket(Documented):
     """What the socket under the client really is (the client cannot see it)."""
@@ -170,14 +218,126 @@ class Socket(Documented):
         "half-open environment a send may return normally while its bytes go nowhere.",
     )
 
+    @property
+    def dead(self) -> bool:
+        """The socket is dead but nothing has said so yet (suspended or half-open)."""
+        return self in _DEAD
+
+
+_REPORTS_CONNECTED = frozenset({ConnectionState.connected, ConnectionState.suspended_stale})
+_REST_IN_FLIGHT = frozenset({MessageState.sending_rest, MessageState.retrying_rest})
+_SETTLED = frozenset({MessageState.confirmed, MessageState.failed})
+_STARTS_REST = frozenset(
+    {MessageEvent.send_rest, MessageEvent.retry_rest, MessageEvent.rest_failed}
+)
+_DEAD = frozenset({Socket.suspended, Socket.half_open})
+
+
+class Part(Documented):
+    """A part of the composed world an action may read or write (its :class:`Footprint`)."""
+
+    this_message = (
+        "this_message",
+        "The message whose row ran the action: its state, pending-retry flag, failed REST "
+        "attempts and the server's copies of it.",
+    )
+    every_message = ("every_message", "The machine of every message: rows fire on them.")
+    pending_flags = ("pending_flags", "Every message's membership of the pending-retry list.")
+    server_copies = (
+        "server_copies",
+        "The server's copies of every message, and the done/toolUse it owes on the socket.",
+    )
+    socket = ("socket", "The socket under the client.")
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What an action reads and writes, derived from its :class:`Meaning`."""
+
+    reads: frozenset[Part]
+    writes: frozenset[Part]
+
+    @property
+    def touches(self) -> frozenset[Part]:
+        return self.reads | self.writes
+
+    @property
+    def local(self) -> bool:
+        """It touches only the message whose row ran it: a step that runs nothing
+        else depends on that message alone."""
+        return self.touches <= {Part.this_message}
+
+    @property
+    def socket_only(self) -> bool:
+        """It touches the socket and nothing else: it is the world's, not the client's."""
+        return self.touches == {Part.socket}
+
+
+# -- what a Meaning does, one typed record per field --------------------------------------
+@dataclass(frozen=True)
+class SetSocket:
+    """The socket becomes ``to``; a done/toolUse owed on the old socket dies with it."""
+
+    to: Socket
+
+
+@dataclass(frozen=True)
+class SetHeld:
+    """This message's membership of the pending-retry list becomes ``value``."""
+
+    value: bool
+
+
+@dataclass(frozen=True)
+class SetEveryHeld:
+    """Every message's membership of the pending-retry list becomes ``value``."""
+
+    value: bool
+
+
+@dataclass(frozen=True)
+class OnEachHeld:
+    """``event`` fires on every held message whose state has a row for it; with
+    ``over_ws`` each copy reaches the server over the WebSocket first."""
+
+    event: MessageEvent
+    over_ws: bool
+
+
+@dataclass(frozen=True)
+class ServerRule:
+    """How the server applies a copy it receives: every copy, or once per client id."""
+
+    how: Literal["count", "once"]
+
+
+@dataclass(frozen=True)
+class CountAttempt:
+    """A failed REST attempt counts against the budget (see ``Behaviour.after_rest_failure``)."""
+
+
+@dataclass(frozen=True)
+class OnEachOnServer:
+    """``event`` fires on every message the server applied whose state has a row for it."""
+
+    event: MessageEvent
+
+
+#: Everything an action can do, one record per :class:`Meaning` field. A new field
+#: needs a record here, a case in :func:`interpret` and a method of
+#: :class:`ActionInterpreter`; ``mypy --strict`` then flags every backend without it.
+Effect = (
+    SetSocket | SetHeld | SetEveryHeld | OnEachHeld | ServerRule | CountAttempt | OnEachOnServer
+)
+
 
 @dataclass(frozen=True)
 class Meaning:
     """What an :class:`Action` does to the composed world, as data.
 
-    Every field left at its default means "leaves that part alone". The composed
-    system (:mod:`fsm.analysis.system`) interprets these fields and nothing else,
-    so an action's behaviour is stated exactly once, beside the action.
+    Every field left at its default means "leaves that part alone". Backends read
+    the fields through :attr:`effects` (and :attr:`footprint`), so an action's
+    behaviour is stated exactly once, beside the action.
     """
 
     #: The socket under the client becomes this; a done/toolUse the server owed on
@@ -200,6 +360,53 @@ class Meaning:
     #: This message event fires on every message the server has applied and whose
     #: state has a row for it: the client fetched the server's state.
     each_on_server: MessageEvent | None = None
+
+    @cached_property
+    def effects(self) -> tuple[Effect, ...]:
+        """The fields that are set, as typed records, in the order every backend runs them."""
+        out: list[Effect] = []
+        if self.socket is not None:
+            out.append(SetSocket(self.socket))
+        if self.hold is not None:
+            out.append(SetHeld(self.hold))
+        if self.hold_all is not None:
+            out.append(SetEveryHeld(self.hold_all))
+        if self.each_held is not None:
+            out.append(OnEachHeld(self.each_held, self.over_ws))
+        if self.server is not None:
+            out.append(ServerRule(self.server))
+        if self.budget:
+            out.append(CountAttempt())
+        if self.each_on_server is not None:
+            out.append(OnEachOnServer(self.each_on_server))
+        return tuple(out)
+
+    @cached_property
+    def footprint(self) -> Footprint:
+        """What the action reads and writes."""
+        reads: set[Part] = set()
+        writes: set[Part] = set()
+        for effect in self.effects:
+            match effect:
+                case SetSocket():
+                    writes.add(Part.socket)
+                case SetHeld() | ServerRule():
+                    writes.add(Part.this_message)
+                case SetEveryHeld():
+                    writes.add(Part.pending_flags)
+                case OnEachHeld(over_ws=over_ws):
+                    reads |= {Part.pending_flags, Part.every_message}
+                    writes.add(Part.every_message)
+                    if over_ws:
+                        writes.add(Part.server_copies)
+                case CountAttempt():
+                    reads.add(Part.this_message)
+                case OnEachOnServer():
+                    reads |= {Part.server_copies, Part.every_message}
+                    writes.add(Part.every_message)
+                case _:
+                    unhandled(effect)
+        return Footprint(frozenset(reads), frozenset(writes))
 
     def describe(self) -> str:
         """The meaning in a few words, for diagrams and listings."""
@@ -294,6 +501,69 @@ class Action(Documented):
         "Count the failed REST attempt: send again below the budget, else show the failure.",
         Meaning(budget=True),
     )
+
+
+_At = TypeVar("_At", contravariant=True)
+_R = TypeVar("_R", covariant=True)
+
+
+class ActionInterpreter(Protocol, Generic[_At, _R]):
+    """A backend that carries out actions: one method per :class:`Effect`.
+
+    ``at`` is whatever the backend names the message whose row ran the action by
+    (an index, a message id, a message object), ``None`` for a connection row.
+    Every backend hands itself to :func:`interpret`, so a backend that lacks a
+    method fails ``mypy --strict`` there.
+    """
+
+    def set_socket(self, action: Action, to: Socket, at: _At) -> _R: ...
+
+    def set_held(self, action: Action, value: bool, at: _At) -> _R: ...
+
+    def set_every_held(self, action: Action, value: bool, at: _At) -> _R: ...
+
+    def on_each_held(self, action: Action, event: MessageEvent, over_ws: bool, at: _At) -> _R: ...
+
+    def server_rule(self, action: Action, how: Literal["count", "once"], at: _At) -> _R: ...
+
+    def count_attempt(self, action: Action, at: _At) -> _R: ...
+
+    def on_each_on_server(self, action: Action, event: MessageEvent, at: _At) -> _R: ...
+
+
+_At2 = TypeVar("_At2")
+_R2 = TypeVar("_R2")
+
+
+def interpret(action: Action, backend: ActionInterpreter[_At2, _R2], at: _At2) -> list[_R2]:
+    """Carry out ``action`` on ``backend``, effect by effect; what each returned."""
+    out: list[_R2] = []
+    for effect in action.meaning.effects:
+        match effect:
+            case SetSocket(to):
+                out.append(backend.set_socket(action, to, at))
+            case SetHeld(value):
+                out.append(backend.set_held(action, value, at))
+            case SetEveryHeld(value):
+                out.append(backend.set_every_held(action, value, at))
+            case OnEachHeld(event, over_ws):
+                out.append(backend.on_each_held(action, event, over_ws, at))
+            case ServerRule(how):
+                out.append(backend.server_rule(action, how, at))
+            case CountAttempt():
+                out.append(backend.count_attempt(action, at))
+            case OnEachOnServer(event):
+                out.append(backend.on_each_on_server(action, event, at))
+            case _:
+                unhandled(effect)
+    return out
+
+
+def unhandled(effect: Never) -> NoReturn:
+    """Refuse an effect no backend knows. Statically, reaching this call with
+    anything but ``Never`` is a type error (a missing case); at run time it
+    raises one clear :class:`DefinitionError`."""
+    raise DefinitionError(f"no backend knows the effect {effect!r}")
 
 
 class Hook(Documented):

@@ -8,28 +8,14 @@ world take one step, and both return the :class:`~fsm.testing.observation.Observ
 read from the real client (its isConnected flag, each message's state and
 pending-list entry) and the real server's store (copies applied).
 
-Whether a step can happen is decided from the real world, not from the model:
-
-=======================  ==============================================================
-step                     refused unless
-=======================  ==============================================================
-``send`` m               the app is in front, m is the next message, and the client is
-                         not waiting for a handshake (a send then awaits it)
-``connect``              the app is in front and the client's table has a row for it
-``handshake_ack``        the client's socket is opening, the network is up, and the
-                         server holds its hello
-``handshake_fail``       the app is in front, the handshake timer is pending, and the
-                         socket is opening (or defunct while handshaking)
-``app_background``/...   the app is in front / not (the network: up / down)
-``socket_error``         the app is in front, the socket is suspended, the environment
-                         reports suspensions, and the client's table has a row
-``connection_dropped``   the environment drops silently, the socket is open, and the
-                         client's table has a row
-``ping_timeout``         the app is in front, the socket is defunct, and a row
-``done`` m               the server owes m's done on the client's open socket
-``rest_*`` m             the app is in front, the server holds m's REST request (and for
-                         ``rest_ok``/``rest_lost_response`` the network is up)
-=======================  ==============================================================
+Whether a step can happen is the model's guard (:data:`fsm.model.stimuli.ENABLED`)
+read on the real world, not on the model's state: the client's connection state
+and isConnected flag, the socket's truth, the app's lifecycle and the network; for
+a step aimed at a message, whether the real server owes its done (``done``) or
+holds its REST request (``rest_*``). Two more facts only the real world has: a
+``handshake_ack`` needs the server to hold the hello, a ``handshake_fail`` a
+pending handshake timer. A ``send`` also needs m to be the next message, and is
+refused while it would wait for a handshake.
 
 The socket's truth comes from the proxy (forwarding, held, black-holed by a
 suspension or by a silent drop) and the client's own socket object.
@@ -49,13 +35,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from fsm.analysis.report import message_name
 from fsm.analysis.system import Outcome, Stimulus
-from fsm.model.behaviour import Behaviour, behaviour
+from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design, Environment
-from fsm.model.vocabulary import ConnectionEvent, ConnectionState
+from fsm.model.stimuli import Aim, Scene, refusal, send_outcomes
+from fsm.model.vocabulary import ConnectionEvent, ConnectionState, Socket
 from fsm.reference.client import ClientEvent, ReferenceClient
 from fsm.reference.driver import LockstepDriver, RealState
 from fsm.reference.world import ReferenceWorld
@@ -65,10 +52,6 @@ from fsm.testing.observation import VISIBLE, MessageObservation, Observation
 
 __all__ = ["MonitorFeed", "ReferenceAdapter", "observation"]
 
-SocketTruth = Literal["closed", "opening", "open", "suspended", "half_open"]
-_DEFUNCT = frozenset({"suspended", "half_open"})
-_REST = frozenset({Stimulus.rest_ok, Stimulus.rest_error, Stimulus.rest_lost_response})
-_MESSAGE_STEPS = _REST | {Stimulus.done}
 T = TypeVar("T")
 
 #: Rows the client fires that a monitor infers from another event it is told.
@@ -166,7 +149,7 @@ class ReferenceAdapter:
         self.feed = None
         self.monitor = None
         if self._watch:
-            self.monitor = Monitor(b or behaviour(design), raise_on_violation=False)
+            self.monitor = Monitor(b or select_behaviour(design), raise_on_violation=False)
             self.feed = MonitorFeed(self.monitor)
         return observation(self._guard(lambda: self.driver.reset(design, environment, messages, b)))
 
@@ -238,118 +221,69 @@ class ReferenceAdapter:
         assert world is not None
         assert env is not None
         client = self.driver.client
-        S = Stimulus
         socket = _socket(world, client)
         what = stimulus.value if message is None else f"{stimulus.value} {message_name(message)}"
 
         def refuse(why: str) -> StepRefused:
             return StepRefused(f"{what} cannot happen here: {why}")
 
-        def needs_row(event: ConnectionEvent) -> None:
-            # A client that still believes a silently dropped socket is live fires
-            # connection_dropped first when its transport reports the socket dead.
-            table, conn = client.b.connection, client.conn
-            dropped = ConnectionEvent.connection_dropped
-            if (
-                socket in _DEFUNCT
-                and conn is ConnectionState.connected
-                and table.allows(conn, dropped)
-            ):
-                conn = table.step(conn, dropped).target
-            if not table.allows(conn, event):
-                raise refuse(f"the client has no row for {event.value} in {conn.value}")
+        # A client that still believes a silently dropped socket is live fires
+        # connection_dropped first when its transport reports the socket dead.
+        table, conn = client.b.connection, client.conn
+        dropped = ConnectionEvent.connection_dropped
+        if socket.dead and conn is ConnectionState.connected and table.allows(conn, dropped):
+            conn = table.step(conn, dropped).target
+        scene = Scene(conn, socket, self.foreground, self.network)
 
-        def in_front() -> None:
-            if not self.foreground:
-                raise refuse("the app is in the background")
-
-        if stimulus is S.send:
-            in_front()
+        if stimulus is Stimulus.send:
+            why = refusal(stimulus, scene, env, table)
+            if why is not None:
+                raise refuse(why)
             sent = len(client.messages)
             if sent >= self.driver.n:
                 raise refuse(f"all {self.driver.n} messages were sent")
             if message is not None and message != sent:
                 raise refuse(f"the next message is {message_name(sent)}")
-            if not client.is_connected:
-                return Outcome.rest_direct
-            if socket == "opening":
+            outcomes = send_outcomes(scene, env, table)
+            if not outcomes:
                 raise refuse("the send would wait for the handshake")
-            if socket in _DEFUNCT:
-                vanishes = (socket == "half_open" and env.half_open_sends_vanish) or (
-                    socket == "suspended" and env.suspended_sends_vanish
-                )
-                if outcome is Outcome.ws_vanished and vanishes:
-                    return Outcome.ws_vanished
-                return Outcome.ws_raised
+            if outcomes[0] is Outcome.rest_direct:
+                return Outcome.rest_direct
+            if socket.dead:
+                # A send into a dead socket raises, or the world swallows it.
+                vanish = outcome is Outcome.ws_vanished and outcome in outcomes
+                return Outcome.ws_vanished if vanish else Outcome.ws_raised
             return outcome
-        if stimulus is S.connect:
-            in_front()
-            needs_row(ConnectionEvent.connect)
-        elif stimulus is S.handshake_ack:
-            if socket != "opening" or not self.network:
-                raise refuse(f"the socket is {socket}" + ("" if self.network else ", no network"))
-            if not world.server.waiting_hello():
-                raise refuse("the server holds no handshake")
-        elif stimulus is S.handshake_fail:
-            in_front()
-            defunct_handshake = socket in _DEFUNCT and client.conn is ConnectionState.handshaking
-            if not (socket == "opening" or defunct_handshake):
-                raise refuse(f"the socket is {socket}")
-            if not world.clock.pending("handshake"):
-                raise refuse("no handshake timer is pending")
-        elif stimulus is S.app_background:
-            in_front()
-        elif stimulus is S.app_foreground:
-            if self.foreground:
-                raise refuse("the app is in front")
-        elif stimulus is S.network_lost:
-            if not self.network:
-                raise refuse("the network is already gone")
-        elif stimulus is S.network_restored:
-            if self.network:
-                raise refuse("the network is up")
-        elif stimulus is S.socket_error:
-            in_front()
-            if socket != "suspended" or not env.suspension_reported:
-                raise refuse(f"the socket is {socket}; nothing to report")
-            needs_row(ConnectionEvent.socket_error)
-        elif stimulus is S.connection_dropped:
-            if not env.silent_drops or socket != "open":
-                raise refuse(f"the socket is {socket}; {env.name} drops no connection")
-            needs_row(ConnectionEvent.connection_dropped)
-        elif stimulus is S.ping_timeout:
-            in_front()
-            if socket not in _DEFUNCT:
-                raise refuse(f"the socket is {socket}")
-            needs_row(ConnectionEvent.ping_timeout)
-        elif stimulus in _MESSAGE_STEPS:
+        aim = None
+        if stimulus.aimed:
             if message is None or not 0 <= message < len(client.messages):
                 raise refuse("that message was never sent")
             m = client.messages[message]
-            if stimulus is S.done:
-                ref = m.key if client.policy.sends_ids else m.body
-                if socket != "open" or not world.server.owes(ref):
-                    raise refuse("the server owes no done for it on an open socket")
-            else:
-                in_front()
-                if stimulus is not S.rest_error and not self.network:
-                    raise refuse("no network")
-                if not world.server.held_for(m.body):
-                    raise refuse("the server holds no REST request for it")
+            ref = m.key if client.policy.sends_ids else m.body
+            # The real server shows what the model's message fields say: a done
+            # it owes, a REST request it holds.
+            aim = Aim(world.server.owes(ref), bool(world.server.held_for(m.body)))
+        why = refusal(stimulus, scene, env, table, aim)
+        if why is not None:
+            raise refuse(why)
+        if stimulus is Stimulus.handshake_ack and not world.server.waiting_hello():
+            raise refuse("the server holds no handshake")
+        if stimulus is Stimulus.handshake_fail and not world.clock.pending("handshake"):
+            raise refuse("no handshake timer is pending")
         return outcome
 
 
-def _socket(world: ReferenceWorld, client: ReferenceClient) -> SocketTruth:
+def _socket(world: ReferenceWorld, client: ReferenceClient) -> Socket:
     """The client's socket as the model names it, from the proxy and the client."""
     sock = client.sock
     live = world.ws_proxy.live()
     if sock is None or sock.closed or not live:
-        return "closed"
+        return Socket.closed
     conn = max(live, key=lambda c: c.id)
     if conn.mode == "blackhole":
-        return "suspended" if conn.suspended else "half_open"
+        return Socket.suspended if conn.suspended else Socket.half_open
     if sock.dead:
-        return "closed"
+        return Socket.closed
     if not sock.ready.done():
-        return "opening"
-    return "open" if sock.ready.result() else "closed"
+        return Socket.opening
+    return Socket.open if sock.ready.result() else Socket.closed

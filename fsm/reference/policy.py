@@ -2,7 +2,7 @@
 
 The client is table-driven: every decision that moves its connection or a
 message is the design's row for that event
-(:func:`fsm.model.behaviour.behaviour`), and every row's actions are carried out
+(:func:`fsm.model.behaviour.select_behaviour`), and every row's actions are carried out
 with real I/O (:mod:`fsm.reference.client`). A few things the implementation
 needs are not a single row; they are derived here from the same behaviour, and
 nowhere else:
@@ -13,7 +13,7 @@ knob                   read from                                            desi
 ``holds_first``        ``accept`` effect holds the message                  ``write_ahead``
 ``sends_ids``          ``server_receives`` effect dedupes by id             ``message_ids``
 ``pings``              the connection table has a ``ping_timeout`` row      ``heartbeat``
-``rest_attempts``      ``rest_attempt_fails`` effect's budget               ``max_rest_attempts``
+``rest_attempts``      the retry budget (``Behaviour.retry_budget``)        ``max_rest_attempts``
 =====================  ===================================================  ========================
 
 Everything else (``await_handshake``, ``send_failure_disconnects``,
@@ -68,11 +68,10 @@ class Policy:
         accept = b.effects.actions(Hook.accept)
         receives = b.effects.actions(Hook.server_receives)
         pings = any(row.event is ConnectionEvent.ping_timeout for row in b.connection)
-        budget = b.effects.param(Hook.rest_attempt_fails)
         return cls(
             behaviour=b,
             holds_first=Action.hold in accept,
             sends_ids=Action.dedupe_copy in receives,
             pings=pings,
-            rest_attempts=budget if budget is not None else 1,
+            rest_attempts=b.retry_budget or 1,
         )

@@ -1,7 +1,7 @@
 """The design diff: one machine's edges, and the effects outside the machines,
 removed, added, changed and kept between two designs.
 
-Both designs are read through :func:`fsm.model.behaviour.behaviour`, so two
+Both designs are read through :func:`fsm.model.behaviour.select_behaviour`, so two
 designs that behave differently always differ here, in a row or in an effect.
 """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from fsm.model.behaviour import Behaviour, behaviour
+from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design
 from fsm.model.effects import Effects
 from fsm.model.errors import DefinitionError, SpecError
@@ -53,7 +53,7 @@ START = "__start"
 def behaviour_of(design: Design) -> Behaviour:
     """``design``'s behaviour; :class:`SpecError` naming the design if its rows clash."""
     try:
-        return behaviour(design)
+        return select_behaviour(design)
     except DefinitionError as exc:
         raise SpecError(f"design {design.name!r}: {exc}") from None
 

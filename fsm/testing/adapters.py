@@ -31,13 +31,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
+
+from typing_extensions import assert_never
 
 from fsm.analysis.system import Outcome, Stimulus, System, Transition, World
-from fsm.model.behaviour import Behaviour, behaviour
+from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design, Environment
 from fsm.model.errors import FsmError, SpecError, UnknownName
 from fsm.model.machines import Machine
+from fsm.model.stimuli import Aim, Scene, refusal, send_outcomes
 from fsm.model.tables import Row
 from fsm.model.vocabulary import (
     Action,
@@ -47,6 +50,7 @@ from fsm.model.vocabulary import (
     MessageEvent,
     MessageState,
     Socket,
+    interpret,
 )
 from fsm.testing.observation import VISIBLE, MessageObservation, Observation, observe
 
@@ -152,19 +156,16 @@ def _refusal(stimulus: Stimulus, message: int | None) -> str:
     return f"{what} cannot happen here"
 
 
-_DEAD = frozenset({Socket.suspended, Socket.half_open})
-_OVER_REST = frozenset({MessageState.sending_rest, MessageState.retrying_rest})
-
-
 class TransitionsAdapter:
     """The design's ``transitions`` machines, with their own fake socket and server.
 
     Each step is carried out on live :class:`~fsm.model.machines.Machine`
-    objects; a row's actions run in the machine's ``after`` callback, from each
-    action's :class:`~fsm.model.vocabulary.Meaning`. The world around the
-    client (socket truth, foreground, network, the server's copies and owed
-    ``done``s, failed REST attempts) is tracked here, independently of
-    :mod:`fsm.analysis.system`.
+    objects; a row's actions run in the machine's ``after`` callback, effect by
+    effect (this class is an :class:`~fsm.model.vocabulary.ActionInterpreter`).
+    The world around the client (socket truth, foreground, network, the
+    server's copies and owed ``done``s, failed REST attempts) is tracked here,
+    independently of :mod:`fsm.analysis.system`; only when a step can happen
+    (:data:`fsm.model.stimuli.ENABLED`) and the retry budget rule are shared.
     """
 
     name = "transitions"
@@ -175,7 +176,7 @@ class TransitionsAdapter:
 
     # -- the protocol -----------------------------------------------------------------
     def reset(self, design: Design, environment: Environment, messages: int) -> Observation:
-        self.behaviour = b = self._fixed if self._fixed is not None else behaviour(design)
+        self.behaviour = b = self._fixed if self._fixed is not None else select_behaviour(design)
         self.environment = environment
         self.connection: Machine[ConnectionState, ConnectionEvent] = Machine(
             b.connection, on_fire=self._connection_fired
@@ -191,12 +192,8 @@ class TransitionsAdapter:
         return self.observation()
 
     def observation(self) -> Observation:
-        connected = self.connection.state in (
-            ConnectionState.connected,
-            ConnectionState.suspended_stale,
-        )
         return Observation(
-            connected=connected,
+            connected=self.connection.state.reports_connected,
             messages=tuple(
                 MessageObservation(
                     state=VISIBLE[None if m is None else m.state],
@@ -210,144 +207,128 @@ class TransitionsAdapter:
     def apply(
         self, stimulus: Stimulus, message: int | None, outcome: Outcome | None
     ) -> Observation:
-        if self.behaviour is None:
+        b = self.behaviour
+        if b is None:
             raise StepRefused("apply() before reset()")
-        handler = getattr(self, f"_on_{stimulus.value}")
-        if stimulus in _MESSAGE_STIMULI:
+        scene = Scene(self.connection.state, self.socket, self.foreground, self.network)
+        if stimulus is Stimulus.send:
+            self._on_send(scene, message, outcome)
+            return self.observation()
+        aim = None
+        if stimulus.aimed:
             if message is None or not 0 <= message < len(self.messages):
                 raise StepRefused(f"{stimulus.value} needs a message")
-            handler(message)
-        elif stimulus is Stimulus.send:
-            self._on_send(message, outcome)
+            machine = self._message(message)
+            aim = Aim(self.owed[message], machine.state.rest_in_flight)
+        if refusal(stimulus, scene, self.environment, b.connection, aim) is not None:
+            raise StepRefused(_refusal(stimulus, message))
+        if message is not None and stimulus.aimed:
+            self._aimed(stimulus, message)
         else:
-            handler()
+            self._world(stimulus)
         return self.observation()
 
+    def _world(self, stimulus: Stimulus) -> None:
+        """A step of the world around the connection (its guard has held)."""
+        C = ConnectionEvent
+        match stimulus:
+            case Stimulus.handshake_ack:
+                self.socket = Socket.open
+                self.connection.fire(C.handshake_ack)
+                assert self.behaviour is not None
+                for action in self.behaviour.effects.actions(Hook.connection_acknowledged):
+                    interpret(action, self, None)
+            case Stimulus.handshake_fail:
+                self._kill(Socket.closed)
+                self.connection.fire(C.handshake_fail)
+            case Stimulus.app_background:
+                self.foreground = False
+                if self.socket is not Socket.closed:
+                    self._kill(Socket.suspended)
+                self.connection.fire(C.app_background)
+            case Stimulus.app_foreground:
+                self.foreground = True
+                self.connection.fire(C.app_foreground)
+            case Stimulus.network_lost:
+                self.network = False
+                self.connection.fire(C.network_lost)
+            case Stimulus.network_restored:
+                self.network = True
+                self.connection.fire(C.network_restored)
+            case Stimulus.connection_dropped:
+                self._kill(Socket.half_open)
+                self.connection.fire(C.connection_dropped)
+            case Stimulus.connect | Stimulus.socket_error | Stimulus.ping_timeout:
+                self.connection.fire(C[stimulus.name])
+            case (
+                Stimulus.send
+                | Stimulus.done
+                | Stimulus.rest_ok
+                | Stimulus.rest_error
+                | Stimulus.rest_lost_response
+            ):
+                raise StepRefused(f"{stimulus.value} needs a message")
+            case _:
+                assert_never(stimulus)
+
+    def _aimed(self, stimulus: Stimulus, i: int) -> None:
+        """A step aimed at message ``i`` (its guard has held)."""
+        machine = self._message(i)
+        match stimulus:
+            case Stimulus.done:
+                self.owed[i] = False
+                machine.fire(MessageEvent.done)
+            case Stimulus.rest_ok:
+                self._deliver(i, over_ws=False)
+                machine.fire(MessageEvent.rest_ok)
+                assert self.behaviour is not None
+                for action in self.behaviour.effects.actions(Hook.rest_succeeded):
+                    interpret(action, self, i)
+            case Stimulus.rest_lost_response:
+                self._deliver(i, over_ws=False)
+                self._rest_failed(i)
+            case Stimulus.rest_error:
+                self._rest_failed(i)
+            case _:
+                raise StepRefused(f"{stimulus.value} is not aimed at a message")
+
     # -- the world's steps ------------------------------------------------------------
-    def _refuse(self, stimulus: Stimulus, message: int | None = None) -> StepRefused:
-        return StepRefused(_refusal(stimulus, message))
-
-    def _allows(self, event: ConnectionEvent) -> bool:
-        return self.connection.may(event)
-
     def _kill(self, socket: Socket) -> None:
         self.socket = socket
         self.owed = [False] * len(self.owed)
 
-    def _on_send(self, message: int | None, outcome: Outcome | None) -> None:
-        unsent = [i for i, m in enumerate(self.messages) if m is None]
-        if not self.foreground or not unsent or (message is not None and message != unsent[0]):
-            raise self._refuse(Stimulus.send, message)
-        i = unsent[0]
-        believes = self.connection.state in (
-            ConnectionState.connected,
-            ConnectionState.suspended_stale,
-        )
-        if believes and self.socket is Socket.opening:
-            raise self._refuse(Stimulus.send, message)  # the send awaits the handshake
+    def _on_send(self, scene: Scene, message: int | None, outcome: Outcome | None) -> None:
         assert self.behaviour is not None
+        unsent = [i for i, m in enumerate(self.messages) if m is None]
+        outcomes = send_outcomes(scene, self.environment, self.behaviour.connection)
+        if (
+            refusal(Stimulus.send, scene, self.environment, self.behaviour.connection)
+            or not unsent
+            or (message is not None and message != unsent[0])
+            or not outcomes  # the send awaits the handshake
+        ):
+            raise StepRefused(_refusal(Stimulus.send, message))
+        i = unsent[0]
+        answer = outcome if outcome in outcomes else outcomes[0]
 
         def fired(row: Row[MessageState, MessageEvent]) -> None:
             self._message_fired(i, row)
 
         self.messages[i] = Machine(self.behaviour.message, on_fire=fired)
         for action in self.behaviour.effects.actions(Hook.accept):
-            self._run(action, i)
+            interpret(action, self, i)
         machine = self.messages[i]
         assert machine is not None
-        if not believes:
+        if answer is Outcome.rest_direct:
             machine.fire(MessageEvent.send_rest)
-        elif self.socket is Socket.open:
+        elif answer is Outcome.ws_delivered:
             self._deliver(i, over_ws=True)
             machine.fire(MessageEvent.ws_send_ok)
-        elif outcome is Outcome.ws_vanished and self._may_vanish():
+        elif answer is Outcome.ws_vanished:
             machine.fire(MessageEvent.ws_send_ok)
         else:
             machine.fire(MessageEvent.ws_send_failed)
             self.connection.fire(ConnectionEvent.send_failed)
-
-    def _may_vanish(self) -> bool:
-        env = self.environment
-        return (self.socket is Socket.half_open and env.half_open_sends_vanish) or (
-            self.socket is Socket.suspended and env.suspended_sends_vanish
-        )
-
-    def _on_connect(self) -> None:
-        if not self.foreground or not self._allows(ConnectionEvent.connect):
-            raise self._refuse(Stimulus.connect)
-        self.connection.fire(ConnectionEvent.connect)
-
-    def _on_handshake_ack(self) -> None:
-        if self.socket is not Socket.opening or not self.network:
-            raise self._refuse(Stimulus.handshake_ack)
-        self.socket = Socket.open
-        self.connection.fire(ConnectionEvent.handshake_ack)
-        assert self.behaviour is not None
-        for action in self.behaviour.effects.actions(Hook.connection_acknowledged):
-            self._run(action, None)
-
-    def _on_handshake_fail(self) -> None:
-        dead_handshake = (
-            self.socket in _DEAD and self.connection.state is ConnectionState.handshaking
-        )
-        if not self.foreground or not (self.socket is Socket.opening or dead_handshake):
-            raise self._refuse(Stimulus.handshake_fail)
-        self._kill(Socket.closed)
-        self.connection.fire(ConnectionEvent.handshake_fail)
-
-    def _on_app_background(self) -> None:
-        if not self.foreground:
-            raise self._refuse(Stimulus.app_background)
-        self.foreground = False
-        if self.socket is not Socket.closed:
-            self._kill(Socket.suspended)
-        self.connection.fire(ConnectionEvent.app_background)
-
-    def _on_app_foreground(self) -> None:
-        if self.foreground:
-            raise self._refuse(Stimulus.app_foreground)
-        self.foreground = True
-        self.connection.fire(ConnectionEvent.app_foreground)
-
-    def _on_network_lost(self) -> None:
-        if not self.network:
-            raise self._refuse(Stimulus.network_lost)
-        self.network = False
-        self.connection.fire(ConnectionEvent.network_lost)
-
-    def _on_network_restored(self) -> None:
-        if self.network:
-            raise self._refuse(Stimulus.network_restored)
-        self.network = True
-        self.connection.fire(ConnectionEvent.network_restored)
-
-    def _on_socket_error(self) -> None:
-        if (
-            not self.foreground
-            or self.socket is not Socket.suspended
-            or not self._allows(ConnectionEvent.socket_error)
-        ):
-            raise self._refuse(Stimulus.socket_error)
-        self.connection.fire(ConnectionEvent.socket_error)
-
-    def _on_connection_dropped(self) -> None:
-        if (
-            not self.environment.silent_drops
-            or self.socket is not Socket.open
-            or not self._allows(ConnectionEvent.connection_dropped)
-        ):
-            raise self._refuse(Stimulus.connection_dropped)
-        self._kill(Socket.half_open)
-        self.connection.fire(ConnectionEvent.connection_dropped)
-
-    def _on_ping_timeout(self) -> None:
-        if (
-            not self.foreground
-            or self.socket not in _DEAD
-            or not self._allows(ConnectionEvent.ping_timeout)
-        ):
-            raise self._refuse(Stimulus.ping_timeout)
-        self.connection.fire(ConnectionEvent.ping_timeout)
 
     def _message(self, i: int) -> Machine[MessageState, MessageEvent]:
         machine = self.messages[i]
@@ -355,58 +336,14 @@ class TransitionsAdapter:
             raise StepRefused(f"m{i + 1} was never sent")
         return machine
 
-    def _on_done(self, i: int) -> None:
-        machine = self._message(i)
-        if not self.owed[i] or self.socket is not Socket.open:
-            raise self._refuse(Stimulus.done, i)
-        self.owed[i] = False
-        machine.fire(MessageEvent.done)
-
-    def _rest_in_flight(self, i: int, stimulus: Stimulus, needs_network: bool) -> None:
-        machine = self._message(i)
-        if (
-            machine.state not in _OVER_REST
-            or not self.foreground
-            or (needs_network and not self.network)
-        ):
-            raise self._refuse(stimulus, i)
-
-    def _on_rest_ok(self, i: int) -> None:
-        self._rest_in_flight(i, Stimulus.rest_ok, needs_network=True)
-        self._deliver(i, over_ws=False)
-        self._message(i).fire(MessageEvent.rest_ok)
-        assert self.behaviour is not None
-        for action in self.behaviour.effects.actions(Hook.rest_succeeded):
-            self._run(action, i)
-
-    def _on_rest_error(self, i: int) -> None:
-        self._rest_in_flight(i, Stimulus.rest_error, needs_network=False)
-        self._rest_failed(i)
-
-    def _on_rest_lost_response(self, i: int) -> None:
-        self._rest_in_flight(i, Stimulus.rest_lost_response, needs_network=True)
-        self._deliver(i, over_ws=False)
-        self._rest_failed(i)
-
     def _rest_failed(self, i: int) -> None:
         """The ``rest_attempt_fails`` effect: another attempt below the budget."""
         assert self.behaviour is not None
-        effects = self.behaviour.effects
         self.attempts[i] += 1
         machine = self._message(i)
-        event = MessageEvent.retries_exhausted
-        budget = effects.param(Hook.rest_attempt_fails)
-        for action in effects.actions(Hook.rest_attempt_fails):
-            if (
-                action.meaning.budget
-                and budget is not None
-                and self.attempts[i] < budget
-                and machine.may(MessageEvent.rest_failed)
-            ):
-                event = MessageEvent.rest_failed
-        machine.fire(event)
+        machine.fire(self.behaviour.after_rest_failure(machine.state, self.attempts[i]))
 
-    # -- the client's actions, from their Meaning -------------------------------------
+    # -- the client's actions, effect by effect (an ActionInterpreter) ----------------
     def _deliver(self, i: int, *, over_ws: bool) -> None:
         assert self.behaviour is not None
         for action in self.behaviour.effects.actions(Hook.server_receives):
@@ -418,40 +355,43 @@ class TransitionsAdapter:
 
     def _connection_fired(self, row: Row[ConnectionState, ConnectionEvent]) -> None:
         for action in row.actions:
-            self._run(action, None)
+            interpret(action, self, None)
 
     def _message_fired(self, i: int, row: Row[MessageState, MessageEvent]) -> None:
         for action in row.actions:
-            self._run(action, i)
+            interpret(action, self, i)
 
-    def _run(self, action: Action, i: int | None) -> None:
-        meaning = action.meaning
-        if meaning.socket is not None:
-            self._kill(meaning.socket)
-        if meaning.hold is not None:
-            assert i is not None, f"{action.value} needs a message"
-            self.held[i] = meaning.hold
-        if meaning.hold_all is not None:
-            self.held = [meaning.hold_all] * len(self.held)
-        if meaning.each_held is not None:
-            for k, machine in enumerate(self.messages):
-                if self.held[k] and machine is not None and machine.may(meaning.each_held):
-                    if meaning.over_ws:
-                        self._deliver(k, over_ws=True)
-                    machine.fire(meaning.each_held)
-        if meaning.each_on_server is not None:
-            for k, machine in enumerate(self.messages):
-                if (
-                    self.server[k] >= 1
-                    and machine is not None
-                    and machine.may(meaning.each_on_server)
-                ):
-                    machine.fire(meaning.each_on_server)
+    def set_socket(self, action: Action, to: Socket, at: int | None) -> None:
+        self._kill(to)
 
+    def set_held(self, action: Action, value: bool, at: int | None) -> None:
+        if at is None:
+            raise StepRefused(f"{action.value} needs a message")
+        self.held[at] = value
 
-_MESSAGE_STIMULI = frozenset(
-    {Stimulus.done, Stimulus.rest_ok, Stimulus.rest_error, Stimulus.rest_lost_response}
-)
+    def set_every_held(self, action: Action, value: bool, at: int | None) -> None:
+        self.held = [value] * len(self.held)
+
+    def on_each_held(
+        self, action: Action, event: MessageEvent, over_ws: bool, at: int | None
+    ) -> None:
+        for k, machine in enumerate(self.messages):
+            if self.held[k] and machine is not None and machine.may(event):
+                if over_ws:
+                    self._deliver(k, over_ws=True)
+                machine.fire(event)
+
+    def server_rule(self, action: Action, how: Literal["count", "once"], at: int | None) -> None:
+        """Read where a copy reaches the server (:meth:`_deliver`)."""
+
+    def count_attempt(self, action: Action, at: int | None) -> None:
+        """Read where a REST attempt fails (:meth:`_rest_failed`)."""
+
+    def on_each_on_server(self, action: Action, event: MessageEvent, at: int | None) -> None:
+        for k, machine in enumerate(self.messages):
+            if self.server[k] >= 1 and machine is not None and machine.may(event):
+                machine.fire(event)
+
 
 #: The built-in adapters, by the name ``fsm replay --adapter`` takes.
 ADAPTERS: dict[str, type[ModelAdapter] | type[TransitionsAdapter]] = {

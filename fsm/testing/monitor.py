@@ -36,13 +36,13 @@ actions (the REST retry and the resend of the pending-retry list).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from fsm.analysis.report import message_name
 from fsm.analysis.system import Stimulus, Transition
-from fsm.model.behaviour import Behaviour, behaviour
+from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design
-from fsm.model.errors import ForbiddenTransition, FsmError
+from fsm.model.errors import DefinitionError, ForbiddenTransition, FsmError
 from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
 from fsm.model.tables import Row
 from fsm.model.vocabulary import (
@@ -52,6 +52,8 @@ from fsm.model.vocabulary import (
     Hook,
     MessageEvent,
     MessageState,
+    Socket,
+    interpret,
 )
 
 __all__ = [
@@ -132,15 +134,8 @@ def _compile(table: Any, machine: str) -> dict[Any, dict[str, _Entry]]:
     for row in table:
         rules = [r for r in FORBIDDEN if r.machine == machine and r.matches_row(row)]
         event = row.event.value
-        # Only actions on the client's own pending-retry list concern the monitor;
-        # the socket and the server are the world's.
-        actions = tuple(
-            a
-            for a in row.actions
-            if a.meaning.hold is not None
-            or a.meaning.hold_all is not None
-            or a.meaning.each_held is not None
-        )
+        # An action on the socket alone is the world's, not the monitor's.
+        actions = tuple(a for a in row.actions if not a.meaning.footprint.socket_only)
         out[row.source][event] = _Entry(
             row.target,
             actions,
@@ -174,7 +169,7 @@ class Monitor:
         *,
         raise_on_violation: bool = True,
     ) -> None:
-        b = design if isinstance(design, Behaviour) else behaviour(design)
+        b = design if isinstance(design, Behaviour) else select_behaviour(design)
         self.behaviour = b
         self.raise_on_violation = raise_on_violation
         self._conn = _compile(b.connection, "connection")
@@ -332,20 +327,39 @@ class Monitor:
     def _run(self, action: Action, message: str | None) -> None:
         """Carry out what ``action`` means for the client's own state (the world's
         part, such as the socket and the server, is not the monitor's to know)."""
-        meaning = action.meaning
-        if meaning.hold is not None and message is not None:
-            if meaning.hold:
-                self.held.add(message)
-            else:
-                self.held.discard(message)
-        if meaning.hold_all is not None:
-            self.held = set(self.messages) if meaning.hold_all else set()
-        if meaning.each_held is not None:
-            event = meaning.each_held.value
-            for held in [m for m in self.messages if m in self.held]:
-                entry = self._msg[self.messages[held]].get(event)
-                if entry is not None:
-                    self._fire_message(held, entry)
+        interpret(action, self, message)
+
+    # -- the effects (fsm.model.vocabulary.ActionInterpreter) ---------------------------
+    def set_socket(self, action: Action, to: Socket, at: str | None) -> None:
+        """The socket is the world's."""
+
+    def set_held(self, action: Action, value: bool, at: str | None) -> None:
+        if at is None:
+            raise DefinitionError(f"action {action.value!r} needs a message")
+        if value:
+            self.held.add(at)
+        else:
+            self.held.discard(at)
+
+    def set_every_held(self, action: Action, value: bool, at: str | None) -> None:
+        self.held = set(self.messages) if value else set()
+
+    def on_each_held(
+        self, action: Action, event: MessageEvent, over_ws: bool, at: str | None
+    ) -> None:
+        for held in [m for m in self.messages if m in self.held]:
+            entry = self._msg[self.messages[held]].get(event.value)
+            if entry is not None:
+                self._fire_message(held, entry)
+
+    def server_rule(self, action: Action, how: Literal["count", "once"], at: str | None) -> None:
+        """How the server counts copies is the server's."""
+
+    def count_attempt(self, action: Action, at: str | None) -> None:
+        """The client reports ``rest_failed`` or ``retries_exhausted`` itself."""
+
+    def on_each_on_server(self, action: Action, event: MessageEvent, at: str | None) -> None:
+        """The client reports each message it recovered (``recovered``) itself."""
 
     # -- violations -------------------------------------------------------------------
     def _forbidden(self, machine: str, state: Any, event: Any) -> None:

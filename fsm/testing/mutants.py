@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from fsm.analysis.system import System
-from fsm.model.behaviour import Behaviour, behaviour
+from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design, Environment, get_design
 from fsm.model.effects import Effects, Selected
 from fsm.model.errors import DefinitionError
@@ -147,7 +147,7 @@ class DesignEdit:
         design = b.design if self.base is None else get_design(self.base)
         if self.changes:
             design = Design.model_validate({**design.model_dump(), **dict(self.changes)})
-        return behaviour(design)
+        return select_behaviour(design)
 
     def describe(self) -> str:
         parts = [] if self.base is None else [f"the {self.base} design"]
@@ -171,7 +171,7 @@ class Mutant:
 
     def behaviour(self, base: Design | None = None) -> Behaviour:
         """The mutant: the base design's behaviour with the edits applied in order."""
-        b = behaviour(get_design(self.base) if base is None else base)
+        b = select_behaviour(get_design(self.base) if base is None else base)
         for edit in self.edits:
             b = edit.apply(b)
         return b

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fsm.analysis.report import message_name
 from fsm.analysis.system import World
-from fsm.model.vocabulary import ConnectionState, MessageState
+from fsm.model.vocabulary import MessageState
 
 __all__ = [
     "VISIBLE",
@@ -45,8 +45,6 @@ VISIBLE: dict[MessageState | None, Visible] = {
     MessageState.confirmed: "confirmed",
     MessageState.failed: "failed",
 }
-
-_CONNECTED = frozenset({ConnectionState.connected, ConnectionState.suspended_stale})
 
 
 class MessageObservation(BaseModel):
@@ -118,7 +116,7 @@ def observe(world: World) -> Observation:
     hit = _CACHE.get(world)
     if hit is None:
         hit = Observation(
-            connected=world.connection in _CONNECTED,
+            connected=world.connection.reports_connected,
             messages=tuple(
                 MessageObservation(state=VISIBLE[m.state], held=m.held, server=min(m.server, 2))
                 for m in world.messages

@@ -1,0 +1,179 @@
+"""The reference client's I/O: an aiohttp session, its WebSockets, its REST requests.
+
+:class:`Transport` does the I/O and reports what it saw as actor events
+(:class:`~fsm.reference.records.Event`) through the ``post`` callback it is
+given; it decides nothing. Which event a report becomes, and what the client
+does about it, is :mod:`fsm.reference.client`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from fsm.reference.activity import Activity
+from fsm.reference.clock import Timer
+from fsm.reference.records import Event, Kind
+
+__all__ = ["Sock", "Transport"]
+
+
+@dataclass
+class Sock:
+    """One WebSocket the client opened (``epoch`` numbers them)."""
+
+    epoch: int
+    ready: asyncio.Future[bool]
+    ws: aiohttp.ClientWebSocketResponse[bool] | None = None
+    task: asyncio.Task[None] | None = None
+    #: The transport knows the socket is dead (a send would raise).
+    dead: bool = False
+    closed: bool = False
+    #: The app was suspended while this socket was still opening: it is frozen.
+    frozen: bool = False
+    hello_handled: bool = False
+    failure_handled: bool = False
+    awaiting_pong: bool = False
+    pings: int = 0
+    timers: list[Timer] = field(default_factory=list)
+
+
+class Transport:
+    """The session, the sockets' receive loops and sends, and the REST calls."""
+
+    def __init__(
+        self,
+        ws_url: str,
+        rest_url: str,
+        io_timeout: float,
+        activity: Activity,
+        post: Callable[[Event], None],
+    ) -> None:
+        self.ws_url = ws_url
+        self.rest_url = rest_url
+        self.io_timeout = io_timeout
+        self.activity = activity
+        self.post = post
+        self.session: aiohttp.ClientSession | None = None
+
+    def start(self) -> None:
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.io_timeout),
+            connector=aiohttp.TCPConnector(force_close=True, limit=0),
+        )
+        # aiohttp silently retries an idempotent request (the WebSocket upgrade is a
+        # GET) once when the connection drops; a client must see that failure.
+        self.session._retry_connection = False
+
+    async def close(self) -> None:
+        if self.session is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.session.close(), 2.0)
+
+    # -- sockets ------------------------------------------------------------------------
+    def kill(self, sock: Sock) -> None:
+        """Abort ``sock`` and every timer it armed."""
+        sock.closed = True
+        sock.dead = True
+        for timer in sock.timers:
+            timer.cancel()
+        if not sock.ready.done():
+            sock.ready.set_result(False)
+        if sock.ws is not None:
+            # What aiohttp itself does to drop a WebSocket without a closing handshake.
+            sock.ws._response.close()
+        if sock.task is not None and not sock.task.done():
+            sock.task.cancel()
+        self.activity.bump()
+
+    async def run(self, sock: Sock) -> None:
+        """Open ``sock`` and run its receive loop until it dies."""
+        assert self.session is not None
+        url = f"{self.ws_url}?epoch={sock.epoch}"
+        try:
+            ws = await self.session.ws_connect(
+                url,
+                autoping=False,
+                heartbeat=None,
+                autoclose=False,
+                timeout=aiohttp.ClientWSTimeout(ws_close=1.0),
+            )
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            sock.dead = True
+            if not sock.ready.done():
+                sock.ready.set_result(False)
+                self.post(Event(Kind.open_failed, sock.epoch))
+            return
+        if sock.closed:
+            with contextlib.suppress(Exception):
+                ws._response.close()
+            return
+        sock.ws = ws
+        self.activity.bump()
+        try:
+            while True:
+                msg = await ws.receive()
+                self.activity.bump()
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    break
+                frame = json.loads(msg.data)
+                if frame.get("type") == "hello":
+                    if not sock.ready.done():
+                        sock.ready.set_result(True)
+                    self.post(Event(Kind.hello, sock.epoch))
+                else:
+                    self.post(Event(Kind.frame, sock.epoch, frame=frame))
+        except (aiohttp.ClientError, OSError, RuntimeError):
+            pass
+        sock.dead = True
+        self.activity.bump()
+        if not sock.ready.done():
+            sock.ready.set_result(False)
+            self.post(Event(Kind.open_failed, sock.epoch))
+        elif not sock.closed:
+            self.post(Event(Kind.socket_closed, sock.epoch))
+
+    async def write(self, sock: Sock, payload: dict[str, Any]) -> bool:
+        """Send one frame; ``False`` when the send raised (the socket is then dead)."""
+        if sock.dead or sock.ws is None or sock.closed:
+            return False
+        try:
+            await asyncio.wait_for(sock.ws.send_str(json.dumps(payload)), self.io_timeout)
+        except (ConnectionError, RuntimeError, OSError, asyncio.TimeoutError):
+            sock.dead = True
+            return False
+        self.activity.bump()
+        return True
+
+    # -- REST ---------------------------------------------------------------------------
+    async def post_message(self, payload: dict[str, Any]) -> bool:
+        """``POST /messages``; whether the server answered 200."""
+        assert self.session is not None
+        try:
+            async with self.session.post(self.rest_url + "/messages", json=payload) as resp:
+                ok = resp.status == 200
+                await resp.read()
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            return False
+        return ok
+
+    async def applied(self, refs: list[str]) -> set[str] | None:
+        """``GET /messages?ref=...``: which of ``refs`` the server applied; ``None``
+        when the request failed."""
+        if self.session is None:
+            return None
+        try:
+            async with self.session.get(
+                self.rest_url + "/messages", params=[("ref", r) for r in refs]
+            ) as resp:
+                data = await resp.json() if resp.status == 200 else {"applied": []}
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
+            return None
+        applied: set[str] = set(data.get("applied", []))
+        return applied
