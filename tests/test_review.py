@@ -22,6 +22,7 @@ from fsm.model.design import DESIGNS, ENVIRONMENTS
 from fsm.model.forbidden import FORBIDDEN
 from fsm.render import composed as cp
 from fsm.render import review
+from fsm.render.review import data as review_data
 from fsm.render.text import trace_words
 
 HAS_DOT = shutil.which("dot") is not None
@@ -82,8 +83,8 @@ def test_verdict_matrix_is_the_checkers(
 
 def test_review_has_every_section(rendered: Path) -> None:
     md = (rendered / "REVIEW.md").read_text(encoding="utf-8")
-    for _, anchor in review.SECTIONS:
-        assert f'<a id="{anchor}"></a>' in md
+    for section in review.SECTIONS:
+        assert f'<a id="{section.anchor}"></a>\n\n## {section.title}' in md
     for name in DESIGNS:
         # the seed scenario, the machines in Mermaid, the composed graph
         assert f"### {name} in ios-suspend" in md
@@ -146,7 +147,7 @@ def test_review_explores_each_composed_graph_once(monkeypatch: pytest.MonkeyPatc
         return explored[-1]
 
     monkeypatch.setattr(cp, "explore", counting)
-    monkeypatch.setattr(review, "ablate", lambda *args, **kwargs: [])
+    monkeypatch.setattr(review_data, "ablate", lambda *args, **kwargs: [])
     designs = list(DESIGNS.values())
     data = review.collect(designs)
     assert len(explored) == len(designs)

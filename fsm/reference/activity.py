@@ -14,11 +14,9 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from fsm.model.errors import SettleTimeout
+
 __all__ = ["Activity", "SettleTimeout", "settle"]
-
-
-class SettleTimeout(RuntimeError):
-    """The world did not go quiet within the bound."""
 
 
 class Activity:

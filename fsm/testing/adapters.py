@@ -36,7 +36,7 @@ from typing import Protocol, runtime_checkable
 from fsm.analysis.system import Outcome, Stimulus, System, Transition, World
 from fsm.model.behaviour import Behaviour, behaviour
 from fsm.model.design import Design, Environment
-from fsm.model.errors import FsmError, SpecError, UnknownName
+from fsm.model.errors import SpecError, StepRefused, UnknownName
 from fsm.model.machines import Machine
 from fsm.model.tables import Row
 from fsm.model.vocabulary import (
@@ -61,11 +61,6 @@ __all__ = [
     "choose",
     "load_adapter",
 ]
-
-
-class StepRefused(FsmError):
-    """The system under test cannot take a step the suite asks for (a ``done`` for a
-    message the server never received, a REST answer with no request in flight)."""
 
 
 @runtime_checkable
