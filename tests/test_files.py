@@ -31,8 +31,9 @@ DEAD_PID = 4_194_305
 
 
 @pytest.fixture(autouse=True)
-def no_dot(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the sources: these tests are about files, not pictures."""
+def no_dot(monkeypatch: pytest.MonkeyPatch, ablate_once: None) -> None:
+    """Only the sources, and the review's ablation computed once: these tests are
+    about files, not pictures or findings."""
     monkeypatch.setattr(graphviz, "_dot_binary", lambda: None)
 
 
@@ -102,12 +103,11 @@ def test_the_swap_keeps_the_folder_its_mode_and_the_user_s_files(tmp_path: Path)
 
 
 def test_the_commit_is_one_exchange_of_complete_trees(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, review_copy: Path
 ) -> None:
     """Until the one exchange the output is the previous one, file for file; after it,
     the new one. A reader never sees part of each."""
-    out = tmp_path / "out"
-    assert main(["review", "--out", str(out)]) == 0
+    out = review_copy
     before = snapshot(out)
     spec = tmp_path / "mine.toml"
     spec.write_text('based_on = "fixed"\nname = "mine"\nheartbeat = true\n', encoding="utf-8")
@@ -251,10 +251,12 @@ def test_an_output_that_is_a_symlink_loop_is_exit_2(
 
 
 def test_a_full_disk_is_exit_2_and_leaves_the_previous_output(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    review_copy: Path,
 ) -> None:
-    out = tmp_path / "out"
-    assert main(["review", "--out", str(out)]) == 0
+    out = review_copy
     before = snapshot(out)
     real = Path.write_bytes
     budget = [20]
