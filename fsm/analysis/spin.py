@@ -49,7 +49,6 @@ from fsm.model.forbidden import FORBIDDEN
 __all__ = [
     "JUDGED",
     "NOT_JUDGED",
-    "EngineDisagreement",
     "EngineUnavailable",
     "SpinCheck",
     "SpinRun",

@@ -76,7 +76,7 @@ def build_parser() -> Parser:
     return parser
 
 
-def in_flags(exc: FsmError) -> str:
+def _in_flags(exc: FsmError) -> str:
     """``exc``'s message, in terms of the command line's flags where the library's
     words name a bound that a flag sets."""
     if isinstance(exc, StateLimitExceeded):
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         _error(f"{exc}  (see --help)")
         return 2
     except FsmError as exc:
-        _error(f"fsm: error: {in_flags(exc)}")
+        _error(f"fsm: error: {_in_flags(exc)}")
         return 2
     except BrokenPipeError:  # argparse's --help into a closed pipe
         silence_stdout()

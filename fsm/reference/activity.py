@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from fsm.model.errors import SettleTimeout
 
-__all__ = ["Activity", "SettleTimeout", "settle"]
+__all__ = ["Activity", "settle"]
 
 
 class Activity:
