@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
+
+import pytest
 
 import fsm
 
@@ -145,3 +148,39 @@ def test_every_exception_lives_in_the_error_module() -> None:
         assert issubclass(error, fsm.FsmError), error
         assert getattr(fsm, error.__name__) is error, error
         assert error is fsm.FsmError or f"── {error.__name__} " in tree, error
+
+
+def _lookups() -> list[tuple[str, Callable[[], object], str]]:
+    from fsm.analysis.scenario import get_scenario
+    from fsm.model.forbidden import get_rule
+    from fsm.testing.adapters import load_adapter
+    from fsm.testing.mutants import get_mutant
+
+    design, env = fsm.get_design("fixed"), fsm.get_environment("ios-suspend")
+    result = fsm.check(design, env, 1)
+    suite = fsm.generate(design, env, messages=1, criterion="rows")
+    return [
+        ("design", lambda: fsm.get_design("fixd"), "fixed"),
+        ("environment", lambda: fsm.get_environment("half-opn"), "half-open"),
+        ("property", lambda: fsm.get_property("no-silent-los"), "no-silent-loss"),
+        ("property", lambda: result.verdict("no-silent-los"), "no-silent-loss"),
+        ("property", lambda: result.report().property("no-silent-los"), "no-silent-loss"),
+        ("forbidden rule", lambda: get_rule("F99"), "F1"),
+        ("forbidden rule", lambda: result.rule("F99"), "F1"),
+        ("scenario", lambda: get_scenario("seed-verificaton"), "seed-verification"),
+        ("mutant", lambda: get_mutant("no-such-mutant"), ""),
+        ("adapter", lambda: load_adapter("modl"), "model"),
+        ("case", lambda: suite.case("no-such-case"), suite.cases[0].id),
+        ("criterion", lambda: fsm.generate(design, env, 1, "rowz"), "rows"),  # type: ignore[arg-type]
+        ("event", lambda: fsm.Monitor(design).observe("conect"), "connect"),
+    ]
+
+
+def test_every_lookup_by_name_is_an_unknown_name_listing_the_known_ones() -> None:
+    for kind, lookup, known in _lookups():
+        with pytest.raises(fsm.UnknownName) as info:
+            lookup()
+        assert info.value.kind == kind
+        assert str(info.value).startswith(f"unknown {kind} {info.value.name!r}")
+        assert info.value.known, kind
+        assert not known or known in info.value.known, (kind, info.value.known)
