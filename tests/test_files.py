@@ -103,11 +103,12 @@ def test_the_swap_keeps_the_folder_its_mode_and_the_user_s_files(tmp_path: Path)
 
 
 def test_the_commit_is_one_exchange_of_complete_trees(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, review_copy: Path
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Until the one exchange the output is the previous one, file for file; after it,
     the new one. A reader never sees part of each."""
-    out = review_copy
+    out = tmp_path / "out"
+    assert main(["review", "--out", str(out)]) == 0
     before = snapshot(out)
     spec = tmp_path / "mine.toml"
     spec.write_text('based_on = "fixed"\nname = "mine"\nheartbeat = true\n', encoding="utf-8")
@@ -251,12 +252,10 @@ def test_an_output_that_is_a_symlink_loop_is_exit_2(
 
 
 def test_a_full_disk_is_exit_2_and_leaves_the_previous_output(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    review_copy: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = review_copy
+    out = tmp_path / "out"
+    assert main(["review", "--out", str(out)]) == 0
     before = snapshot(out)
     real = Path.write_bytes
     budget = [20]
