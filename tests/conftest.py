@@ -8,6 +8,8 @@ the checker's verdicts and counterexample lengths against it.
 
 from __future__ import annotations
 
+import fcntl
+import shutil
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from fsm import FORBIDDEN, Design, MessageState, get_environment
+from fsm import FORBIDDEN, Design, Environment, MessageState, get_environment
+from fsm.analysis.ablation import AblationRow, ablate
 from fsm.analysis.system import System, Transition, World
 from fsm.analysis.trace import Trace
 
@@ -184,3 +187,79 @@ def write_spec(tmp_path: Path) -> SpecWriter:
         return path
 
     return write
+
+
+# -- one rendered review for the whole run ----------------------------------------------------
+def _run_root(request: pytest.FixtureRequest, factory: pytest.TempPathFactory) -> Path:
+    """A folder of this test run that every xdist worker shares (and nobody else: pytest
+    makes its temporary folders private to the user, and a new one for each run)."""
+    base = factory.getbasetemp()
+    return base.parent if hasattr(request.config, "workerinput") else base
+
+
+@pytest.fixture(scope="session")
+def shared_review(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The output of one ``fsm review`` (with Graphviz when it is installed), written
+    by the first test of the run that asks for it and read by every other, in every
+    xdist worker: the others wait on a file lock until it is complete.
+
+    Read it, never change it: a test that needs to change an output copies it first
+    (:func:`review_copy`)."""
+    from fsm.cli import main
+
+    root = _run_root(request, tmp_path_factory)
+    out = root / "shared-review" / "diagrams"
+    done = root / "shared-review.done"
+    with open(root / "shared-review.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                shutil.rmtree(out.parent, ignore_errors=True)
+                assert main(["review", "--out", str(out)]) == 0
+                done.write_text("complete\n", encoding="utf-8")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return out
+
+
+@pytest.fixture
+def review_copy(shared_review: Path, tmp_path: Path) -> Path:
+    """A copy of :func:`shared_review` at ``tmp_path / "out"``, to change: a later
+    ``fsm review --out`` there takes it for its own, as if it had written it."""
+    out = tmp_path / "out"
+    shutil.copytree(shared_review, out, symlinks=True)
+    return out
+
+
+_ABLATIONS: dict[tuple[str, ...], list[AblationRow]] = {}
+
+
+@pytest.fixture
+def ablate_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The review's ablation of the built-in designs computed once per process.
+
+    :func:`~fsm.analysis.ablation.ablate` is a pure function of the designs, the
+    environments and the bounds; tests of how ``fsm review`` writes its files (not of
+    what the ablation finds, which others check against ``ablate`` itself) reuse its
+    answer instead of recomputing the same checks in every run."""
+    from fsm.render.review import data
+
+    def once(
+        design: Design,
+        baseline: Design,
+        environments: list[Environment],
+        messages: int = 2,
+        max_states: int | None = None,
+    ) -> list[AblationRow]:
+        key = (
+            design.model_dump_json(),
+            baseline.model_dump_json(),
+            *(e.model_dump_json() for e in environments),
+            str(messages),
+            str(max_states),
+        )
+        if key not in _ABLATIONS:
+            _ABLATIONS[key] = ablate(design, baseline, environments, messages, max_states)
+        return list(_ABLATIONS[key])
+
+    monkeypatch.setattr(data, "ablate", once)

@@ -24,12 +24,13 @@ from fsm.model.behaviour import select_behaviour
 from fsm.model.design import DESIGNS, ENVIRONMENTS, Design
 from fsm.model.forbidden import FORBIDDEN
 from fsm.model.tables import CONNECTION, MESSAGE, MachineSpec, Row
-from fsm.render import catalog, files
+from fsm.render import catalog
 from fsm.render import composed as cp
 from fsm.render.counterexample import counterexample_dot
 from fsm.render.diff import diff_dot, effect_changes
 from fsm.render.machine import machine_dot, machine_graph, machine_mermaid
 from fsm.render.style import GREEN, RED, VIOLATION_COLORS, VISITED
+from fsm.staging import Staging
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS: dict[str, MachineSpec[Any, Any]] = {"connection": CONNECTION, "message": MESSAGE}
@@ -533,7 +534,7 @@ def test_staging_leaves_the_output_alone_on_failure(tmp_path: Path) -> None:
     (out / "a.dot").write_text("old\n")
 
     def interrupted() -> None:
-        with files.Staging(out) as staging:
+        with Staging(out) as staging:
             staging.write("a.dot", "new\n")
             raise RuntimeError("interrupted")
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
+
+import pytest
 
 import fsm
 
@@ -16,6 +19,9 @@ EXPORTED = [
     "ConnectionState",
     "DefinitionError",
     "Design",
+    "EngineDisagreement",
+    "EngineError",
+    "EngineUnavailable",
     "Environment",
     "ForbiddenRule",
     "ForbiddenTransition",
@@ -24,12 +30,17 @@ EXPORTED = [
     "MessageEvent",
     "MessageState",
     "Monitor",
+    "MonitorError",
     "Observation",
     "Outcome",
+    "OutputError",
     "Property",
+    "RenderError",
     "Row",
+    "SettleTimeout",
     "SpecError",
     "StateLimitExceeded",
+    "StepRefused",
     "Stimulus",
     "Suite",
     "System",
@@ -37,6 +48,7 @@ EXPORTED = [
     "Trace",
     "Transition",
     "UnknownName",
+    "UsageError",
     "Verdict",
     "World",
     "check",
@@ -82,8 +94,10 @@ def test_every_public_attribute_is_exported() -> None:
 
 
 def test_errors_share_one_base_class() -> None:
-    errors = [fsm.DefinitionError, fsm.ForbiddenTransition, fsm.SpecError]
-    errors += [fsm.StateLimitExceeded, fsm.UnknownName]
+    errors = [getattr(fsm, name) for name in fsm.__all__ if name.endswith(("Error", "Name"))]
+    errors += [fsm.ForbiddenTransition, fsm.StateLimitExceeded, fsm.StepRefused]
+    errors += [fsm.SettleTimeout, fsm.EngineUnavailable, fsm.EngineDisagreement]
+    assert len(errors) == 15
     for error in errors:
         assert issubclass(error, fsm.FsmError)
     assert issubclass(fsm.FsmError, Exception)
@@ -108,3 +122,65 @@ def test_help_is_short_and_names_the_entry_points() -> None:
 def test_version_is_a_string() -> None:
     assert isinstance(fsm.__version__, str)
     assert fsm.__version__.count(".") == 2
+
+
+def test_every_exception_lives_in_the_error_module() -> None:
+    """Each exception class of the package is defined in :mod:`fsm.model.errors`, is an
+    :class:`fsm.FsmError`, is exported from ``fsm`` and is drawn in the module's tree
+    (a termination signal turned into :class:`KeyboardInterrupt` by the command line aside)."""
+    import importlib
+    import pkgutil
+
+    from fsm.cli import Interrupted
+    from fsm.model import errors
+
+    found: set[type[BaseException]] = set()
+    for info in pkgutil.walk_packages(fsm.__path__, "fsm."):
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            exception = isinstance(value, type) and issubclass(value, BaseException)
+            if exception and value.__module__.startswith("fsm.") and value is not Interrupted:
+                found.add(value)
+    assert found
+    tree = errors.__doc__ or ""
+    for error in found:
+        assert error.__module__ == "fsm.model.errors", error
+        assert issubclass(error, fsm.FsmError), error
+        assert getattr(fsm, error.__name__) is error, error
+        assert error is fsm.FsmError or f"── {error.__name__} " in tree, error
+
+
+def _lookups() -> list[tuple[str, Callable[[], object], str]]:
+    from fsm.analysis.scenario import get_scenario
+    from fsm.model.forbidden import get_rule
+    from fsm.testing.adapters import load_adapter
+    from fsm.testing.mutants import get_mutant
+
+    design, env = fsm.get_design("fixed"), fsm.get_environment("ios-suspend")
+    result = fsm.check(design, env, 1)
+    suite = fsm.generate(design, env, messages=1, criterion="rows")
+    return [
+        ("design", lambda: fsm.get_design("fixd"), "fixed"),
+        ("environment", lambda: fsm.get_environment("half-opn"), "half-open"),
+        ("property", lambda: fsm.get_property("no-silent-los"), "no-silent-loss"),
+        ("property", lambda: result.verdict("no-silent-los"), "no-silent-loss"),
+        ("property", lambda: result.report().property("no-silent-los"), "no-silent-loss"),
+        ("forbidden rule", lambda: get_rule("F99"), "F1"),
+        ("forbidden rule", lambda: result.rule("F99"), "F1"),
+        ("scenario", lambda: get_scenario("seed-verificaton"), "seed-verification"),
+        ("mutant", lambda: get_mutant("no-such-mutant"), ""),
+        ("adapter", lambda: load_adapter("modl"), "model"),
+        ("case", lambda: suite.case("no-such-case"), suite.cases[0].id),
+        ("criterion", lambda: fsm.generate(design, env, 1, "rowz"), "rows"),  # type: ignore[arg-type]
+        ("event", lambda: fsm.Monitor(design).observe("conect"), "connect"),
+    ]
+
+
+def test_every_lookup_by_name_is_an_unknown_name_listing_the_known_ones() -> None:
+    for kind, lookup, known in _lookups():
+        with pytest.raises(fsm.UnknownName) as info:
+            lookup()
+        assert info.value.kind == kind
+        assert str(info.value).startswith(f"unknown {kind} {info.value.name!r}")
+        assert info.value.known, kind
+        assert not known or known in info.value.known, (kind, info.value.known)

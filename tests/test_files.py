@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import signal
 import stat
@@ -18,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from fsm import staging
 from fsm.cli import main
-from fsm.render import files
+from fsm.model import errors as fsm_errors
+from fsm.render import graphviz
 
 HAS_DOT = shutil.which("dot") is not None
 FSM = [sys.executable, "-m", "fsm"]
@@ -28,9 +31,10 @@ DEAD_PID = 4_194_305
 
 
 @pytest.fixture(autouse=True)
-def no_dot(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the sources: these tests are about files, not pictures."""
-    monkeypatch.setattr(files, "_dot_binary", lambda: None)
+def no_dot(monkeypatch: pytest.MonkeyPatch, ablate_once: None) -> None:
+    """Only the sources, and the review's ablation computed once: these tests are
+    about files, not pictures or findings."""
+    monkeypatch.setattr(graphviz, "_dot_binary", lambda: None)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -65,7 +69,7 @@ def test_a_new_output_folder_is_fsm_s_and_marked(tmp_path: Path) -> None:
     assert diagrams(out) == 0
     assert out.is_dir()
     assert not out.is_symlink()
-    assert (out / files.MARKER).is_file()
+    assert (out / staging.MARKER).is_file()
     assert (out / "pre-fix" / "connection.dot").is_file()
     assert staging_folders(tmp_path / "a", out) == []
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~_umask()
@@ -108,14 +112,14 @@ def test_the_commit_is_one_exchange_of_complete_trees(
     before = snapshot(out)
     spec = tmp_path / "mine.toml"
     spec.write_text('based_on = "fixed"\nname = "mine"\nheartbeat = true\n', encoding="utf-8")
-    real = files.exchange
+    real = staging.exchange
     seen: list[tuple[dict[str, bytes], dict[str, bytes]]] = []
 
     def spy(a: Path, b: Path) -> None:
         seen.append((snapshot(b), snapshot(a)))
         real(a, b)
 
-    monkeypatch.setattr(files, "exchange", spy)
+    monkeypatch.setattr(staging, "exchange", spy)
     assert main(["review", "--out", str(out), "--spec", str(spec)]) == 0
     assert len(seen) == 1
     old, new = seen[0]
@@ -137,7 +141,7 @@ def test_a_commit_that_fails_leaves_the_previous_output(
     def fail(a: Path, b: Path) -> None:
         raise failure
 
-    monkeypatch.setattr(files, "exchange", fail)
+    monkeypatch.setattr(staging, "exchange", fail)
     assert diagrams(out) == (130 if isinstance(failure, KeyboardInterrupt) else 2)
     assert snapshot(out) == before
     assert staging_folders(tmp_path, out) == []
@@ -149,7 +153,7 @@ def test_the_exchange_works_without_renameat2(
     out = tmp_path / "out"
     assert diagrams(out) == 0
     (out / "pre-fix" / "connection.dot").write_text("old\n")
-    monkeypatch.setattr(files, "_renameat2", None)
+    monkeypatch.setattr(staging, "_renameat2", None)
     assert diagrams(out) == 0
     assert (out / "pre-fix" / "connection.dot").read_text() != "old\n"
     assert staging_folders(tmp_path, out) == []
@@ -175,7 +179,7 @@ def test_a_folder_with_other_content_is_never_swapped(tmp_path: Path) -> None:
     inode = out.stat().st_ino
     assert diagrams(out) == 0
     assert out.stat().st_ino == inode
-    assert not (out / files.MARKER).exists()
+    assert not (out / staging.MARKER).exists()
     assert (out / "README").read_text() == "mine\n"
     assert (out / "pre-fix" / "connection.dot").is_file()
     assert staging_folders(tmp_path, out) == []
@@ -189,7 +193,7 @@ def test_on_a_mount_point_the_staging_is_inside_the_output(
     out = tmp_path / "mnt"
     assert diagrams(out) == 0
     (out / "pre-fix" / "connection.dot").write_text("old\n")
-    monkeypatch.setattr(files, "_same_file_system", lambda target: False)
+    monkeypatch.setattr(staging, "_same_file_system", lambda target: False)
     made: list[Path] = []
     real = tempfile.mkdtemp
 
@@ -276,9 +280,9 @@ def test_stale_staging_folders_are_removed_and_live_ones_kept(tmp_path: Path) ->
     out = tmp_path / "out"
     assert diagrams(out) == 0
     live_pid = os.getppid()
-    beside_dead = tmp_path / f".out.{files.STAGING_TAG}-{DEAD_PID}-abcd1234"
-    inside_dead = out / f".{files.STAGING_TAG}-{DEAD_PID}-abcd1234"
-    beside_live = tmp_path / f".out.{files.STAGING_TAG}-{live_pid}-abcd1234"
+    beside_dead = tmp_path / f".out.{staging.STAGING_TAG}-{DEAD_PID}-abcd1234"
+    inside_dead = out / f".{staging.STAGING_TAG}-{DEAD_PID}-abcd1234"
+    beside_live = tmp_path / f".out.{staging.STAGING_TAG}-{live_pid}-abcd1234"
     for folder in (beside_dead, inside_dead, beside_live):
         (folder / "pre-fix").mkdir(parents=True)
         (folder / "pre-fix" / "connection.svg").write_text("<svg/>")
@@ -298,7 +302,7 @@ def test_an_interrupted_two_rename_swap_is_undone(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert diagrams(out) == 0
     (out / "notes.txt").write_text("mine\n")
-    retired = tmp_path / f".out.{files.STAGING_TAG}-{DEAD_PID}-abcd1234-old"
+    retired = tmp_path / f".out.{staging.STAGING_TAG}-{DEAD_PID}-abcd1234-old"
     out.rename(retired)
     assert diagrams(out) == 0
     assert (out / "notes.txt").read_text() == "mine\n"
@@ -399,3 +403,50 @@ def test_after_a_kill_the_next_run_removes_the_staging_folder(tmp_path: Path) ->
     assert len(staging_folders(tmp_path)) == 1
     assert diagrams(out) == 0
     assert staging_folders(tmp_path, out) == []
+
+
+# -- one file at a time ---------------------------------------------------------------------------
+def test_write_atomic_writes_a_new_file_with_the_usual_mode(tmp_path: Path) -> None:
+    path = tmp_path / "suite.json"
+    staging.write_atomic(path, "{}\n")
+    assert path.read_bytes() == b"{}\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_umask()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["suite.json"]
+
+
+def test_write_atomic_replaces_a_file_keeping_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "model.pml"
+    path.write_text("old\n")
+    path.chmod(0o640)
+    inode = path.stat().st_ino
+    staging.write_atomic(path, b"new\n")
+    assert path.read_bytes() == b"new\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert path.stat().st_ino != inode, "a new file renamed over the old one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pml"]
+
+
+@pytest.mark.parametrize("step", ["fsync", "replace"])
+def test_a_write_atomic_that_fails_leaves_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    path = tmp_path / "model.pml"
+    path.write_text("old\n")
+
+    def fail(*args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, step, fail)
+    message = re.escape(f"cannot write {path}: No space left")
+    with pytest.raises(fsm_errors.OutputError, match=message):
+        staging.write_atomic(path, "new\n")
+    monkeypatch.undo()
+    assert path.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pml"], "no temporary file left"
+
+
+def test_write_atomic_refuses_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "out.json").mkdir()
+    with pytest.raises(fsm_errors.OutputError, match=r"out\.json: Is a directory"):
+        staging.write_atomic(tmp_path / "out.json", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from fsm import ForbiddenTransition, Monitor, get_design, get_environment
+from fsm import ForbiddenTransition, Monitor, UnknownName, get_design, get_environment
 from fsm import strategies as fst
 from fsm.analysis.checker import check
 from fsm.analysis.explore import explore
@@ -148,22 +148,22 @@ def test_an_event_with_no_row_is_forbidden_and_changes_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("event", "message", "text"),
+    ("event", "message", "text", "error"),
     [
-        ("jump", None, "unknown event 'jump'"),
-        ("done", "zzz", "unknown message id 'zzz'"),
-        ("done", None, "needs a message id"),
-        ("connect", "a", "takes no message id"),
-        ("send", "a", "already sent"),
+        ("jump", None, "unknown event 'jump'", UnknownName),
+        ("done", "zzz", "unknown message id 'zzz'", MonitorError),
+        ("done", None, "needs a message id", MonitorError),
+        ("connect", "a", "takes no message id", MonitorError),
+        ("send", "a", "already sent", MonitorError),
     ],
 )
 def test_unknown_events_and_ids_are_clear_errors(
-    event: str, message: str | None, text: str
+    event: str, message: str | None, text: str, error: type[Exception]
 ) -> None:
     monitor = Monitor(get_design("hardened"))
     monitor.observe("send", "a")
     before = (monitor.connection, dict(monitor.messages), set(monitor.held), list(monitor.trace))
-    with pytest.raises(MonitorError, match=text):
+    with pytest.raises(error, match=text):
         monitor.observe(event, message)
     assert (monitor.connection, monitor.messages, monitor.held, monitor.trace) == before
 

@@ -3,8 +3,11 @@ atomically and deterministically, and bad input is one line with exit code 2."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from fsm.model.design import DESIGNS, ENVIRONMENTS
 from fsm.model.forbidden import FORBIDDEN
 from fsm.render import composed as cp
 from fsm.render import review
+from fsm.render.review import data as review_data
 from fsm.render.text import trace_words
 
 HAS_DOT = shutil.which("dot") is not None
@@ -35,12 +39,11 @@ def no_dot(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One review with Graphviz (when it is installed), shared by the tests below."""
-    out = tmp_path_factory.mktemp("review") / "diagrams"
-    assert main(["review", "--out", str(out)]) == 0
-    return out
+@pytest.fixture
+def rendered(shared_review: Path) -> Path:
+    """The run's one review with Graphviz (when it is installed), which the tests
+    below only read."""
+    return shared_review
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +85,8 @@ def test_verdict_matrix_is_the_checkers(
 
 def test_review_has_every_section(rendered: Path) -> None:
     md = (rendered / "REVIEW.md").read_text(encoding="utf-8")
-    for _, anchor in review.SECTIONS:
-        assert f'<a id="{anchor}"></a>' in md
+    for section in review.SECTIONS:
+        assert f'<a id="{section.anchor}"></a>\n\n## {section.title}' in md
     for name in DESIGNS:
         # the seed scenario, the machines in Mermaid, the composed graph
         assert f"### {name} in ios-suspend" in md
@@ -146,7 +149,7 @@ def test_review_explores_each_composed_graph_once(monkeypatch: pytest.MonkeyPatc
         return explored[-1]
 
     monkeypatch.setattr(cp, "explore", counting)
-    monkeypatch.setattr(review, "ablate", lambda *args, **kwargs: [])
+    monkeypatch.setattr(review_data, "ablate", lambda *args, **kwargs: [])
     designs = list(DESIGNS.values())
     data = review.collect(designs)
     assert len(explored) == len(designs)
@@ -184,36 +187,60 @@ def test_html_is_self_contained(rendered: Path) -> None:
     assert '<td class="no"><a href="#cex-pre-fix-ios-suspend-no-silent-loss">NO</a></td>' in page
 
 
-def test_review_prints_where_it_is(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    no_dot(monkeypatch)
-    out = tmp_path / "r"
-    assert main(["review", "--out", str(out)]) == 0
-    captured = capsys.readouterr()
-    assert captured.out == f"review written to {out / 'REVIEW.md'} and {out / 'review.html'}\n"
-    assert "apt-get install graphviz" in captured.err
+@dataclass(frozen=True)
+class PlainReview:
+    """A review written without Graphviz, and what ``fsm review`` printed."""
+
+    out: Path
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def plain_review(tmp_path_factory: pytest.TempPathFactory) -> PlainReview:
+    """One ``fsm review`` without Graphviz, shared by the two tests below, which only
+    read it."""
+    out = tmp_path_factory.mktemp("plain") / "r"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        no_dot(patch)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(["review", "--out", str(out)])
+    assert code == 0, stderr.getvalue()
+    return PlainReview(out, stdout.getvalue(), stderr.getvalue())
+
+
+def test_review_prints_where_it_is(plain_review: PlainReview) -> None:
+    out = plain_review.out
+    assert (
+        plain_review.stdout == f"review written to {out / 'REVIEW.md'} and {out / 'review.html'}\n"
+    )
+    assert "apt-get install graphviz" in plain_review.stderr
     assert (out / "REVIEW.md").is_file()
     assert (out / "review.html").is_file()
     assert "not rendered" in (out / "review.html").read_text(encoding="utf-8")
 
 
-def test_review_is_deterministic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_review_is_deterministic(
+    plain_review: PlainReview, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second run, from scratch, writes the same bytes as the first."""
     no_dot(monkeypatch)
-    for name in ("a", "b"):
-        assert main(["review", "--out", str(tmp_path / name)]) == 0
-    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.*"))
+    first, second = plain_review.out, tmp_path / "b"
+    assert main(["review", "--out", str(second)]) == 0
+    files = sorted(p.relative_to(first) for p in first.rglob("*.*"))
     assert files
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*.*"))
     for rel in files:
-        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+        assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
 
 
+@pytest.mark.usefixtures("ablate_once")
 def test_interrupted_review_leaves_the_previous_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, review_copy: Path
 ) -> None:
     no_dot(monkeypatch)
-    out = tmp_path / "diagrams"
-    assert main(["review", "--out", str(out)]) == 0
+    out = review_copy
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
     def broken(*args: object, **kwargs: object) -> str:
@@ -225,9 +252,10 @@ def test_interrupted_review_leaves_the_previous_one(
     assert main(["review", "--out", str(out), "--spec", str(spec)]) == INTERNAL_ERROR
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["diagrams", "mine.toml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.toml", "out"]
 
 
+@pytest.mark.usefixtures("ablate_once")
 def test_spec_files_join_the_review(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     no_dot(monkeypatch)
     spec = tmp_path / "mine.toml"
@@ -248,6 +276,7 @@ def test_spec_files_join_the_review(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert (out / "diff" / "message-fixed-to-mine.dot").is_file()
 
 
+@pytest.mark.usefixtures("ablate_once")
 def test_review_lists_effect_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A design that differs from ``fixed`` only outside its machines still gets a diff
     that says what changed."""

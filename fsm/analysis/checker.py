@@ -27,6 +27,7 @@ from fsm.analysis.system import System
 from fsm.analysis.trace import Reason, Trace
 from fsm.model.behaviour import Behaviour
 from fsm.model.design import Design, Environment
+from fsm.model.errors import UnknownName
 from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
 from fsm.model.tables import Row
 
@@ -93,7 +94,7 @@ class CheckResult:
         for r in self.rules:
             if r.rule.id == rule_id:
                 return r
-        raise KeyError(f"no forbidden rule {rule_id!r}")
+        raise UnknownName("forbidden rule", rule_id, [r.rule.id for r in self.rules])
 
     def report(self) -> CheckReport:
         """The wire format (``fsm check --json``)."""

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from fsm.analysis.properties import Kind, property_ids
 from fsm.analysis.system import Fired, Outcome, Transition, World
 from fsm.analysis.trace import Reason, Trace, broken_rules
+from fsm.model.errors import UnknownName
 from fsm.model.vocabulary import Socket
 
 __all__ = [
@@ -157,8 +158,7 @@ class CheckReport(BaseModel):
         for p in self.properties:
             if p.id == pid:
                 return p
-        known = ", ".join(p.id for p in self.properties)
-        raise KeyError(f"no property {pid!r}; known: {known}")
+        raise UnknownName("property", pid, [p.id for p in self.properties])
 
 
 class CheckReports(BaseModel):

@@ -38,13 +38,17 @@ from fsm.analysis.properties import describe, get_property
 from fsm.analysis.system import System, Transition, World
 from fsm.analysis.trace import Reason, Trace, broken_rules
 from fsm.model.design import Design, Environment
-from fsm.model.errors import FsmError, StateLimitExceeded
+from fsm.model.errors import (
+    EngineDisagreement,
+    EngineError,
+    EngineUnavailable,
+    StateLimitExceeded,
+)
 from fsm.model.forbidden import FORBIDDEN
 
 __all__ = [
     "JUDGED",
     "NOT_JUDGED",
-    "EngineDisagreement",
     "EngineUnavailable",
     "SpinCheck",
     "SpinRun",
@@ -66,14 +70,6 @@ JUDGED = (
 NOT_JUDGED = ("eventual-delivery", "recovers-unaided")
 
 COMPILE_TIMEOUT = 600.0
-
-
-class EngineUnavailable(FsmError):
-    """``spin`` or a C compiler is missing."""
-
-
-class EngineDisagreement(FsmError):
-    """A SPIN trail that the composed system cannot take, or that violates nothing."""
 
 
 @dataclass(frozen=True)
@@ -162,10 +158,10 @@ def _run(
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise FsmError(f"{what} took longer than {timeout:.0f} s; stopped") from None
+        raise EngineError(f"{what} took longer than {timeout:.0f} s; stopped") from None
     if done.returncode != 0 and what != "pan":
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise FsmError(f"{what} failed: {' / '.join(tail)}")
+        raise EngineError(f"{what} failed: {' / '.join(tail)}")
     return done.stdout + done.stderr
 
 
@@ -201,7 +197,7 @@ def run_check(
         out = _run(argv, Path(cwd), timeout, "pan", env)
         seconds = time.perf_counter() - start
         if "pan: out of memory" in out or "error: max search depth too small" in out:
-            raise FsmError(f"SPIN's verifier stopped early: {out.strip().splitlines()[-1]}")
+            raise EngineError(f"SPIN's verifier stopped early: {out.strip().splitlines()[-1]}")
         states = _number(r"(\d+) states, stored", out)
         transitions = _number(r"(\d+) transitions \(", out)
         memory = _float(r"([\d.]+)\s+total actual memory usage", out)
@@ -210,7 +206,7 @@ def run_check(
         if errors:
             trails = sorted(Path(cwd).glob("*.trail"))
             if not trails:
-                raise FsmError("SPIN reported an error but wrote no trail")
+                raise EngineError("SPIN reported an error but wrote no trail")
             if trails[0].name != "model.pml.trail":
                 trails[0].rename(Path(cwd) / "model.pml.trail")
             replayed = _run([str(verifier.pan), "-r", "-n"], Path(cwd), timeout, "pan", env)

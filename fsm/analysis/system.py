@@ -303,7 +303,7 @@ class System:
         """``behaviour`` replaces the one ``design`` selects (a mutant's edited tables,
         say); ``design`` still names the system."""
         if messages < 1:
-            raise SpecError(f"--messages must be at least 1, got {messages}")
+            raise SpecError(f"messages must be at least 1, got {messages}")
         self.design = design
         self.environment = environment
         self.n = messages

@@ -19,9 +19,9 @@ from types import FrameType
 from typing import NoReturn, TextIO, cast
 
 from fsm.cli import commands, review, testing
-from fsm.cli.options import Parser, UsageError
+from fsm.cli.options import Parser
 from fsm.cli.output import Output, shown, silence_stdout
-from fsm.model.errors import FsmError
+from fsm.model.errors import FsmError, StateLimitExceeded, UsageError
 
 __all__ = ["INTERNAL_ERROR", "Interrupted", "build_parser", "entry", "main", "version"]
 
@@ -76,6 +76,14 @@ def build_parser() -> Parser:
     return parser
 
 
+def _in_flags(exc: FsmError) -> str:
+    """``exc``'s message, in terms of the command line's flags where the library's
+    words name a bound that a flag sets."""
+    if isinstance(exc, StateLimitExceeded):
+        return f"state space exceeds --max-states {exc.limit}; raise the limit or lower --messages"
+    return str(exc)
+
+
 def _error(message: str) -> None:
     """Write ``message`` to standard error as exactly one escaped line."""
     sys.stderr.write(shown(message) + "\n")
@@ -111,7 +119,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         _error(f"{exc}  (see --help)")
         return 2
     except FsmError as exc:
-        _error(f"fsm: error: {exc}")
+        _error(f"fsm: error: {_in_flags(exc)}")
         return 2
     except BrokenPipeError:  # argparse's --help into a closed pipe
         silence_stdout()

@@ -18,7 +18,6 @@ from fsm.analysis.spin import spin_check
 from fsm.analysis.system import System
 from fsm.cli.options import (
     Parser,
-    UsageError,
     add_design_options,
     add_environment_option,
     add_max_states_option,
@@ -36,6 +35,7 @@ from fsm.model.design import (
     get_design,
     get_environment,
 )
+from fsm.model.errors import UsageError
 from fsm.render.text import (
     LEGEND,
     ablation_table,

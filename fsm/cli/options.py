@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from fsm.model.design import DEFAULT_ENVIRONMENT, DESIGNS, Design, get_design, load_design
+from fsm.model.errors import UsageError
 from fsm.render.catalog import check_spec
 
 __all__ = [
     "MAX_MESSAGES",
     "Parser",
-    "UsageError",
     "add_design_options",
     "add_environment_option",
     "add_max_states_option",
@@ -27,10 +27,6 @@ __all__ = [
 ]
 
 MAX_MESSAGES = 8
-
-
-class UsageError(Exception):
-    """A command line that does not parse: one line, exit code 2."""
 
 
 class Parser(argparse.ArgumentParser):

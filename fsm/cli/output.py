@@ -14,13 +14,9 @@ import os
 import sys
 from typing import TextIO
 
-from fsm.model.errors import FsmError
+from fsm.model.errors import OutputError
 
-__all__ = ["Output", "OutputFailed", "shown"]
-
-
-class OutputFailed(FsmError):
-    """Standard output cannot be written (a full disk, ``> /dev/full``)."""
+__all__ = ["Output", "shown"]
 
 
 def shown(text: object) -> str:
@@ -39,7 +35,7 @@ class Output:
     """A text stream wrapper that turns a broken pipe into silence.
 
     After the first :class:`BrokenPipeError` every further write is dropped (any
-    other error writing is :class:`OutputFailed`, exit code 2); when
+    other error writing is :class:`~fsm.model.errors.OutputError`, exit code 2); when
     the stream is the process's standard output, its descriptor is pointed at
     ``/dev/null`` so the interpreter's final flush cannot fail either.
     """
@@ -56,7 +52,7 @@ class Output:
                 self._close()
             except OSError as exc:
                 self._close()
-                raise OutputFailed(f"cannot write the output: {exc.strerror or exc}") from None
+                raise OutputError(f"cannot write the output: {exc.strerror or exc}") from None
         return len(text)
 
     def flush(self) -> None:
@@ -67,7 +63,7 @@ class Output:
                 self._close()
             except OSError as exc:
                 self._close()
-                raise OutputFailed(f"cannot write the output: {exc.strerror or exc}") from None
+                raise OutputError(f"cannot write the output: {exc.strerror or exc}") from None
 
     def _close(self) -> None:
         self.broken = True

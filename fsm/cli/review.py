@@ -9,7 +9,8 @@ from typing import TextIO
 
 from fsm.cli.options import Parser, add_design_options, nonempty, selected_designs
 from fsm.cli.output import shown
-from fsm.render import catalog, files, review
+from fsm.render import catalog, graphviz, review, sources
+from fsm.staging import Staging
 
 __all__ = ["cmd_diagrams", "cmd_review", "register"]
 
@@ -63,7 +64,7 @@ def cmd_diagrams(args: argparse.Namespace, out: TextIO) -> int:
     diagrams = catalog.build(designs, catalog.run_checks(designs), catalog.run_composed(designs))
     target = Path(args.out)
     if args.check:
-        problems = files.compare(diagrams, target, catalog.complete_dirs(designs))
+        problems = sources.compare(diagrams, target, catalog.complete_dirs(designs))
         for line in problems:
             out.write(shown(line) + "\n")
         if problems:
@@ -75,9 +76,9 @@ def cmd_diagrams(args: argparse.Namespace, out: TextIO) -> int:
         count = sum(len(d.sources()) for d in diagrams)
         out.write(f"{count} diagram sources in {shown(target)} are up to date\n")
         return 0
-    with files.Staging(target) as staging:
-        staging.write_sources(diagrams)
-        files.render(diagrams, staging.root)
+    with Staging(target) as staging:
+        staging.write_all(sources.sources(diagrams))
+        graphviz.render(diagrams, staging.root)
         written = staging.commit(prune=catalog.complete_dirs(designs))
     out.write(f"{len(written)} files written to {shown(target)}\n")
     return 0
@@ -87,9 +88,9 @@ def cmd_review(args: argparse.Namespace, out: TextIO) -> int:
     designs = review.review_designs(args.spec)
     target = Path(args.out)
     data = review.collect(designs)
-    with files.Staging(target) as staging:
-        staging.write_sources(data.diagrams)
-        rendered = files.render(data.diagrams, staging.root)
+    with Staging(target) as staging:
+        staging.write_all(sources.sources(data.diagrams))
+        rendered = graphviz.render(data.diagrams, staging.root)
         staging.write("REVIEW.md", review.markdown(data, rendered))
         staging.write("review.html", review.html_page(data, staging.root, rendered))
         staging.commit(prune=catalog.complete_dirs(designs), last=("REVIEW.md", "review.html"))

@@ -10,7 +10,7 @@ from typing import TextIO
 
 from fsm.cli.options import Parser, add_environment_option, add_messages_option, positive
 from fsm.model.design import get_design, get_environment
-from fsm.model.errors import ForbiddenTransition, SpecError
+from fsm.model.errors import ForbiddenTransition, SpecError, UnknownName
 from fsm.render.text import table
 from fsm.testing.adapters import adapter_names, load_adapter
 from fsm.testing.generators import CRITERIA, generate
@@ -163,7 +163,7 @@ def cmd_monitor(args: argparse.Namespace, out: TextIO) -> int:
         before = len(monitor.violations)
         try:
             monitor.observe(record["event"], message)
-        except MonitorError as exc:
+        except (MonitorError, UnknownName) as exc:
             raise SpecError(f"{path}:{number}: {exc}") from None
         found.extend((number, v) for v in monitor.violations[before:])
     if not found:

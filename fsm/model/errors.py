@@ -1,13 +1,29 @@
-"""The exceptions ``fsm`` raises.
+"""Every exception ``fsm`` raises on purpose, in one place.
 
-::
+The module sits in the lowest layer, so that every layer (model, analysis,
+testing, render, the command line, the reference client) raises its errors from
+here and a caller catches any of them as :class:`FsmError`::
 
     FsmError
-    ├── ForbiddenTransition   an event with no entry in a machine's table
+    ├── UsageError            a command line that does not parse
+    ├── SpecError             a design, environment, suite or event file that does not validate,
+    │                         or a bound that makes no sense
+    ├── UnknownName           a design, environment, property, rule, scenario, mutant, adapter,
+    │                         criterion or case asked for by a name nobody defined
     ├── DefinitionError       a transition table that cannot be a machine
-    ├── SpecError             a design or environment file that does not validate
-    ├── UnknownName           a design, environment or scenario name that does not exist
-    └── StateLimitExceeded    the exploration passed ``--max-states``
+    ├── ForbiddenTransition   an event with no entry in a machine's table, or one a rule forbids
+    ├── StateLimitExceeded    the exploration found more states than it was allowed to keep
+    ├── MonitorError          an event the runtime monitor cannot place
+    ├── StepRefused           a system under test cannot take the step a suite asks for
+    ├── SettleTimeout         the reference world did not go quiet in time
+    ├── EngineError           the SPIN engine failed
+    │   ├── EngineUnavailable     SPIN or a C compiler is missing
+    │   └── EngineDisagreement    a SPIN trail the composed system cannot take
+    ├── RenderError           Graphviz's dot refused a generated diagram
+    └── OutputError           an output folder, file or standard output cannot be written
+
+Messages are in the library's own words ("more than the 5000 states allowed");
+the command line (:mod:`fsm.cli`) puts them in terms of its flags.
 """
 
 from __future__ import annotations
@@ -17,11 +33,20 @@ from enum import Enum
 
 __all__ = [
     "DefinitionError",
+    "EngineDisagreement",
+    "EngineError",
+    "EngineUnavailable",
     "ForbiddenTransition",
     "FsmError",
+    "MonitorError",
+    "OutputError",
+    "RenderError",
+    "SettleTimeout",
     "SpecError",
     "StateLimitExceeded",
+    "StepRefused",
     "UnknownName",
+    "UsageError",
     "did_you_mean",
 ]
 
@@ -34,6 +59,35 @@ def did_you_mean(name: str, known: list[str]) -> str:
 
 class FsmError(Exception):
     """Base class of every error this library raises on purpose."""
+
+
+class UsageError(FsmError):
+    """A command line that does not parse: one line, exit code 2."""
+
+
+class SpecError(FsmError):
+    """A design or environment description, a suite or an event log is malformed,
+    or a bound is out of range."""
+
+
+class UnknownName(FsmError):
+    """Something was asked for by a name nobody defined.
+
+    ``kind`` says what (``"design"``, ``"environment"``, ``"property"``,
+    ``"forbidden rule"``...), ``known`` lists the names there are; the message
+    suggests the closest one.
+    """
+
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = known
+        hint = did_you_mean(name, known)
+        super().__init__(f"unknown {kind} {name!r}{hint}; known: {', '.join(known)}")
+
+
+class DefinitionError(FsmError):
+    """A transition table is inconsistent; the message says how to fix it."""
 
 
 class ForbiddenTransition(FsmError):
@@ -71,30 +125,52 @@ class ForbiddenTransition(FsmError):
         super().__init__(text)
 
 
-class DefinitionError(FsmError):
-    """A transition table is inconsistent; the message says how to fix it."""
-
-
-class SpecError(FsmError):
-    """A design or environment description is malformed or out of bounds."""
-
-
-class UnknownName(FsmError):
-    """A design, environment or scenario was asked for by a name nobody defined."""
-
-    def __init__(self, kind: str, name: str, known: list[str]) -> None:
-        self.kind = kind
-        self.name = name
-        self.known = known
-        hint = did_you_mean(name, known)
-        super().__init__(f"unknown {kind} {name!r}{hint}; known: {', '.join(known)}")
-
-
 class StateLimitExceeded(FsmError):
-    """Breadth-first exploration found more states than it was allowed to keep."""
+    """Exploration found more states than it was allowed to keep (``limit``)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         super().__init__(
-            f"state space exceeds --max-states {limit}; raise the limit or lower --messages"
+            f"the state space has more than the {limit} states allowed; "
+            "allow more states or check fewer messages"
         )
+
+
+class MonitorError(FsmError):
+    """An event the monitor does not know, or a message id it never saw sent.
+
+    The monitor's state is left as it was.
+    """
+
+
+class StepRefused(FsmError):
+    """The system under test cannot take a step the suite asks for (a ``done`` for a
+    message the server never received, a REST answer with no request in flight).
+
+    A :class:`~fsm.testing.adapters.SystemUnderTest` raises it from ``apply``.
+    """
+
+
+class SettleTimeout(FsmError):
+    """The reference client, server and proxies did not go quiet within the bound."""
+
+
+class EngineError(FsmError):
+    """The SPIN engine failed: a tool exited with an error, took too long, or
+    stopped early."""
+
+
+class EngineUnavailable(EngineError):
+    """``spin`` or a C compiler is missing."""
+
+
+class EngineDisagreement(EngineError):
+    """A SPIN trail that the composed system cannot take, or that violates nothing."""
+
+
+class RenderError(FsmError):
+    """Graphviz's dot refused a generated diagram."""
+
+
+class OutputError(FsmError):
+    """An output folder or file, or standard output, cannot be written."""

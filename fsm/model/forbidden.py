@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
+from fsm.model.errors import UnknownName
 from fsm.model.tables import Row
 from fsm.model.vocabulary import Action, ConnectionState, MessageEvent, MessageState
 
@@ -107,8 +108,8 @@ FORBIDDEN: tuple[ForbiddenRule, ...] = (
 
 
 def get_rule(rule_id: str) -> ForbiddenRule:
-    """The rule with id ``rule_id``; :class:`KeyError` naming the known ids if none."""
+    """The rule with id ``rule_id``; :class:`UnknownName` naming the known ids if none."""
     for rule in FORBIDDEN:
         if rule.id == rule_id:
             return rule
-    raise KeyError(f"no forbidden rule {rule_id!r}; known: {', '.join(r.id for r in FORBIDDEN)}")
+    raise UnknownName("forbidden rule", rule_id, [r.id for r in FORBIDDEN])

@@ -14,11 +14,9 @@ import asyncio
 import time
 from collections.abc import Callable
 
-__all__ = ["Activity", "SettleTimeout", "settle"]
+from fsm.model.errors import SettleTimeout
 
-
-class SettleTimeout(RuntimeError):
-    """The world did not go quiet within the bound."""
+__all__ = ["Activity", "settle"]
 
 
 class Activity:

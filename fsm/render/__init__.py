@@ -8,9 +8,10 @@ Views build one neutral graph (:mod:`fsm.render.graph`) and writers serialise it
 * :mod:`fsm.render.machine`, :mod:`fsm.render.counterexample`,
   :mod:`fsm.render.diff`, :mod:`fsm.render.composed`: the views;
 * :mod:`fsm.render.catalog`: which diagrams exist for a list of designs, and where;
-* :mod:`fsm.render.files`: staging, Graphviz, the ``--check`` comparison;
+* :mod:`fsm.render.sources`: the diagrams' text sources and the ``--check`` comparison;
+* :mod:`fsm.render.graphviz`: Graphviz's ``dot``, run on every source;
 * :mod:`fsm.render.text`: plain-text tables shared by the command line and the review;
-* :mod:`fsm.render.review`: the design review, as Markdown and HTML.
+* :mod:`fsm.render.review`: the design review, one document written as Markdown and HTML.
 
-Nothing here imports :mod:`fsm.cli`.
+Files are written through :mod:`fsm.staging`. Nothing here imports :mod:`fsm.cli`.
 """

@@ -38,7 +38,7 @@ from typing_extensions import assert_never
 from fsm.analysis.system import Outcome, Stimulus, System, Transition, World
 from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design, Environment
-from fsm.model.errors import FsmError, SpecError, UnknownName
+from fsm.model.errors import SpecError, StepRefused, UnknownName
 from fsm.model.machines import Machine
 from fsm.model.stimuli import Aim, Scene, refusal, send_outcomes
 from fsm.model.tables import Row
@@ -65,11 +65,6 @@ __all__ = [
     "choose",
     "load_adapter",
 ]
-
-
-class StepRefused(FsmError):
-    """The system under test cannot take a step the suite asks for (a ``done`` for a
-    message the server never received, a REST answer with no request in flight)."""
 
 
 @runtime_checkable

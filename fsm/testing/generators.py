@@ -40,7 +40,7 @@ from fsm.analysis.scenario import Scenario
 from fsm.analysis.system import Outcome, Stimulus, System, Transition
 from fsm.model.behaviour import Behaviour
 from fsm.model.design import DESIGNS, Design, Environment
-from fsm.model.errors import SpecError
+from fsm.model.errors import UnknownName
 from fsm.testing.adapters import choose
 from fsm.testing.graph import StateGraph
 from fsm.testing.suite import Case, Covers, Criterion, Step, Suite, SuiteStats
@@ -451,7 +451,7 @@ def generate(
         cases, covered = _random(graph, seed, length, max_steps)
         stats = SuiteStats(steps=0, targets=len(graph.edges), covered=covered)
     else:
-        raise SpecError(f"unknown criterion {criterion!r}; known: {', '.join(CRITERIA)}")
+        raise UnknownName("criterion", criterion, list(CRITERIA))
     if criterion == "transitions":
         stats.covered = len({e for c in cases for e in graph.edges_of(_steps_of(graph, c))})
     stats.criterion_steps = sum(len(c.steps) for c in cases)

@@ -42,7 +42,7 @@ from fsm.analysis.report import message_name
 from fsm.analysis.system import Stimulus, Transition
 from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design
-from fsm.model.errors import DefinitionError, ForbiddenTransition, FsmError
+from fsm.model.errors import DefinitionError, ForbiddenTransition, MonitorError, UnknownName
 from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
 from fsm.model.tables import Row
 from fsm.model.vocabulary import (
@@ -94,13 +94,6 @@ MESSAGE_EVENTS: tuple[str, ...] = (
 
 _CONNECTION_EVENT = {e.value: e for e in ConnectionEvent}
 _MESSAGE_EVENT = {e.value: e for e in MessageEvent}
-
-
-class MonitorError(FsmError):
-    """An event the monitor does not know, or a message id it never saw sent.
-
-    The monitor's state is left as it was.
-    """
 
 
 class Seen(NamedTuple):
@@ -229,7 +222,7 @@ class Monitor:
         saved = (self.connection, dict(self.messages), set(self.held), len(self.trace))
         try:
             handle(*args)
-        except (ForbiddenTransition, MonitorError):
+        except (ForbiddenTransition, MonitorError, UnknownName):
             self.connection, self.messages, self.held, length = saved
             self._here = self._conn[self.connection]
             del self.trace[length:]
@@ -240,9 +233,7 @@ class Monitor:
         if event not in CONNECTION_EVENTS:
             if event in MESSAGE_EVENTS:
                 raise MonitorError(f"event {event!r} needs a message id")
-            raise MonitorError(
-                f"unknown event {event!r}; known: {', '.join(CONNECTION_EVENTS + MESSAGE_EVENTS)}"
-            )
+            raise UnknownName("event", event, [*CONNECTION_EVENTS, *MESSAGE_EVENTS])
         self.trace.append((event, None))
         if event == "ping_timeout" and self._silently_dropped():
             entry = self._here.get(event)
@@ -288,9 +279,7 @@ class Monitor:
         if event not in MESSAGE_EVENTS:
             if event in CONNECTION_EVENTS:
                 raise MonitorError(f"event {event!r} takes no message id")
-            raise MonitorError(
-                f"unknown event {event!r}; known: {', '.join(CONNECTION_EVENTS + MESSAGE_EVENTS)}"
-            )
+            raise UnknownName("event", event, [*CONNECTION_EVENTS, *MESSAGE_EVENTS])
         state = self.messages.get(message)
         if state is None:
             raise MonitorError(f"unknown message id {message!r}: report its 'send' first")

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from fsm.analysis.report import message_name
 from fsm.analysis.system import Outcome, Stimulus, Transition
 from fsm.analysis.trace import Trace
-from fsm.model.errors import SpecError
+from fsm.model.errors import SpecError, UnknownName
 from fsm.testing.observation import Observation, observe
 
 __all__ = [
@@ -163,7 +163,7 @@ class Suite(BaseModel):
         for case in self.cases:
             if case.id == case_id:
                 return case
-        raise KeyError(f"no case {case_id!r} in the suite")
+        raise UnknownName("case", case_id, [c.id for c in self.cases])
 
     @property
     def steps(self) -> int:

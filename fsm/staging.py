@@ -1,10 +1,12 @@
-"""Writing diagrams: the staging directory, Graphviz's render, the ``--check`` comparison.
+"""Writing output atomically: one file, or a whole folder tree at once.
+
+:func:`write_atomic` writes one file through a temporary file beside it, synced
+to disk and renamed over the target, so a reader sees the old file or the new
+one, never a part.
 
 :class:`Staging` writes a complete new output tree into a staging folder and
 commits it with one atomic exchange of two folders, so a reader sees either the
-previous review or the new one, never a mix; :func:`render` runs Graphviz's
-``dot`` on every staged ``.dot`` file (without ``dot`` only the sources are
-written) and stops every ``dot`` it started when interrupted.
+previous tree or the new one, never a mix.
 
 Where the staging folder goes (it must be on the output's file system, or the
 final rename fails with ``EXDEV``):
@@ -19,11 +21,15 @@ final rename fails with ``EXDEV``):
 * inside the output, named ``.fsm-staging-<pid>-<random>``, when the output is a
   mount point (its parent is another file system) or a folder with other
   content and no marker (``--out .``): fsm never swaps a folder it does not own.
-  Each top-level folder of diagrams is then completed and exchanged atomically
-  on its own, the review pages last.
+  Each top-level folder is then completed and exchanged atomically on its own,
+  the ``last`` files at the end.
 
 Staging folders left by a process that no longer runs (SIGKILL, power loss) are
-removed by the next run on the same output.
+removed by the next run on the same output. Failures are
+:class:`~fsm.model.errors.OutputError`, one line naming the output.
+
+The module depends on nothing of ``fsm`` but its errors, so every layer that
+writes files (the command line, rendering, test generation) can use it.
 """
 
 from __future__ import annotations
@@ -33,179 +39,79 @@ import ctypes
 import errno
 import os
 import shutil
-import signal
 import stat
-import subprocess
 import sys
 import tempfile
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
 
-from fsm.model.errors import FsmError
-from fsm.render.catalog import Diagram
+from fsm.model.errors import OutputError
 
 __all__ = [
-    "DOT_TIMEOUT",
-    "INSTALL_HINT",
     "MARKER",
-    "SOURCE_SUFFIXES",
     "STAGING_TAG",
-    "OutputError",
-    "RenderError",
     "Staging",
-    "compare",
-    "render",
-    "svg_of",
+    "clean_stale",
+    "exchange",
+    "write_atomic",
 ]
 
-#: What to tell a user without Graphviz.
-INSTALL_HINT = (
-    "Graphviz's dot is not on PATH, so only .dot and .mmd files were written; "
-    "install Graphviz for SVG and PNG (Debian/Ubuntu: apt-get install graphviz; "
-    "macOS: brew install graphviz)"
-)
 
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8) to the file ``path`` in one step.
 
-# -- comparing and writing ---------------------------------------------------------------
-SOURCE_SUFFIXES = (".dot", ".mmd")
-
-
-def compare(diagrams: Sequence[Diagram], out: Path, dirs: Sequence[str] = ()) -> list[str]:
-    """Problems of the ``.dot``/``.mmd`` files in ``out``: ``stale: ...``, ``missing: ...``,
-    and ``obsolete: ...`` for sources in ``dirs`` that nothing generates any more."""
-    expected: dict[str, str] = {}
-    for d in diagrams:
-        expected.update(d.sources())
-    problems: list[str] = []
-    for rel, text in sorted(expected.items()):
-        path = out / rel
-        try:
-            current = path.read_bytes()
-        except OSError:
-            problems.append(f"missing: {path}")
-            continue
-        if current != text.encode("utf-8"):
-            problems.append(f"stale: {path}")
-    for sub in dirs:
-        for path in sorted((out / sub).glob("*")):
-            rel = f"{sub}/{path.name}"
-            if path.suffix in SOURCE_SUFFIXES and rel not in expected:
-                problems.append(f"obsolete: {path}")
-    return problems
-
-
-class RenderError(FsmError):
-    """Graphviz's dot refused a generated diagram."""
-
-
-class OutputError(FsmError):
-    """The output directory cannot be written."""
-
-
-def _dot_binary() -> str | None:
-    return shutil.which("dot")
-
-
-#: Seconds one ``dot`` run may take before it is stopped and the render fails.
-DOT_TIMEOUT = 120.0
-
-
-class _Children:
-    """The ``dot`` processes running for one :func:`render`, so that all of them can
-    be stopped at once.
-
-    Each runs in a session of its own: a terminal's Ctrl-C reaches only ``fsm``
-    (``dot`` catches SIGINT and may block in its handler), and ``fsm`` then kills
-    each child's whole process group.
+    The bytes go to a temporary file in the same folder, are synced to disk, and
+    the temporary file is renamed over ``path``; the folder is synced too. A new
+    file gets the mode a plain ``open`` would give it, an existing one keeps its
+    mode. On any failure ``path`` is as it was, the temporary file is removed,
+    and the error is an :class:`~fsm.model.errors.OutputError` naming ``path``.
     """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.running: set[subprocess.Popen[bytes]] = set()
-        self.stopped = False
-
-    def run(self, argv: list[str]) -> tuple[int, str]:
-        """Run ``argv`` to the end; its exit code and standard error."""
-        with self.lock:
-            if self.stopped:
-                return -signal.SIGKILL, "stopped"
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-            self.running.add(proc)
-        try:
-            try:
-                _, err = proc.communicate(timeout=DOT_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.kill(proc)
-                proc.communicate()
-                return proc.returncode, f"no result after {DOT_TIMEOUT:.0f} seconds"
-        finally:
-            with self.lock:
-                self.running.discard(proc)
-        return proc.returncode, err.decode("utf-8", "replace")
-
-    @staticmethod
-    def kill(proc: subprocess.Popen[bytes]) -> None:
-        with contextlib.suppress(OSError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-    def stop(self) -> None:
-        """Start nothing more and kill every child still running."""
-        with self.lock:
-            self.stopped = True
-            for proc in self.running:
-                self.kill(proc)
-
-
-def render(diagrams: Sequence[Diagram], root: Path, err: TextIO | None = None) -> bool:
-    """Render each diagram's ``.dot`` under ``root`` to SVG and PNG with Graphviz.
-
-    Without ``dot`` on PATH, say how to install it on ``err`` and return False.
-    On any exception (a failed ``dot``, Ctrl-C) every ``dot`` still running is
-    killed before the exception propagates, within a fraction of a second.
-    """
-    dot = _dot_binary()
-    if dot is None:
-        print(f"fsm: {INSTALL_HINT}", file=sys.stderr if err is None else err)
-        return False
-    jobs = [
-        (root / f"{d.path}.dot", fmt, extra)
-        for d in diagrams
-        for fmt, extra in (("svg", ()), ("png", ("-Gdpi=110",)))
-    ]
-    children = _Children()
-
-    def one(job: tuple[Path, str, tuple[str, ...]]) -> None:
-        src, fmt, extra = job
-        target = src.with_suffix(f".{fmt}")
-        code, stderr = children.run([dot, f"-T{fmt}", *extra, "-o", str(target), str(src)])
-        if code != 0 and not children.stopped:
-            message = " ".join(stderr.split()) or f"exit code {code}"
-            raise RenderError(f"dot failed on {src.relative_to(root)}: {message}")
-
-    pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
+    blob = data.encode("utf-8") if isinstance(data, str) else data
+    folder = path.parent
     try:
-        futures: list[Future[None]] = [pool.submit(one, job) for job in jobs]
-        for future in futures:
-            future.result()
-    except BaseException:
-        children.stop()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    return True
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        if os.path.isdir(path):
+            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+                f.flush()
+                os.fchmod(f.fileno(), mode)
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _sync_folder(folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-# -- the staging folder and the commit ------------------------------------------------------
+def _sync_folder(folder: Path) -> None:
+    """Sync ``folder``'s entries to disk, where the system lets a folder be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 #: The file that marks an output folder as fsm's, to be replaced as a whole.
 MARKER = ".fsm-output"
 _MARKER_TEXT = (
@@ -285,9 +191,7 @@ def _same_file_system(target: Path) -> bool:
 
 
 def _default_dir_mode() -> int:
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o777 & ~umask
+    return 0o777 & ~_umask()
 
 
 _AT_FDCWD = -100
@@ -349,7 +253,7 @@ def _carry(src: str, dst: Path) -> None:
 class Staging:
     """A complete new output tree, built in a staging folder and committed at once.
 
-    Write into :attr:`root` (:meth:`write`, :meth:`write_sources`, or tools that
+    Write into :attr:`root` (:meth:`write`, :meth:`write_all`, or tools that
     write files there), then :meth:`commit`. Leaving the ``with`` block removes
     the staging folder, and with it the previous tree after a commit; on an
     exception before the commit the output is untouched. Stale staging folders
@@ -410,10 +314,10 @@ class Staging:
         except OSError as exc:
             raise self._fail(exc) from None
 
-    def write_sources(self, diagrams: Sequence[Diagram]) -> None:
-        for d in diagrams:
-            for rel, text in d.sources().items():
-                self.write(rel, text)
+    def write_all(self, files: Mapping[str, str | bytes]) -> None:
+        """:meth:`write` each of ``files`` (relative path -> contents), in sorted order."""
+        for rel in sorted(files):
+            self.write(rel, files[rel])
 
     def files(self) -> list[str]:
         return sorted(
@@ -492,12 +396,3 @@ class Staging:
                 os.chmod(dst, stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode))
             elif not (rel in prune and Path(name).suffix in kinds and entry.is_file()):
                 _carry(entry.path, dst)
-
-
-def svg_of(root: Path, diagram: Diagram) -> str | None:
-    """The rendered SVG of ``diagram`` under ``root``, if there is one."""
-    path = root / f"{diagram.path}.svg"
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
