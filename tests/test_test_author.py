@@ -368,6 +368,11 @@ class Exits(Raises):
         super().__init__(SystemExit(3))
 
 
+class RaisesEscapes(Raises):
+    def __init__(self) -> None:
+        super().__init__(RuntimeError("\x1b[2Jgone\nfsm: all 17 cases pass"))
+
+
 class ReturnsNone:
     def reset(self, design: Design, environment: Environment, messages: int) -> Observation:
         return Observation.initial(messages)
@@ -382,6 +387,7 @@ class ReturnsNone:
         ("RaisesKeyError", "the adapter raised KeyError: 'm9'"),
         ("Exits", "the adapter raised SystemExit: 3"),
         ("ReturnsNone", "the adapter raised TypeError: returned a NoneType, not an Observation"),
+        ("RaisesEscapes", "the adapter raised RuntimeError: \\x1b[2Jgone\\nfsm: all 17"),
     ],
 )
 def test_an_adapter_error_names_the_case_and_step_and_exits_1(
@@ -392,7 +398,8 @@ def test_an_adapter_error_names_the_case_and_step_and_exits_1(
     said: str,
 ) -> None:
     (tmp_path / "my_adapters.py").write_text(
-        "from test_test_author import Exits, RaisesKeyError, ReturnsNone\n", encoding="utf-8"
+        "from test_test_author import Exits, RaisesEscapes, RaisesKeyError, ReturnsNone\n",
+        encoding="utf-8",
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
@@ -406,6 +413,7 @@ def test_an_adapter_error_names_the_case_and_step_and_exits_1(
     assert re.search(rf"^rows-\d+: diverges at {step} \(", text, re.MULTILINE)
     assert said in text
     assert "internal error" not in text
+    assert "\x1b" not in text
 
 
 # -- 6. strict suites ---------------------------------------------------------------------

@@ -146,7 +146,7 @@ def replay_case(
     try:
         observed: object = adapter.reset(design, environment, messages)
     except StepRefused as exc:
-        return Divergence(case=case.id, step=0, refused=str(exc))
+        return Divergence(case=case.id, step=0, refused=_inert(str(exc)))
     except (Exception, SystemExit) as exc:
         if raise_errors:
             raise
@@ -177,7 +177,7 @@ def replay_case(
         try:
             observed = adapter.apply(step.stimulus, step.index, step.outcome)
         except StepRefused as exc:
-            return Divergence(**common, refused=str(exc))
+            return Divergence(**common, refused=_inert(str(exc)))
         except (Exception, SystemExit) as exc:
             if raise_errors:
                 raise
@@ -191,9 +191,20 @@ def replay_case(
     return None
 
 
+def _inert(text: str, limit: int = 500) -> str:
+    """Text from the adapter as one inert line: non-printable characters escaped
+    (``\\n``, ``\\x1b``), at most ``limit`` characters."""
+    if not text.isprintable():
+        text = "".join(
+            ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode()
+            for ch in text
+        )
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _error(exc: BaseException) -> str:
     text = str(exc)
-    return type(exc).__name__ + (f": {text}" if text else "")
+    return _inert(type(exc).__name__ + (f": {text}" if text else ""))
 
 
 def _not_an_observation(value: object) -> str:
