@@ -224,6 +224,9 @@ def test_a_suite_of_a_design_file_replays_without_it(
     suite = load_suite(out)
     assert suite.design == "mine"
     assert suite.spec == load_design(spec)
+    capsys.readouterr()
+    assert main(["replay", str(out), "--spec", str(spec)]) == 0
+    assert "on mine through model: 17 of 17 cases pass" in capsys.readouterr().out
     spec.unlink()
     capsys.readouterr()
     assert main(["replay", str(out), "--adapter", "transitions"]) == 0
