@@ -4,6 +4,7 @@ suites, adapter errors, grouped failures, and the example client in examples/.""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import re
@@ -24,11 +25,11 @@ from fsm.model.design import DESIGNS, Design, Environment, load_design
 from fsm.model.errors import SpecError
 from fsm.model.vocabulary import ConnectionEvent, ConnectionState, MessageEvent, MessageState
 from fsm.testing import suite as suite_module
-from fsm.testing.adapters import ModelAdapter, SystemUnderTest
+from fsm.testing.adapters import ModelAdapter, SystemUnderTest, load_adapter
 from fsm.testing.observation import VISIBLE, Observation
 from fsm.testing.pytest_plugin import NO_ADAPTER
 from fsm.testing.pytest_writer import pytest_module
-from fsm.testing.suite import load_suite
+from fsm.testing.suite import Case, Covers, Step, SuiteStats, load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "chat_client"
@@ -548,3 +549,53 @@ def test_the_library_takes_a_users_design(tmp_path: Path) -> None:
     again = Suite.model_validate_json(suite.model_dump_json())
     assert again.spec == design
     assert get_design("fixed") != design
+
+
+def test_every_adapter_refuses_the_same_impossible_steps(example_dir: Path) -> None:
+    """Steps a well-formed suite may ask for but no world can take: each built-in adapter,
+    and the example's, refuses each at its first step."""
+    init = Observation.initial(2)
+    impossible: list[tuple[Stimulus, str | None]] = [
+        (Stimulus.done, "m1"),
+        (Stimulus.send, "m2"),
+        (Stimulus.handshake_ack, None),
+        (Stimulus.handshake_fail, None),
+        (Stimulus.app_foreground, None),
+        (Stimulus.network_restored, None),
+        (Stimulus.rest_ok, "m1"),
+        (Stimulus.rest_error, "m2"),
+        (Stimulus.socket_error, None),
+        (Stimulus.connection_dropped, None),
+        (Stimulus.ping_timeout, None),
+    ]
+    cases = [
+        Case(
+            id=f"c{n}",
+            title=stimulus.value,
+            covers=Covers(),
+            steps=[Step(stimulus=stimulus, message=message, expected=init)],
+        )
+        for n, (stimulus, message) in enumerate(impossible)
+    ]
+    suite = Suite(
+        design="fixed",
+        spec=get_design("fixed"),
+        environment="ios-suspend",
+        messages=2,
+        criterion="scenario",
+        stats=SuiteStats(steps=len(cases)),
+        cases=cases,
+    )
+    names = ["model", "transitions", "chat_adapter:FixedExampleClientAdapter"]
+    if importlib.util.find_spec("aiohttp") is not None:
+        names.append("reference")
+    for name in names:
+        adapter = load_adapter(name)
+        try:
+            report = replay(suite, adapter)
+        finally:
+            close = getattr(adapter, "close", None)
+            if callable(close):
+                close()
+        refused = [(f.case, f.step) for f in report.failures if f.refused is not None]
+        assert refused == [(c.id, 1) for c in cases], name
