@@ -535,12 +535,13 @@ def adapter_names() -> list[str]:
 
 
 def _import_from_here(name: str) -> ModuleType:
-    """Import ``name`` with the current folder searched first, as ``python -m`` does (the
-    ``fsm`` script's own folder is not where a user's adapter lives)."""
+    """Import ``name`` with the current folder searched too, after the installed
+    packages (``python -m`` searches it; the ``fsm`` script's own folder is not where a
+    user's adapter lives)."""
     here = os.getcwd()
     added = here not in sys.path and "" not in sys.path
     if added:
-        sys.path.insert(0, here)
+        sys.path.append(here)
     try:
         return importlib.import_module(name)
     finally:
