@@ -298,6 +298,9 @@ def test_testgen_and_replay_commands(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["replay", str(out), "--adapter", "transitions"]) == 0
     assert main(["replay", str(out), "--design", "pre-fix"]) == 1
     text = capsys.readouterr().out
+    assert "cases diverge at connect: isConnected: expected False, observed True" in text
+    assert main(["replay", str(out), "--design", "pre-fix", "--verbose"]) == 1
+    text = capsys.readouterr().out
     assert "stale-socket: diverges at step 1 (connect)" in text
     assert main(["replay", str(out), "--adapter", "nope"]) == 2
     assert main(["replay", str(tmp_path / "missing.json")]) == 2

@@ -47,7 +47,7 @@ from fsm.render.text import (
 from fsm.testing.adapters import ModelAdapter
 from fsm.testing.generators import scenario_suite
 from fsm.testing.replay import replay
-from fsm.testing.suite import Suite, load_suite
+from fsm.testing.suite import Suite, load_suite, suite_design
 
 __all__ = ["register"]
 
@@ -235,7 +235,7 @@ def _scenario_file(args: argparse.Namespace, out: TextIO) -> int:
     designs = (
         selected_designs(args)
         if (args.design is not None or args.spec is not None)
-        else [get_design(suite.design)]
+        else [suite_design(suite)]
     )
     report = replay(suite, ModelAdapter(), designs[0], adapter_name="model")
     if args.json:

@@ -15,14 +15,17 @@ from fsm.staging import Staging
 __all__ = ["cmd_diagrams", "cmd_review", "register"]
 
 
-def _add_out_option(parser: argparse.ArgumentParser) -> None:
+def _add_out_option(parser: argparse.ArgumentParser, spec_default: bool = False) -> None:
     """``--out DIR``, where the diagrams and the review are written."""
+    default = f"{review.DEFAULT_OUT}"
+    if spec_default:
+        default += f"; with --spec, {review.DEFAULT_OUT}-NAME for the design called NAME"
     parser.add_argument(
         "--out",
         metavar="DIR",
         type=nonempty,
-        default=review.DEFAULT_OUT,
-        help=f"output directory (default {review.DEFAULT_OUT})",
+        default=None if spec_default else review.DEFAULT_OUT,
+        help=f"output directory (default {default})",
     )
 
 
@@ -34,7 +37,7 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
         help="draw the machines, counterexamples and design diffs",
     )
     add_design_options(p)
-    _add_out_option(p)
+    _add_out_option(p, spec_default=True)
     p.add_argument(
         "--check",
         action="store_true",
@@ -62,16 +65,32 @@ def cmd_diagrams(args: argparse.Namespace, out: TextIO) -> int:
     designs = selected_designs(args)
     catalog.check_names(designs)
     diagrams = catalog.build(designs, catalog.run_checks(designs), catalog.run_composed(designs))
-    target = Path(args.out)
+    if args.out is not None:
+        target = Path(args.out)
+    elif args.spec is not None:  # a design file's diagrams stay out of the committed folder
+        target = Path(f"{review.DEFAULT_OUT}-{designs[0].name}")
+    else:
+        target = Path(review.DEFAULT_OUT)
     if args.check:
         problems = sources.compare(diagrams, target, catalog.complete_dirs(designs))
+        every = args.design is None and args.spec is None
+        foreign = catalog.foreign_dirs(target) if every else []
         for line in problems:
             out.write(shown(line) + "\n")
+        for path in foreign:
+            out.write(f"foreign: {shown(path)} (the diagrams of no built-in design)\n")
         if problems:
             out.write(
                 f"{len(problems)} diagram source(s) differ from the model; "
                 f"run `fsm diagrams --out {shown(target)}` to update them\n"
             )
+        if foreign:
+            out.write(
+                f"{len(foreign)} folder(s) hold diagrams of no built-in design; remove them "
+                f"(rm -r {' '.join(shown(p) for p in foreign)}) or keep a design file's "
+                f"diagrams elsewhere (fsm diagrams --spec FILE writes {review.DEFAULT_OUT}-NAME)\n"
+            )
+        if problems or foreign:
             return 1
         count = sum(len(d.sources()) for d in diagrams)
         out.write(f"{count} diagram sources in {shown(target)} are up to date\n")

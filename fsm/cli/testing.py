@@ -8,16 +8,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from fsm.cli.options import Parser, add_environment_option, add_messages_option, positive
-from fsm.model.design import get_design, get_environment
+from fsm.cli.options import (
+    Parser,
+    add_environment_option,
+    add_messages_option,
+    nonempty,
+    positive,
+    spec_design,
+)
+from fsm.model.design import Design, get_design, get_environment
 from fsm.model.errors import ForbiddenTransition, SpecError, UnknownName
 from fsm.render.text import table
 from fsm.testing.adapters import adapter_names, load_adapter
 from fsm.testing.generators import CRITERIA, generate
 from fsm.testing.monitor import Monitor, MonitorError
-from fsm.testing.mutants import MUTANTS, KillReport, kill_matrix
+from fsm.testing.mutants import KillReport, kill_matrix, mutants_for
 from fsm.testing.pytest_writer import pytest_module
-from fsm.testing.replay import replay
+from fsm.testing.replay import ReplayReport, replay
 from fsm.testing.suite import load_suite
 
 __all__ = ["register"]
@@ -35,8 +42,25 @@ def _write(text: str, out: TextIO, path: str | None) -> None:
         Path(path).write_text(text, encoding="utf-8")
 
 
+def _design(args: argparse.Namespace, default: str | None = None) -> Design | None:
+    """The design ``--design NAME`` or ``--spec FILE`` gives, else ``default``'s."""
+    if args.spec is not None:
+        return spec_design(args.spec)
+    name = args.design if args.design is not None else default
+    return None if name is None else get_design(name)
+
+
+def _add_design_options(parser: argparse.ArgumentParser, required: bool, what: str) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--design", metavar="NAME", type=nonempty, help=f"a built-in design {what}")
+    group.add_argument(
+        "--spec", metavar="FILE", type=nonempty, help=f"a design file (.toml or .json) {what}"
+    )
+
+
 def cmd_testgen(args: argparse.Namespace, out: TextIO) -> int:
-    design = get_design(args.design)
+    design = _design(args)
+    assert design is not None
     environment = get_environment(args.environment)
     suite = generate(
         design,
@@ -69,7 +93,7 @@ def cmd_testgen(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     suite = load_suite(args.suite)
-    design = get_design(args.design) if args.design else None
+    design = _design(args)
     adapter = load_adapter(args.adapter)
     try:
         report = replay(suite, adapter, design, adapter_name=args.adapter)
@@ -80,8 +104,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         out.write(report.model_dump_json(indent=2) + "\n")
     else:
-        for divergence in report.failures:
-            out.write(divergence.describe() + "\n\n")
+        print_failures(report, out, verbose=args.verbose)
         failed = len(report.failures)
         out.write(
             f"suite {suite.design}/{suite.criterion} on {report.design} through "
@@ -89,6 +112,33 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
             f"cases pass\n"
         )
     return 0 if report.passed else 1
+
+
+def print_failures(report: ReplayReport, out: TextIO, verbose: bool = False) -> None:
+    """Every failure with ``verbose``; else one example per group of failures that
+    first diverge alike (:func:`~fsm.testing.replay.group_failures`), with the counts."""
+    if verbose:
+        for divergence in report.failures:
+            out.write(divergence.describe() + "\n\n")
+        return
+    groups = report.groups()
+    for n, group in enumerate(groups, start=1):
+        count = len(group.failures)
+        cases = "case" if count == 1 else "cases"
+        out.write(
+            f"failure {n} of {len(groups)}: {count} {cases} diverge at {group.key.step}: "
+            f"{group.key.what}; for example\n"
+        )
+        out.write(group.failures[0].describe() + "\n")
+        if count > 1:
+            others = [d.case for d in group.failures[1:]]
+            listed = ", ".join(others[:8]) + (
+                f" and {len(others) - 8} more" if len(others) > 8 else ""
+            )
+            out.write(f"  also: {listed}\n")
+        out.write("\n")
+    if len(report.failures) > len(groups):
+        out.write("(--verbose shows every failing case)\n")
 
 
 def print_kills(report: KillReport, out: TextIO) -> None:
@@ -114,7 +164,8 @@ def print_kills(report: KillReport, out: TextIO) -> None:
 
 
 def cmd_mutants(args: argparse.Namespace, out: TextIO) -> int:
-    design = get_design("hardened")
+    design = _design(args, "hardened")
+    assert design is not None
     environment = get_environment(args.environment)
     criteria = CRITERIA if args.criterion == "all" else (args.criterion,)
     reports = []
@@ -127,7 +178,7 @@ def cmd_mutants(args: argparse.Namespace, out: TextIO) -> int:
         out.write(json.dumps([r.model_dump() for r in reports], indent=2) + "\n")
     else:
         out.write(
-            f"{len(MUTANTS)} mutants of {design.name}, {environment.name}, "
+            f"{len(mutants_for(design))} mutants of {design.name}, {environment.name}, "
             f"{args.messages} messages\n\n"
         )
         for report in reports:
@@ -140,7 +191,8 @@ def cmd_mutants(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace, out: TextIO) -> int:
-    design = get_design(args.design)
+    design = _design(args)
+    assert design is not None
     monitor = Monitor(design, raise_on_violation=False)
     path = Path(args.log)
     try:
@@ -179,7 +231,7 @@ def cmd_monitor(args: argparse.Namespace, out: TextIO) -> int:
 def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] = ()) -> None:
     """Add the testing commands to ``fsm``'s parser."""
     p = sub.add_parser("testgen", parents=list(parents), help="generate a test suite from a design")
-    p.add_argument("--design", metavar="NAME", required=True)
+    _add_design_options(p, required=True, what="to generate the suite from")
     add_environment_option(p)
     add_messages_option(p)
     p.add_argument("--criterion", choices=CRITERIA, required=True)
@@ -206,11 +258,21 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
         help=f"{', '.join(adapter_names())}, or module:Class (default model; "
         "reference needs the 'reference' extra)",
     )
-    p.add_argument("--design", metavar="NAME", help="reset the adapter for this design instead")
+    _add_design_options(
+        p, required=False, what="to reset the adapter for instead of the one the suite records"
+    )
     p.add_argument("--json", action="store_true", help="print the ReplayReport as JSON")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="describe every failing case (default: one per group that diverges alike)",
+    )
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("mutants", parents=list(parents), help="kill matrix of hardened's mutants")
+    p = sub.add_parser(
+        "mutants", parents=list(parents), help="kill matrix of a design's mutants (hardened's)"
+    )
+    _add_design_options(p, required=False, what="whose mutants to build (default hardened)")
     p.add_argument("--criterion", choices=(*CRITERIA, "all"), default="transitions")
     add_environment_option(p, MUTANTS_ENVIRONMENT)
     add_messages_option(p)
@@ -228,5 +290,5 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
         "monitor", parents=list(parents), help="validate a recorded client log (JSON lines)"
     )
     p.add_argument("log", metavar="LOG.jsonl")
-    p.add_argument("--design", metavar="NAME", required=True)
+    _add_design_options(p, required=True, what="whose tables and rules the log must follow")
     p.set_defaults(func=cmd_monitor)

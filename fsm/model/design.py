@@ -56,6 +56,7 @@ __all__ = [
     "get_design",
     "get_environment",
     "load_design",
+    "read_regular_file",
 ]
 
 ClearPolicy = Literal["ws_send", "any_done", "own_confirmation"]
@@ -302,7 +303,7 @@ def load_design(path: str | Path) -> Design:
         raise SpecError("a design file name must not be empty")
     if path.suffix.lower() not in (".toml", ".json"):
         raise SpecError(f"{path}: unknown format {path.suffix!r}; use a .toml or .json file")
-    text = _read_text(path)
+    text = read_regular_file(path, MAX_SPEC_BYTES, "a design file")
     data = _parse(path, text)
     try:
         return _design_from(path, data)
@@ -352,8 +353,9 @@ def design_file_schema() -> dict[str, Any]:
     return schema
 
 
-def _read_text(path: Path) -> str:
-    """The text of the regular file at ``path``, at most :data:`MAX_SPEC_BYTES` long.
+def read_regular_file(path: Path, limit: int, what: str) -> str:
+    """The UTF-8 text of the regular file at ``path``, at most ``limit`` bytes long;
+    :class:`SpecError` naming the file otherwise (``what`` says what it should be).
 
     The file is opened without blocking (a FIFO must not hang the reader) and
     refused unless it is a regular file (``/dev/zero``, a directory, a socket).
@@ -368,8 +370,8 @@ def _read_text(path: Path) -> str:
             raise SpecError(f"{path}: cannot read: {_file_kind(mode)}, not a regular file")
         chunks: list[bytes] = []
         size = 0
-        while size <= MAX_SPEC_BYTES:
-            chunk = os.read(fd, MAX_SPEC_BYTES + 1 - size)
+        while size <= limit:
+            chunk = os.read(fd, min(limit + 1 - size, 1 << 20))
             if not chunk:
                 break
             chunks.append(chunk)
@@ -378,12 +380,16 @@ def _read_text(path: Path) -> str:
         raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
-    if size > MAX_SPEC_BYTES:
-        raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES // 1024} KiB; not a design file")
+    if size > limit:
+        raise SpecError(f"{path}: larger than {_size(limit)}; not {what}")
     try:
         return b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not UTF-8 text") from None
+
+
+def _size(n: int) -> str:
+    return f"{n // (1 << 20)} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n // 1024} KiB"
 
 
 def _file_kind(mode: int) -> str:

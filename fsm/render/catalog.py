@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
 from typing import Literal
 
 from fsm.analysis.checker import CheckResult, check
@@ -138,6 +139,21 @@ def composed_path(design: str) -> str:
 
 def diff_path(machine: str, old: str, new: str) -> str:
     return f"{DIFF_DIR}/{machine}-{old}-to-{new}"
+
+
+def foreign_dirs(out: Path) -> list[Path]:
+    """Sub-folders of ``out`` holding a design's diagrams (a ``connection.dot``) for no
+    built-in design: what ``fsm diagrams --spec FILE --out`` the committed folder left."""
+    found = []
+    try:
+        entries = sorted(out.iterdir())
+    except OSError:
+        return []
+    for path in entries:
+        known = path.name in DESIGNS or path.name == DIFF_DIR
+        if not known and path.is_dir() and (path / "connection.dot").is_file():
+            found.append(path)
+    return found
 
 
 def complete_dirs(designs: Sequence[Design]) -> list[str]:

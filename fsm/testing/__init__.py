@@ -14,7 +14,10 @@ composed system into tests of a real client:
   divergence of each failing case;
 * :mod:`~fsm.testing.mutants`: named mutants of a design's tables, and the kill matrix;
 * :mod:`~fsm.testing.monitor`: the runtime :class:`Monitor`;
-* :mod:`~fsm.testing.pytest_writer`: a suite as a readable pytest module;
+* :mod:`~fsm.testing.pytest_writer`: a suite as a pytest module that carries it as
+  data and runs the user's ``fsm_adapter`` fixture
+  (:mod:`~fsm.testing.pytest_plugin`: where that fixture comes from, and the
+  ``--fsm-adapter`` option);
 * :mod:`~fsm.testing.stateful` (needs ``hypothesis``): a ``RuleBasedStateMachine``
   base class for stateful conformance tests.
 """

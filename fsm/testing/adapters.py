@@ -31,6 +31,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import sys
+from types import ModuleType
 from typing import Literal, Protocol, runtime_checkable
 
 from typing_extensions import assert_never
@@ -71,8 +74,67 @@ __all__ = [
 class SystemUnderTest(Protocol):
     """What a suite needs from an implementation (a real client plus fake world).
 
-    ``message`` is an index: 0 is the first message the user sent (``m1``).
-    ``apply`` raises :class:`StepRefused` when the step cannot happen.
+    ``reset`` starts a fresh client and world: not connected, no message sent.
+    ``apply`` makes the world do one step and returns what the client and the
+    server then show; ``message`` is an index (0 is ``m1``, the first message the
+    user sends). ``apply`` raises :class:`StepRefused` when the step cannot happen;
+    any other exception is a failure of the system under test (``fsm replay``
+    names the case and step).
+
+    **What an observation reads** (:func:`~fsm.testing.observation.observe`):
+    ``connected`` is the client's ``isConnected`` flag, true in the connection
+    states ``connected`` and ``suspended_stale`` (a client cannot know its socket
+    died), false in ``idle``, ``handshaking`` and ``disconnected``. Each message
+    shows ``unsent`` until sent, then ``pending`` (``pending``), ``sent``
+    (``sent_ws``, ``sending_rest`` or ``retrying_rest``: a transport has it and
+    nothing confirmed it), ``confirmed`` (``confirmed``) or ``failed``
+    (``failed``); ``held`` is whether it is in the pending-retry list; ``server``
+    is how many copies the server applied, ``2`` meaning two or more.
+
+    **When the fake world may take each step** (as the composed system has it,
+    :meth:`~fsm.analysis.system.System.successors`); refuse every other:
+
+    * ``send``: the app is in the foreground and ``message`` is the next unsent
+      one, except while the client believes it is connected and its socket is
+      still opening (the send awaits the handshake). The world answers it: over
+      REST (``rest_direct``) when the client is not connected, delivered
+      (``ws_delivered``) into an open socket, raised (``ws_raised``) by a dead
+      one; ``ws_vanished`` asks a dead socket to return normally instead, which
+      only an environment with ``suspended_sends_vanish`` (suspended socket) or
+      ``half_open_sends_vanish`` (half-open socket) allows.
+    * ``connect``: the app is in the foreground and the client's table has a
+      row for it (it is idle or disconnected).
+    * ``handshake_ack``: the socket is opening and the network is up.
+    * ``handshake_fail``: the app is in the foreground and the socket is opening,
+      or dead (suspended or half-open) while the client is handshaking.
+    * ``app_background`` / ``app_foreground``: the app is in the foreground / in
+      the background. Going to the background suspends every socket that is not
+      closed: an opening, an open and a half-open one alike.
+    * ``network_lost`` / ``network_restored``: the network is up / down. The
+      client learns of a lost network only through a live socket: its table
+      disconnects from ``handshaking`` and ``connected``, and leaves a client
+      in ``suspended_stale`` (whose socket is dead) as it was.
+    * ``socket_error``: the app is in the foreground, the socket is suspended
+      (not half-open), the environment reports suspensions
+      (``suspension_reported``) and the client's table has a row (its receive
+      loop reports the dead socket).
+    * ``connection_dropped``: the environment drops connections silently
+      (``silent_drops``), the socket is open and the client's table has a row;
+      the socket goes half-open.
+    * ``ping_timeout``: the app is in the foreground, the socket is dead
+      (suspended or half-open) and the client's table has a row (a heartbeat).
+    * ``done`` m: the server owes m's done/toolUse (m reached it over the
+      WebSocket) and the socket is open. A socket that dies (closed, suspended,
+      half-open) forgets every done it owed.
+    * ``rest_ok`` m and ``rest_lost_response`` m: m's REST request is in flight
+      (``sending_rest`` or ``retrying_rest``), the app is in the foreground and
+      the network is up; both make the server apply a copy. ``rest_error`` m:
+      m's request is in flight and the app is in the foreground.
+
+    A message whose REST request is in flight is not retried: when a failed
+    send retries the pending-retry list over REST, a held message in
+    ``sending_rest`` or ``retrying_rest`` keeps its one request (no table has a
+    ``retry_rest`` row from those states).
     """
 
     def reset(self, design: Design, environment: Environment, messages: int) -> Observation:
@@ -407,8 +469,24 @@ def adapter_names() -> list[str]:
     return sorted([*ADAPTERS, *LAZY_ADAPTERS])
 
 
+def _import_from_here(name: str) -> ModuleType:
+    """Import ``name`` with the current folder searched too, after the installed
+    packages (``python -m`` searches it; the ``fsm`` script's own folder is not where a
+    user's adapter lives)."""
+    here = os.getcwd()
+    added = here not in sys.path and "" not in sys.path
+    if added:
+        sys.path.append(here)
+    try:
+        return importlib.import_module(name)
+    finally:
+        if added and here in sys.path:
+            sys.path.remove(here)
+
+
 def load_adapter(spec: str) -> SystemUnderTest:
-    """A built-in adapter by name, or ``module:Class`` built with no arguments."""
+    """A built-in adapter by name, or ``module:Class`` built with no arguments (the
+    module found from the current folder too)."""
     if spec in ADAPTERS:
         return ADAPTERS[spec]()
     if spec in LAZY_ADAPTERS:
@@ -422,7 +500,7 @@ def load_adapter(spec: str) -> SystemUnderTest:
         raise UnknownName("adapter", spec, [*adapter_names(), "module:Class"])
     module_name, _, attr = spec.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_from_here(module_name)
     except ImportError as exc:
         raise SpecError(f"adapter {spec!r}: cannot import {module_name!r}: {exc}") from None
     cls = getattr(module, attr, None)

@@ -461,6 +461,7 @@ def generate(
     stats.steps = sum(len(c.steps) for c in cases)
     return Suite(
         design=design.name,
+        spec=design,
         environment=environment.name,
         messages=messages,
         criterion=criterion,
@@ -505,6 +506,7 @@ def scenario_suite(scenario: Scenario, design: Design, environment: Environment)
     )
     return Suite(
         design=design.name,
+        spec=design,
         environment=environment.name,
         messages=scenario.messages,
         criterion="scenario",

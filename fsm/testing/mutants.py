@@ -38,7 +38,7 @@ from fsm.model.vocabulary import (
 from fsm.testing.adapters import ModelAdapter, choose
 from fsm.testing.observation import observe
 from fsm.testing.replay import replay_case
-from fsm.testing.suite import Step, Suite
+from fsm.testing.suite import Step, Suite, suite_design
 
 __all__ = [
     "MUTANTS",
@@ -51,6 +51,7 @@ __all__ = [
     "distinguishing_trace",
     "get_mutant",
     "kill_matrix",
+    "mutants_for",
 ]
 
 A = Action
@@ -239,6 +240,19 @@ MUTANTS: tuple[Mutant, ...] = (
 # fmt: on
 
 
+def mutants_for(design: Design, mutants: tuple[Mutant, ...] = MUTANTS) -> tuple[Mutant, ...]:
+    """The mutants whose edits apply to ``design`` (a row edit needs the row it edits:
+    a design without a heartbeat has no ``ping_timeout`` row to drop)."""
+    applicable = []
+    for mutant in mutants:
+        try:
+            mutant.behaviour(design)
+        except DefinitionError:
+            continue
+        applicable.append(mutant)
+    return tuple(applicable)
+
+
 def get_mutant(name: str) -> Mutant:
     for mutant in MUTANTS:
         if mutant.name == name:
@@ -328,10 +342,11 @@ def kill_matrix(
     environment: Environment,
     mutants: tuple[Mutant, ...] = MUTANTS,
 ) -> KillReport:
-    """Replay ``suite`` through the ``model`` adapter on every mutant of its design."""
-    design = get_design(suite.design)
+    """Replay ``suite`` through the ``model`` adapter on every mutant of its design (of
+    ``mutants``, those that apply to it: :func:`mutants_for`)."""
+    design = suite_design(suite)
     results = []
-    for mutant in mutants:
+    for mutant in mutants_for(design, mutants):
         b = mutant.behaviour(design)
         witness = distinguishing_trace(design, b, environment, suite.messages)
         adapter = ModelAdapter(b)

@@ -50,7 +50,7 @@ VISIBLE: dict[MessageState | None, Visible] = {
 class MessageObservation(BaseModel):
     """One message as a test sees it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     state: Visible = Field(description="The client-visible state of the message.")
     held: bool = Field(description="Whether it is in the client's pending-retry list.")
@@ -64,7 +64,7 @@ class MessageObservation(BaseModel):
 class Observation(BaseModel):
     """The part of a composed-system state a test can read from a client and a server."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     connected: bool = Field(description="The client's isConnected flag.")
     messages: tuple[MessageObservation, ...] = Field(

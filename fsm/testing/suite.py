@@ -16,16 +16,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fsm.analysis.report import message_name
 from fsm.analysis.system import Outcome, Stimulus, Transition
 from fsm.analysis.trace import Trace
+from fsm.model.design import ENVIRONMENTS, Design, get_design, read_regular_file
 from fsm.model.errors import SpecError, UnknownName
 from fsm.testing.observation import Observation, observe
 
 __all__ = [
     "FORMAT",
+    "MAX_SUITE_BYTES",
+    "MESSAGE_STIMULI",
     "Case",
     "Covers",
     "Criterion",
@@ -35,6 +38,8 @@ __all__ = [
     "case_from_steps",
     "load_suite",
     "message_index",
+    "suite_design",
+    "suite_from_json",
 ]
 
 #: The format tag every suite file carries.
@@ -42,7 +47,17 @@ FORMAT = "fsm-suite/1"
 
 Criterion = Literal["rows", "transitions", "pairs", "violations", "random", "scenario"]
 
+#: The largest suite file :func:`load_suite` reads (a generated suite of 8 messages
+#: by the transitions criterion is a few MiB).
+MAX_SUITE_BYTES = 64 * 1024 * 1024
+
 _MESSAGE = r"^m[1-9][0-9]*$"
+_NAME = r"^[a-z0-9][a-z0-9_.-]*$"
+
+#: The stimuli that concern one message already sent: a step of these names one.
+MESSAGE_STIMULI = frozenset(
+    {Stimulus.done, Stimulus.rest_ok, Stimulus.rest_error, Stimulus.rest_lost_response}
+)
 
 
 def message_index(name: str | None) -> int | None:
@@ -53,7 +68,7 @@ def message_index(name: str | None) -> int | None:
 class Step(BaseModel):
     """One step: what the world does, and what the test then expects to read."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     stimulus: Stimulus = Field(description="What happens (see `fsm.Stimulus`).")
     message: str | None = Field(
@@ -96,7 +111,7 @@ class Step(BaseModel):
 class Covers(BaseModel):
     """What a case is there for."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     rows: list[str] = Field(default=[], description="Table rows it fires (rows criterion).")
     transitions: list[str] = Field(
@@ -114,7 +129,7 @@ class Covers(BaseModel):
 class Case(BaseModel):
     """One test: starts from the initial state, runs its steps in order."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     title: str = Field(description="What the case covers, in a few words.")
@@ -125,21 +140,23 @@ class Case(BaseModel):
 class SuiteStats(BaseModel):
     """Figures about how the suite was made."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    steps: int = Field(description="Total steps of every case.")
+    steps: int = Field(ge=0, description="Total steps of every case.")
     criterion_steps: int = Field(
         default=0,
+        ge=0,
         description="Steps of the cases made for the criterion (without the stale-socket "
         "regression case every suite carries).",
     )
     optimum: int | None = Field(
         default=None,
+        ge=0,
         description="transitions: the fewest total steps any suite covering every "
         "transition can have (each case starting from the initial state).",
     )
-    targets: int = Field(default=0, description="How many items the criterion asks to cover.")
-    covered: int = Field(default=0, description="How many of them the suite covers.")
+    targets: int = Field(default=0, ge=0, description="How many items the criterion asks to cover.")
+    covered: int = Field(default=0, ge=0, description="How many of them the suite covers.")
     dead_rows: list[str] = Field(
         default=[], description="rows: rows the design has that no run reaches."
     )
@@ -148,16 +165,46 @@ class SuiteStats(BaseModel):
 class Suite(BaseModel):
     """A generated test suite for one design in one environment."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     format: Literal["fsm-suite/1"] = "fsm-suite/1"
-    design: str
-    environment: str
+    design: str = Field(pattern=_NAME, max_length=64, description="The design's name.")
+    spec: Design | None = Field(
+        default=None,
+        description="The design the suite was generated from, every feature of it, so a "
+        "suite of a design file replays without that file (absent in older suites: "
+        "`design` must then name a built-in design).",
+    )
+    environment: str = Field(description="A built-in environment's name.")
     messages: int = Field(ge=1, le=8)
     criterion: Criterion
     seed: int | None = None
     stats: SuiteStats
     cases: list[Case]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Suite:
+        if self.spec is not None and self.spec.name != self.design:
+            raise ValueError(f"design {self.design!r} is not the name of spec {self.spec.name!r}")
+        if self.environment not in ENVIRONMENTS:
+            raise ValueError(
+                f"environment: unknown {self.environment!r}; known: {', '.join(ENVIRONMENTS)}"
+            )
+        seen: set[str] = set()
+        for c in self.cases:
+            if c.id in seen:
+                raise ValueError(f"cases: two cases have the id {c.id!r}")
+            seen.add(c.id)
+            for n, step in enumerate(c.steps, start=1):
+                problem = _step_problem(step, self.messages)
+                if problem is not None:
+                    raise ValueError(f"case {c.id!r}, step {n}: {problem}")
+        return self
+
+    @property
+    def design_spec(self) -> Design:
+        """The design to reset an adapter for: :attr:`spec`, else the built-in one named."""
+        return suite_design(self)
 
     def case(self, case_id: str) -> Case:
         for case in self.cases:
@@ -168,6 +215,31 @@ class Suite(BaseModel):
     @property
     def steps(self) -> int:
         return sum(len(c.steps) for c in self.cases)
+
+
+def _step_problem(step: Step, messages: int) -> str | None:
+    """What makes ``step`` impossible in a suite of ``messages`` messages, if anything."""
+    if len(step.expected.messages) != messages:
+        return f"expected shows {len(step.expected.messages)} messages; the suite has {messages}"
+    index = step.index
+    if index is not None and index >= messages:
+        return f"message {step.message} in a suite of {messages} messages"
+    if step.stimulus in MESSAGE_STIMULI and index is None:
+        return f"{step.stimulus.value} needs a message"
+    concerns_one = step.stimulus in MESSAGE_STIMULI or step.stimulus is Stimulus.send
+    if not concerns_one and index is not None:
+        return f"{step.stimulus.value} concerns no message, got {step.message}"
+    if step.outcome is not None and step.stimulus is not Stimulus.send:
+        return f"an outcome ({step.outcome.value}) on a {step.stimulus.value} step"
+    return None
+
+
+def suite_design(suite: Suite) -> Design:
+    """The design ``suite`` was generated from: its recorded :attr:`Suite.spec`, or for a
+    suite without one the built-in design it names (:class:`UnknownName` otherwise)."""
+    if suite.spec is not None:
+        return suite.spec
+    return get_design(suite.design)
 
 
 def case_from_steps(
@@ -184,15 +256,21 @@ def case_from_trace(case_id: str, title: str, covers: Covers, trace: Trace) -> C
 def load_suite(path: str | Path) -> Suite:
     """Read a suite file; :class:`SpecError` naming the file and the first problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not UTF-8 text") from None
+    text = read_regular_file(path, MAX_SUITE_BYTES, "a suite file")
+    return suite_from_json(text, str(path))
+
+
+def suite_from_json(text: str, source: str = "suite") -> Suite:
+    """Validate a suite's JSON text strictly: :class:`SpecError` (``source`` and the first
+    problem, one line) on a wrong type, a missing or unknown field, an observation
+    with the wrong number of messages, a step for a message the suite does not have,
+    an outcome on a step that is not a send, or two cases with one id."""
     try:
         return Suite.model_validate_json(text)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise SpecError(f"{path}: {where}: {err['msg']}") from None
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise SpecError(f"{source}: {where + ': ' if where else ''}{msg}") from None
+    except RecursionError:
+        raise SpecError(f"{source}: nested too deeply") from None
