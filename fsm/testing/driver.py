@@ -241,6 +241,9 @@ class DriverAdapter:
             raw = self._lines.get(timeout=deadline)
         except queue.Empty:
             raise self._fail(f"did not answer {request.type} within {deadline:g} s") from None
+        except BaseException:
+            self._stop()  # interrupted (Ctrl-C): end the driver now, without asking it
+            raise
         if raw is None:
             try:
                 code = proc.wait(timeout=1.0)
