@@ -10,7 +10,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: review test lint typecheck pytest bench clean deps graphviz chromium screenshot spin
+.PHONY: review test lint typecheck pytest bench clean deps graphviz chromium screenshot spin drivers
 
 review: deps
 	$(BIN)/fsm review
@@ -38,7 +38,24 @@ bench: deps
 	$(BIN)/python benchmarks/explorer_versions.py
 	$(BIN)/python benchmarks/testgen.py
 
-deps: $(STAMP) graphviz spin
+deps: $(STAMP) graphviz spin drivers
+
+# The socket.io driver's real libraries (socket.io-client 4.7.5 and 4.8.x, the
+# socket.io server, fake timers), pinned by its lock file.
+NODE_STAMP := drivers/socketio/node_modules/.installed
+
+drivers: $(NODE_STAMP)
+
+$(NODE_STAMP): drivers/socketio/package.json drivers/socketio/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Node.js and npm with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else \
+	    echo "npm is missing (Debian/Ubuntu: sudo apt-get install nodejs npm)"; exit 1; \
+	  fi; }
+	cd drivers/socketio && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,4 +98,4 @@ spin:
 	  fi; }
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis drivers/socketio/node_modules

@@ -46,6 +46,7 @@ from fsm.render.text import (
 )
 from fsm.testing.adapters import ModelAdapter
 from fsm.testing.generators import scenario_suite
+from fsm.testing.protocol import driver_schema
 from fsm.testing.replay import replay
 from fsm.testing.suite import Suite, load_suite, suite_design
 
@@ -198,6 +199,7 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "report": report_schema,
     "scenario": ScenarioReport.model_json_schema,
     "suite": Suite.model_json_schema,
+    "driver": driver_schema,
 }
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import shlex
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -16,16 +19,18 @@ from fsm.cli.options import (
     positive,
     spec_design,
 )
+from fsm.cli.output import shown
 from fsm.model.design import Design, get_design, get_environment
 from fsm.model.errors import ForbiddenTransition, SpecError, UnknownName
 from fsm.render.text import table
-from fsm.testing.adapters import adapter_names, load_adapter
+from fsm.testing.adapters import SystemUnderTest, adapter_names, load_adapter
+from fsm.testing.driver import DriverAdapter
 from fsm.testing.generators import CRITERIA, generate
 from fsm.testing.monitor import Monitor, MonitorError
 from fsm.testing.mutants import KillReport, kill_matrix, mutants_for
 from fsm.testing.pytest_writer import pytest_module
 from fsm.testing.replay import ReplayReport, replay
-from fsm.testing.suite import load_suite
+from fsm.testing.suite import Suite, load_suite
 
 __all__ = ["register"]
 
@@ -56,6 +61,22 @@ def _add_design_options(parser: argparse.ArgumentParser, required: bool, what: s
     group.add_argument(
         "--spec", metavar="FILE", type=nonempty, help=f"a design file (.toml or .json) {what}"
     )
+
+
+def shown_lines(text: str) -> str:
+    """Each line of ``text`` with its control characters escaped (text from a suite or
+    a driver never reaches the terminal raw)."""
+    return "\n".join(shown(line) for line in text.split("\n"))
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 3600):
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600 seconds: {text}")
+    return value
 
 
 def cmd_testgen(args: argparse.Namespace, out: TextIO) -> int:
@@ -94,9 +115,16 @@ def cmd_testgen(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     suite = load_suite(args.suite)
     design = _design(args)
-    adapter = load_adapter(args.adapter)
+    adapter: SystemUnderTest
+    if args.driver is not None:
+        command = _driver_command(args.driver)
+        adapter = DriverAdapter(command, deadline=args.step_timeout)
+        name = "driver " + shlex.join(command)
+    else:
+        adapter = load_adapter(args.adapter)
+        name = args.adapter
     try:
-        report = replay(suite, adapter, design, adapter_name=args.adapter)
+        report = replay(suite, adapter, design, adapter_name=name)
     finally:
         close = getattr(adapter, "close", None)
         if callable(close):
@@ -105,12 +133,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
         out.write(report.model_dump_json(indent=2) + "\n")
     else:
         print_failures(report, out, verbose=args.verbose)
-        failed = len(report.failures)
-        out.write(
-            f"suite {suite.design}/{suite.criterion} on {report.design} through "
-            f"{report.adapter}: {len(report.results) - failed} of {len(report.results)} "
-            f"cases pass\n"
-        )
+        out.write(shown_lines(_summary(suite, report)) + "\n")
     return 0 if report.passed else 1
 
 
@@ -119,7 +142,7 @@ def print_failures(report: ReplayReport, out: TextIO, verbose: bool = False) -> 
     first diverge alike (:func:`~fsm.testing.replay.group_failures`), with the counts."""
     if verbose:
         for divergence in report.failures:
-            out.write(divergence.describe() + "\n\n")
+            out.write(shown_lines(divergence.describe()) + "\n\n")
         return
     groups = report.groups()
     for n, group in enumerate(groups, start=1):
@@ -129,7 +152,7 @@ def print_failures(report: ReplayReport, out: TextIO, verbose: bool = False) -> 
             f"failure {n} of {len(groups)}: {count} {cases} diverge at {group.key.step}: "
             f"{group.key.what}; for example\n"
         )
-        out.write(group.failures[0].describe() + "\n")
+        out.write(shown_lines(group.failures[0].describe()) + "\n")
         if count > 1:
             others = [d.case for d in group.failures[1:]]
             listed = ", ".join(others[:8]) + (
@@ -139,6 +162,47 @@ def print_failures(report: ReplayReport, out: TextIO, verbose: bool = False) -> 
         out.write("\n")
     if len(report.failures) > len(groups):
         out.write("(--verbose shows every failing case)\n")
+
+
+def _driver_command(text: str) -> list[str]:
+    try:
+        command = shlex.split(text)
+    except ValueError as exc:
+        raise SpecError(f"driver command {text!r}: {exc}") from None
+    if not command:
+        raise SpecError("the driver command is empty")
+    return command
+
+
+def _summary(suite: Suite, report: ReplayReport) -> str:
+    """The last lines of a replay: counts, why cases did not run, and whether it says anything."""
+    total = len(report.results)
+    counts = [f"{report.count('passed')} of {total} cases pass"]
+    if report.count("failed"):
+        counts.append(f"{report.count('failed')} fail")
+    if report.count("not_applicable"):
+        counts.append(f"{report.count('not_applicable')} not applicable (a step was refused)")
+    if report.count("skipped"):
+        counts.append(f"{report.count('skipped')} skipped")
+    lines = []
+    reasons = Counter(r.reason for r in report.results if r.status == "skipped")
+    for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], str(kv[0]))):
+        lines.append(f"skipped {n}: {reason}")
+    refusals = Counter(
+        r.divergence.refused
+        for r in report.results
+        if r.status == "not_applicable" and r.divergence is not None
+    )
+    for reason, n in sorted(refusals.items(), key=lambda kv: (-kv[1], str(kv[0]))):
+        lines.append(f"not applicable {n}: refused: {reason}")
+    last = (
+        f"suite {suite.design}/{suite.criterion} on {report.design} through "
+        f"{report.adapter}: {', '.join(counts)}"
+    )
+    if not report.conclusive and not report.count("failed"):
+        last += f"; NOT A PASS: {report.not_run} of {total} cases did not run"
+    lines.append(last)
+    return "\n".join(lines)
 
 
 def print_kills(report: KillReport, out: TextIO) -> None:
@@ -251,12 +315,27 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
 
     p = sub.add_parser("replay", parents=list(parents), help="replay a suite through an adapter")
     p.add_argument("suite", metavar="SUITE.json")
-    p.add_argument(
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
         "--adapter",
         metavar="NAME",
         default="model",
         help=f"{', '.join(adapter_names())}, or module:Class (default model; "
         "reference needs the 'reference' extra)",
+    )
+    how.add_argument(
+        "--driver",
+        metavar="COMMAND",
+        help="run the system under test as this command (split like a shell line, not run "
+        "by one) and speak the driver protocol with it over its stdin/stdout "
+        "(fsm schema driver); instead of --adapter",
+    )
+    p.add_argument(
+        "--step-timeout",
+        type=positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="with --driver: how long one answer may take (default 10)",
     )
     _add_design_options(
         p, required=False, what="to reset the adapter for instead of the one the suite records"

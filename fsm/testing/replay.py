@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, Field
 
 from fsm.model.design import Design, Environment, get_environment
 from fsm.testing.adapters import StepRefused, SystemUnderTest
+from fsm.testing.driver import DriverAdapter, DriverFailure, neutral
 from fsm.testing.observation import Observation
+from fsm.testing.protocol import FIELDS
 from fsm.testing.suite import Case, Suite, suite_design
 
 __all__ = [
@@ -35,9 +37,13 @@ class Divergence(BaseModel):
     observed: Observation | None = None
     #: Why the system under test could not take the step, if it refused it.
     refused: str | None = None
-    #: The exception the adapter raised (type and message), if it raised one other
-    #: than :class:`StepRefused`: a failure of the system under test, not of the suite.
+    #: How the system under test failed at this step, if it did: the exception the
+    #: adapter raised (type and message) other than :class:`StepRefused`, or how a
+    #: driver crashed, hung or broke the protocol. A failure of the system under
+    #: test, not of the suite.
     error: str | None = None
+    #: The end of the driver's standard error, when a driver failed.
+    stderr: str | None = None
     differences: list[str] = Field(default=[])
     #: The steps taken before, as labels (``send m1 (ws_delivered)``).
     trace: list[str] = Field(default=[])
@@ -49,7 +55,10 @@ class Divergence(BaseModel):
         if self.refused is not None:
             lines.append(f"  refused: {self.refused}")
         if self.error is not None:
-            lines.append(f"  the adapter raised {self.error}")
+            lines.append(f"  failed: {self.error}")
+        if self.stderr:
+            lines.append("  driver's standard error (last lines):")
+            lines.extend(f"    {line}" for line in self.stderr.splitlines())
         lines.extend(f"  {d}" for d in self.differences)
         if self.expected is not None:
             lines.append(f"  expected: {self.expected}")
@@ -60,11 +69,21 @@ class Divergence(BaseModel):
         return "\n".join(lines)
 
 
+#: What became of a case: it ``passed``; it ``failed`` (a divergence, or the system
+#: under test failed); it was ``not_applicable`` (a driver refused a step the real
+#: world cannot make there); or it was ``skipped`` (it needs a stimulus or an outcome
+#: the driver does not support).
+Status = Literal["passed", "failed", "not_applicable", "skipped"]
+
+
 class CaseResult(BaseModel):
     case: str
     passed: bool
     steps: int
     divergence: Divergence | None = None
+    status: Status = "passed"
+    #: Why a case was skipped.
+    reason: str | None = None
 
 
 class ReplayReport(BaseModel):
@@ -78,11 +97,28 @@ class ReplayReport(BaseModel):
 
     @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.results)
+        """No case failed, and the run was conclusive (see :attr:`conclusive`)."""
+        return self.count("failed") == 0 and self.conclusive
 
     @property
     def failures(self) -> list[Divergence]:
-        return [r.divergence for r in self.results if r.divergence is not None]
+        return [r.divergence for r in self.results if r.status == "failed" and r.divergence]
+
+    def count(self, status: Status) -> int:
+        """How many cases ended with ``status``."""
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def not_run(self) -> int:
+        """Cases that neither passed nor failed: refused steps and unsupported stimuli."""
+        return self.count("not_applicable") + self.count("skipped")
+
+    @property
+    def conclusive(self) -> bool:
+        """Whether the run says anything: at least one case passed, and no fewer
+        cases passed than were not run (a driver that supports nothing is no pass)."""
+        passed = self.count("passed")
+        return passed >= 1 and passed >= self.not_run
 
     def groups(self) -> list[FailureGroup]:
         """The failures grouped by their first divergence (:func:`group_failures`)."""
@@ -142,16 +178,21 @@ def replay_case(
     An exception from the adapter (any but ``KeyboardInterrupt``, ``SystemExit``
     included) is a divergence naming the case and step, with ``raise_errors`` False;
     with it True (how the pytest module runs), it propagates with its traceback.
+    A driver's failure (:class:`~fsm.testing.driver.DriverFailure`) keeps the end
+    of its standard error. Only the fields a driver observes are compared.
     """
     try:
         observed: object = adapter.reset(design, environment, messages)
     except StepRefused as exc:
         return Divergence(case=case.id, step=0, refused=_inert(str(exc)))
+    except DriverFailure as exc:
+        return Divergence(case=case.id, step=0, error=_inert(str(exc)), stderr=exc.stderr or None)
     except (Exception, SystemExit) as exc:
         if raise_errors:
             raise
         return Divergence(case=case.id, step=0, error=_error(exc))
-    initial = Observation.initial(messages)
+    fields = adapter.observes if isinstance(adapter, DriverAdapter) else frozenset(FIELDS)
+    initial = neutral(Observation.initial(messages), fields)
     if not isinstance(observed, Observation):
         return Divergence(case=case.id, step=0, error=_not_an_observation(observed))
     if observed != initial:
@@ -171,22 +212,25 @@ def replay_case(
             "stimulus": step.stimulus.value,
             "message": step.message,
             "outcome": None if step.outcome is None else step.outcome.value,
-            "expected": step.expected,
+            "expected": neutral(step.expected, fields),
             "trace": list(trace),
         }
         try:
             observed = adapter.apply(step.stimulus, step.index, step.outcome)
         except StepRefused as exc:
             return Divergence(**common, refused=_inert(str(exc)))
+        except DriverFailure as exc:
+            return Divergence(**common, error=_inert(str(exc)), stderr=exc.stderr or None)
         except (Exception, SystemExit) as exc:
             if raise_errors:
                 raise
             return Divergence(**common, error=_error(exc))
         if not isinstance(observed, Observation):
             return Divergence(**common, error=_not_an_observation(observed))
-        if observed != step.expected:
+        expected = neutral(step.expected, fields)
+        if observed != expected:
             return Divergence(
-                **common, observed=observed, differences=step.expected.differences(observed)
+                **common, observed=observed, differences=expected.differences(observed)
             )
     return None
 
@@ -211,6 +255,19 @@ def _not_an_observation(value: object) -> str:
     return f"TypeError: returned a {type(value).__name__}, not an Observation"
 
 
+def _result(
+    case: Case, divergence: Divergence | None, status: Status, reason: str | None = None
+) -> CaseResult:
+    return CaseResult(
+        case=case.id,
+        passed=status == "passed",
+        steps=len(case.steps),
+        divergence=divergence,
+        status=status,
+        reason=reason,
+    )
+
+
 def replay(
     suite: Suite,
     adapter: SystemUnderTest,
@@ -227,16 +284,28 @@ def replay(
     if environment is None:
         environment = get_environment(suite.environment)
     results = []
+    driver = adapter if isinstance(adapter, DriverAdapter) else None
     for case in suite.cases:
+        if driver is not None:
+            try:
+                why = driver.unsupported(case)
+            except DriverFailure as exc:
+                failure = Divergence(
+                    case=case.id, step=0, error=str(exc), stderr=exc.stderr or None
+                )
+                results.append(_result(case, failure, "failed"))
+                continue
+            if why is not None:
+                results.append(_result(case, None, "skipped", why))
+                continue
         divergence = replay_case(adapter, case, design, environment, suite.messages)
-        results.append(
-            CaseResult(
-                case=case.id,
-                passed=divergence is None,
-                steps=len(case.steps),
-                divergence=divergence,
-            )
-        )
+        if divergence is None:
+            status: Status = "passed"
+        elif driver is not None and divergence.refused is not None:
+            status = "not_applicable"
+        else:
+            status = "failed"
+        results.append(_result(case, divergence, status))
     return ReplayReport(
         suite_design=suite.design,
         design=design.name,
