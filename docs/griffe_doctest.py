@@ -45,6 +45,6 @@ def fence_doctests(text: str) -> str:
 class DoctestFences(griffe.Extension):
     """Fence the doctest paragraphs of every docstring griffe loads."""
 
-    def on_instance(self, *, node: Any, obj: griffe.Object, agent: Any, **kwargs: Any) -> None:
+    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         if obj.docstring is not None and ">>>" in obj.docstring.value:
             obj.docstring.value = fence_doctests(obj.docstring.value)
