@@ -268,3 +268,18 @@ def test_the_shipped_monitor_log_is_what_the_model_says_the_client_reports() -> 
     assert shipped == [
         {"event": e} if m is None else {"event": e, "message": m} for e, m in events_of(steps)
     ]
+
+
+def test_the_api_reference_lists_every_public_name_of_the_package() -> None:
+    """``docs/api/fsm.md`` has a row for each name of ``fsm.__all__``, and no other."""
+    import fsm
+
+    page = (ROOT / "docs/api/fsm.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^\| \[`fsm\.(\w+)`\]", page, flags=re.MULTILINE)
+    assert sorted(listed) == sorted(fsm.__all__)
+
+
+def test_every_api_page_is_in_the_navigation() -> None:
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    pages = sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md"))
+    assert [p for p in pages if f" {p}\n" not in nav] == []
