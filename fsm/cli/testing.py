@@ -243,7 +243,8 @@ def cmd_mutants(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(
             f"{len(mutants_for(design))} mutants of {design.name}, {environment.name}, "
-            f"{args.messages} messages\n\n"
+            f"{args.messages} messages ('from': the seed bug and REFERENCES, see docs/seed-bug.md "
+            "and docs/references.md)\n\n"
         )
         for report in reports:
             print_kills(report, out)
