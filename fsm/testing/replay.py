@@ -55,7 +55,7 @@ class Divergence(BaseModel):
         if self.refused is not None:
             lines.append(f"  refused: {self.refused}")
         if self.error is not None:
-            lines.append(f"  failed: {self.error}")
+            lines.append(f"  {self.error}")
         if self.stderr:
             lines.append("  driver's standard error (last lines):")
             lines.extend(f"    {line}" for line in self.stderr.splitlines())
@@ -145,7 +145,7 @@ def _key(d: Divergence) -> FailureKey:
     else:
         step = str(d.stimulus) + ("" if d.outcome is None else f" ({d.outcome})")
     if d.error is not None:
-        what = f"raised {d.error.split(':', 1)[0]}"
+        what = d.error.split(":", 1)[0]
     elif d.refused is not None:
         what = "refused"
     else:
@@ -248,11 +248,11 @@ def _inert(text: str, limit: int = 500) -> str:
 
 def _error(exc: BaseException) -> str:
     text = str(exc)
-    return _inert(type(exc).__name__ + (f": {text}" if text else ""))
+    return _inert("the adapter raised " + type(exc).__name__ + (f": {text}" if text else ""))
 
 
 def _not_an_observation(value: object) -> str:
-    return f"TypeError: returned a {type(value).__name__}, not an Observation"
+    return f"the adapter raised TypeError: returned a {type(value).__name__}, not an Observation"
 
 
 def _result(
