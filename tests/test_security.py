@@ -1,0 +1,200 @@
+"""Hostile environments and careless use: planted files, signals, full disks.
+
+Each test sets up the real thing (a file planted by another user, a real
+signal to a real process, a real full device) and is skipped, with the
+reason, only where the machine cannot provide it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fsm.analysis.promela import promela
+from fsm.analysis.spin import (
+    EngineDisagreement,
+    EngineUnavailable,
+    Verifier,
+    run_check,
+    tools,
+)
+from fsm.analysis.system import System
+from fsm.model.design import get_design, get_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+
+try:
+    tools()
+    NO_SPIN = ""
+except EngineUnavailable as exc:  # pragma: no cover - depends on the machine
+    NO_SPIN = str(exc)
+
+needs_spin = pytest.mark.skipif(bool(NO_SPIN), reason=NO_SPIN or "spin is installed")
+needs_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="planting as another user needs root"
+)
+NOBODY = 65534
+
+
+def _fsm(
+    *argv: str, env: dict[str, str] | None = None, **kw: object
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fsm", *argv],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+# -- the SPIN verifier cache ----------------------------------------------------------------
+FAKE_PAN = """#!/bin/sh
+touch {marker}
+echo "State-vector 1 byte, depth reached 0, errors: 0"
+echo "        0 states, stored"
+echo "        0 transitions (= stored+matched)"
+exit 0
+"""
+
+
+@needs_spin
+@needs_root
+def test_a_verifier_planted_by_another_user_is_never_run(tmp_path: Path) -> None:
+    """Build the verifier once, then hand the whole cache to ``nobody``, make it
+    world-writable and swap every ``pan`` for a script that claims success:
+    fsm must neither run it nor trust it."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    env = {"TMPDIR": str(shared), "XDG_CACHE_HOME": str(shared / "cache")}
+    argv = ("check", "--engine", "spin", "--design", "pre-fix", "--messages", "1")
+    first = _fsm(*argv, env=env)
+    assert first.returncode == 1, first.stderr
+    pans = [p for p in shared.rglob("pan") if p.is_file()]
+    assert pans, "the build left no cached verifier to plant over"
+    marker = tmp_path / "planted-ran"
+    for pan in pans:
+        pan.write_text(FAKE_PAN.format(marker=marker))
+    for path in [shared, *shared.rglob("*")]:
+        if path != shared:
+            os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
+            os.chmod(path, 0o777)
+    again = _fsm(*argv, env=env)
+    assert not marker.exists(), "fsm ran a verifier another user planted"
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "NO" in again.stdout
+
+
+def test_a_verifier_run_that_explored_nothing_is_an_error(tmp_path: Path) -> None:
+    pan = tmp_path / "pan"
+    pan.write_text(FAKE_PAN.format(marker=tmp_path / "ran"))
+    pan.chmod(0o700)
+    model = promela(System(get_design("pre-fix"), get_environment("ios-suspend"), 1))
+    with pytest.raises(EngineDisagreement, match="no state explored"):
+        run_check(Verifier(model, tmp_path, "bfs"), 1)
+    assert (tmp_path / "ran").exists()
+
+
+@needs_spin
+@pytest.mark.parametrize("cc", ["gcc -O0", "gcc  -w"])
+def test_cc_with_arguments_is_a_command(cc: str) -> None:
+    done = _fsm("check", "--engine", "spin", "--design", "fixed", "--messages", "1", env={"CC": cc})
+    assert done.returncode == 1, done.stderr
+
+
+@needs_spin
+def test_a_missing_cc_is_one_line_and_exit_2() -> None:
+    done = _fsm(
+        "check",
+        "--engine",
+        "spin",
+        "--design",
+        "fixed",
+        "--messages",
+        "1",
+        env={"CC": "no-such-compiler-xyz"},
+    )
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "no-such-compiler-xyz" in done.stderr
+
+
+def _descendants(pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {c for c, p in parents.items() if p in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+@needs_spin
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_fsm_alone_ends_every_verifier_worker(signum: int) -> None:
+    argv = [sys.executable, "-m", "fsm", "check", "--engine", "spin", "--cores", "4"]
+    argv += ["--design", "hardened", "--environment", "half-open", "--messages", "3"]
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers = {p for p in _descendants(proc.pid) if _comm(p) == "pan"}
+            if len(workers) >= 2:
+                break
+            time.sleep(0.05)
+        assert len(workers) >= 2, "the parallel verifier never started its workers"
+        os.kill(proc.pid, signum)
+        assert proc.wait(timeout=30) == 128 + signum
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.05)
+        assert not [p for p in workers if _alive(p)], "verifier workers outlived fsm"
+    finally:
+        for p in workers:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
