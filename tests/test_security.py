@@ -7,8 +7,10 @@ reason, only where the machine cannot provide it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -198,3 +200,127 @@ def test_a_signal_to_fsm_alone_ends_every_verifier_worker(signum: int) -> None:
             proc.wait()
         assert proc.stderr is not None
         proc.stderr.close()
+
+
+# -- nothing lost, nothing half-written -------------------------------------------------------
+#: Runs fsm and SIGKILLs it the moment it holds a file open in FOLDER, right after the open.
+KILL_WHEN_OPEN = """
+import os, signal, sys
+folder = sys.argv[1]
+def hook(frame, event, arg):
+    if event == "c_return" and getattr(arg, "__name__", "") == "open":
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                where = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if where.startswith(folder + "/"):
+                os.kill(os.getpid(), signal.SIGKILL)
+sys.argv = ["fsm", *sys.argv[2:]]
+sys.setprofile(hook)
+from fsm.cli import entry
+entry()
+"""
+
+WRITERS = [
+    ("testgen", "--design", "pre-fix", "--messages", "1", "--criterion", "transitions"),
+    (
+        "testgen",
+        "--design",
+        "pre-fix",
+        "--messages",
+        "1",
+        "--criterion",
+        "rows",
+        "--format",
+        "pytest",
+    ),
+    ("export", "promela", "--design", "pre-fix", "--messages", "1"),
+]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
+@pytest.mark.parametrize("argv", WRITERS, ids=["testgen-json", "testgen-pytest", "export-promela"])
+def test_sigkill_mid_write_leaves_the_previous_file(tmp_path: Path, argv: tuple[str, ...]) -> None:
+    out = tmp_path / "out" / "target"
+    out.parent.mkdir()
+    previous = b'{"a previous, valid file": true}\n'
+    out.write_bytes(previous)
+    done = subprocess.run(
+        [sys.executable, "-c", KILL_WHEN_OPEN, str(out.parent), *argv, "--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert out.read_bytes() == previous
+
+
+def _small_tmpfs(where: Path) -> Path:
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    return where
+
+
+@needs_root
+@pytest.mark.parametrize("argv", WRITERS, ids=["testgen-json", "testgen-pytest", "export-promela"])
+def test_a_full_disk_keeps_the_previous_file_and_is_exit_2(
+    tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    disk = _small_tmpfs(tmp_path / "disk")
+    try:
+        out = disk / "target"
+        previous = b"previous\n" * 2000
+        out.write_bytes(previous)
+        filler = disk / "filler"
+        with open(filler, "wb") as f, contextlib.suppress(OSError):
+            f.write(b"x" * 50_000)
+        done = _fsm(*argv, "--out", str(out))
+        assert done.returncode == 2, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert "No space left on device" in done.stderr
+        assert out.read_bytes() == previous
+        assert sorted(p.name for p in disk.iterdir()) == ["filler", "target"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.parametrize("argv", WRITERS, ids=["testgen-json", "testgen-pytest", "export-promela"])
+@pytest.mark.parametrize("where", ["folder", "missing", "/dev/full"])
+def test_a_bad_out_is_one_line_and_exit_2(
+    tmp_path: Path, argv: tuple[str, ...], where: str
+) -> None:
+    target = {
+        "folder": str(tmp_path),
+        "missing": str(tmp_path / "no" / "such" / "file"),
+        "/dev/full": "/dev/full",
+    }[where]
+    if where == "/dev/full" and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    done = _fsm(*argv, "--out", target)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert target in done.stderr
+    if where == "/dev/full":
+        assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_a_symlinked_out_replaces_the_file_it_points_to(tmp_path: Path) -> None:
+    real = tmp_path / "real.pml"
+    real.write_text("old")
+    real.chmod(0o640)
+    link = tmp_path / "link.pml"
+    link.symlink_to(real)
+    done = _fsm("export", "promela", "--design", "fixed", "--messages", "1", "--out", str(link))
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink()
+    assert real.read_text().startswith("/*") or "proctype" in real.read_text()
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640

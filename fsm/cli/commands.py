@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
 from fsm.analysis.ablation import ablate
@@ -28,6 +27,7 @@ from fsm.cli.options import (
     positive,
     selected_designs,
 )
+from fsm.cli.output import write_file
 from fsm.model.design import (
     DEFAULT_ENVIRONMENT,
     DESIGNS,
@@ -165,7 +165,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     (design,) = selected_designs(args)
     model = promela(System(design, get_environment(args.environment), args.messages))
     if args.out:
-        Path(args.out).write_text(model.text, encoding="utf-8")
+        write_file(args.out, model.text)
     else:
         out.write(model.text)
     return 0

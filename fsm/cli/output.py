@@ -10,13 +10,17 @@ command still finishes and its exit code is the verdict's.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import sys
+import tempfile
+from pathlib import Path
 from typing import TextIO
 
 from fsm.model.errors import FsmError
 
-__all__ = ["Output", "OutputFailed", "shown"]
+__all__ = ["Output", "OutputFailed", "shown", "write_file"]
 
 
 class OutputFailed(FsmError):
@@ -87,3 +91,65 @@ def silence_stdout(stream: TextIO | None = None) -> None:
         os.dup2(devnull, fd)
     finally:
         os.close(devnull)
+
+
+def write_file(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically: into a temporary file in the
+    same folder, flushed to disk with ``fsync``, then renamed over ``path``. A
+    reader, a crash or a full disk leaves either the previous file or the new
+    one, never a mix; a file that was there keeps its permissions.
+
+    A path that is a folder, a special file (``/dev/full``, a FIFO) or in a
+    folder that does not exist, and any error writing, is
+    :class:`OutputFailed` with one line naming the path (exit code 2).
+    """
+    given = Path(path)
+    # Through a symlink, the file it points to is replaced, not the link.
+    target = Path(os.path.realpath(given))
+    folder = target.parent
+
+    def fail(why: str) -> OutputFailed:
+        return OutputFailed(f"cannot write {shown(given)}: {why}")
+
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise fail(exc.strerror or str(exc)) from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise fail("it is a folder; give a file name")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise fail("not a regular file (fsm writes files it can replace atomically)")
+    if not folder.is_dir():
+        raise fail(f"no folder {shown(folder)}")
+    data = text.encode("utf-8")
+    try:
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise fail(exc.strerror or str(exc)) from None
+    try:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            if st is not None:
+                os.chmod(temp, stat.S_IMODE(st.st_mode))
+            else:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(temp, 0o666 & ~umask)
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+    except OSError as exc:
+        raise fail(exc.strerror or str(exc)) from None
+    with contextlib.suppress(OSError):
+        dirfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)

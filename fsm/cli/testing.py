@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from fsm.cli.options import Parser, add_environment_option, add_messages_option, positive
+from fsm.cli.output import write_file
 from fsm.model.design import get_design, get_environment
 from fsm.model.errors import ForbiddenTransition, SpecError
 from fsm.render.text import table
@@ -32,7 +33,7 @@ def _write(text: str, out: TextIO, path: str | None) -> None:
     if path is None:
         out.write(text)
     else:
-        Path(path).write_text(text, encoding="utf-8")
+        write_file(path, text)
 
 
 def cmd_testgen(args: argparse.Namespace, out: TextIO) -> int:
