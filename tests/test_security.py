@@ -8,6 +8,7 @@ reason, only where the machine cannot provide it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import stat
@@ -28,6 +29,8 @@ from fsm.analysis.spin import (
 )
 from fsm.analysis.system import System
 from fsm.model.design import get_design, get_environment
+from fsm.model.errors import ForbiddenTransition
+from fsm.testing.monitor import Monitor
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,9 +56,8 @@ def _fsm(
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         capture_output=True,
         text=True,
-        timeout=300,
         check=False,
-        **kw,  # type: ignore[arg-type]
+        **{"timeout": 300, **kw},  # type: ignore[arg-type]
     )
 
 
@@ -324,3 +326,178 @@ def test_a_symlinked_out_replaces_the_file_it_points_to(tmp_path: Path) -> None:
     assert link.is_symlink()
     assert real.read_text().startswith("/*") or "proctype" in real.read_text()
     assert stat.S_IMODE(real.stat().st_mode) == 0o640
+
+
+# -- the monitor: streamed, bounded, exact -------------------------------------------------
+def _log(tmp_path: Path, data: bytes) -> Path:
+    log = tmp_path / "client.jsonl"
+    log.write_bytes(data)
+    return log
+
+
+def _monitor(
+    *argv: str, design: str = "hardened", **kw: object
+) -> subprocess.CompletedProcess[str]:
+    return _fsm("monitor", "--design", design, *argv, **kw)
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x1c", "\x0b"])
+def test_a_line_separator_inside_a_json_string_is_one_record(
+    tmp_path: Path, separator: str
+) -> None:
+    lines = ['{"event": "connect"}', '{"event": "handshake_ack"}']
+    lines.append(json.dumps({"event": "send", "message": f"a{separator}b"}, ensure_ascii=False))
+    lines.append(
+        json.dumps({"event": "ws_send_ok", "message": f"a{separator}b"}, ensure_ascii=False)
+    )
+    done = _monitor(str(_log(tmp_path, ("\n".join(lines) + "\n").encode())))
+    assert done.returncode == 0, done.stderr
+    assert "4 events, no forbidden transition" in done.stdout
+
+
+def test_a_form_feed_between_records_is_not_json(tmp_path: Path) -> None:
+    log = _log(tmp_path, b'{"event": "connect"}\f{"event": "handshake_ack"}\n')
+    done = _monitor(str(log))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"fsm: error: {log}:1: not JSON: Extra data"
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b'{"event": "connect"}\n{"event": "\xff\xfe"}\n', ":2: not UTF-8 text"),
+        (b"[" * 5000 + b"]" * 5000 + b"\n", ":1: not a log record: nested too deep"),
+        (b'{"event": "connect", "n": ' + b"7" * 5000 + b"}\n", ":1: not a log record:"),
+        (b'{"event": "connect"}\n' + b" " * (70 * 1024) + b"\n", ":2: line longer than 64 KiB"),
+    ],
+    ids=["not-utf8", "deep", "digits", "long-line"],
+)
+def test_a_hostile_log_line_is_one_line_and_exit_2(tmp_path: Path, data: bytes, why: str) -> None:
+    log = _log(tmp_path, data)
+    done = _monitor(str(log))
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith(f"fsm: error: {log}{why}")
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_a_device_is_refused_without_reading_it() -> None:
+    done = _monitor("/dev/zero", timeout=20)
+    assert done.returncode == 2
+    assert "a device, not a regular file" in done.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_without_a_writer_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)
+    done = _monitor(str(fifo), timeout=20)
+    assert done.returncode == 2
+    assert "a FIFO, not a regular file (give - to read standard input)" in done.stderr
+
+
+def test_standard_input_is_read_as_it_arrives() -> None:
+    """The verdict comes while the writer still holds the pipe open."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fsm", "monitor", "--design", "pre-fix", "-"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    try:
+        proc.stdin.write(b'{"event": "connect"}\n')
+        proc.stdin.flush()
+        assert proc.wait(timeout=30) == 1
+        first = proc.stdout.readline().decode()
+        assert first.startswith("standard input:1: ")
+        assert "F2" in first
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+SEED_LOG = [
+    ("connect", None),
+    ("handshake_ack", None),
+    ("send", "a"),
+    ("ws_send_ok", "a"),
+    ("done", "a"),
+    ("app_background", None),
+    ("app_foreground", None),
+    ("send", "b"),
+    ("ws_send_failed", "b"),
+]
+
+
+def _seed_log(tmp_path: Path) -> Path:
+    return _log(
+        tmp_path,
+        "".join(json.dumps({"event": e, "message": m}) + "\n" for e, m in SEED_LOG).encode(),
+    )
+
+
+def test_monitor_stops_at_the_first_forbidden_transition_unless_all(tmp_path: Path) -> None:
+    log = _seed_log(tmp_path)
+    first = _monitor(str(log), design="pre-fix")
+    assert first.returncode == 1
+    assert first.stdout.splitlines() == [
+        f"{log}:1: connection machine: event 'connect' in state 'idle' breaks F2: "
+        "the client reports connected before the server acknowledged the handshake",
+        f"{log}: stopped at the first forbidden transition (--all: every one)",
+    ]
+    every = _monitor(str(log), "--all", design="pre-fix")
+    assert every.returncode == 1
+    lines = every.stdout.splitlines()
+    assert lines[0] == first.stdout.splitlines()[0]
+    assert lines[-2].startswith(f"  also {log}:9: ")
+    assert "F1" in lines[-2]
+    assert lines[-1] == f"{log}: 9 events, {len(lines) - 1} forbidden (pre-fix)"
+
+
+def test_terminal_escapes_from_a_log_are_escaped_on_stdout(tmp_path: Path) -> None:
+    evil = "\x1b[2J\x1b[HALL 17 CASES PASS\r"
+    log = _log(
+        tmp_path,
+        (
+            json.dumps({"event": "send", "message": evil})
+            + "\n"
+            + json.dumps({"event": "rest_ok", "message": evil})
+            + "\n"
+        ).encode(),
+    )
+    done = _monitor(str(log))
+    assert done.returncode == 1
+    assert "\x1b" not in done.stdout
+    assert "\r" not in done.stdout
+    assert "\\x1b[2J\\x1b[HALL 17 CASES PASS\\r" in done.stdout
+
+
+def test_a_violation_keeps_a_bounded_window_and_its_number() -> None:
+    monitor = Monitor(get_design("pre-fix"), raise_on_violation=False, window=5)
+    for _ in range(2000):
+        monitor.observe("connect")  # F2 once, then no row in suspended_stale
+        monitor.observe("app_background")
+        assert len(monitor.trace) <= 10
+    assert monitor.events == 4000
+    assert len(monitor.violations) >= 2000
+    assert all(len(v.trace) <= 5 for v in monitor.violations)
+    last = monitor.violations[-1]
+    assert last.event_number == 3999
+    assert last.trace == (("connect", None), ("app_background", None)) * 2 + (("connect", None),)
+
+
+def test_a_raised_violation_is_not_kept() -> None:
+    monitor = Monitor(get_design("pre-fix"))
+    with pytest.raises(ForbiddenTransition):
+        monitor.observe("connect")
+    assert monitor.violations == []
+    assert monitor.events == 0

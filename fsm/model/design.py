@@ -53,6 +53,7 @@ __all__ = [
     "Design",
     "Environment",
     "design_file_schema",
+    "file_kind",
     "get_design",
     "get_environment",
     "load_design",
@@ -365,7 +366,7 @@ def _read_text(path: Path) -> str:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise SpecError(f"{path}: cannot read: {_file_kind(mode)}, not a regular file")
+            raise SpecError(f"{path}: cannot read: {file_kind(mode)}, not a regular file")
         chunks: list[bytes] = []
         size = 0
         while size <= MAX_SPEC_BYTES:
@@ -386,7 +387,8 @@ def _read_text(path: Path) -> str:
         raise SpecError(f"{path}: not UTF-8 text") from None
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, from its ``st_mode``: "a FIFO"..."""
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):

@@ -7,7 +7,9 @@
     ├── DefinitionError       a transition table that cannot be a machine
     ├── SpecError             a design or environment file that does not validate
     ├── UnknownName           a design, environment or scenario name that does not exist
-    └── StateLimitExceeded    the exploration passed ``--max-states``
+    ├── StateLimitExceeded    the exploration passed ``--max-states``
+    └── InvalidArgument       a function of the API called with a wrong type or value
+                              (also a ValueError and a TypeError)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ __all__ = [
     "DefinitionError",
     "ForbiddenTransition",
     "FsmError",
+    "InvalidArgument",
     "SpecError",
     "StateLimitExceeded",
     "UnknownName",
@@ -43,7 +46,9 @@ class ForbiddenTransition(FsmError):
     The machine that refused it is left in ``state``; nothing changed. ``rule``
     is the forbidden rule's id when a rule was broken (the row exists in a bad
     design's table), ``None`` when the table has no row; ``trace`` is what the
-    monitor saw up to and including the offending event.
+    monitor saw up to and including the offending event (its last events, at
+    most the monitor's window), ``event_number`` that event's number (1 for
+    the first event the monitor saw), or ``None`` when not known.
     """
 
     def __init__(
@@ -55,12 +60,14 @@ class ForbiddenTransition(FsmError):
         rule: str | None = None,
         reason: str = "",
         trace: tuple[object, ...] = (),
+        event_number: int | None = None,
     ) -> None:
         self.machine = machine
         self.state = state
         self.event = event
         self.rule = rule
         self.trace = trace
+        self.event_number = event_number
         if rule is None:
             text = f"{machine} machine: event {event.value!r} is forbidden in state {state.value!r}"
         else:
@@ -98,3 +105,8 @@ class StateLimitExceeded(FsmError):
         super().__init__(
             f"state space exceeds --max-states {limit}; raise the limit or lower --messages"
         )
+
+
+class InvalidArgument(FsmError, ValueError, TypeError):
+    """A function of the API was called with an argument of the wrong type or an
+    impossible value (a negative bound, a walk of length 0); the message names it."""
