@@ -20,6 +20,7 @@ EXPORTED = [
     "ForbiddenRule",
     "ForbiddenTransition",
     "FsmError",
+    "InvalidArgument",
     "Machine",
     "MessageEvent",
     "MessageState",

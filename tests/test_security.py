@@ -10,15 +10,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import fsm
 from fsm.analysis.promela import promela
 from fsm.analysis.spin import (
     EngineDisagreement,
@@ -48,7 +51,7 @@ NOBODY = 65534
 
 
 def _fsm(
-    *argv: str, env: dict[str, str] | None = None, **kw: object
+    *argv: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fsm", *argv],
@@ -57,7 +60,7 @@ def _fsm(
         capture_output=True,
         text=True,
         check=False,
-        **{"timeout": 300, **kw},  # type: ignore[arg-type]
+        timeout=timeout,
     )
 
 
@@ -336,9 +339,9 @@ def _log(tmp_path: Path, data: bytes) -> Path:
 
 
 def _monitor(
-    *argv: str, design: str = "hardened", **kw: object
+    *argv: str, design: str = "hardened", timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    return _fsm("monitor", "--design", design, *argv, **kw)
+    return _fsm("monitor", "--design", design, *argv, timeout=timeout)
 
 
 @pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x1c", "\x0b"])
@@ -501,3 +504,37 @@ def test_a_raised_violation_is_not_kept() -> None:
         monitor.observe("connect")
     assert monitor.violations == []
     assert monitor.events == 0
+
+
+# -- the API's boundary ------------------------------------------------------------------
+HALF = get_environment("half-open")
+FIXED = get_design("fixed")
+
+
+@pytest.mark.parametrize(
+    ("call", "text"),
+    [
+        (lambda: fsm.generate(FIXED, HALF, 1, "random", length=0), "length must be at least 1"),
+        (lambda: fsm.generate(FIXED, HALF, 1, "random", max_steps=0), "max_steps must be"),
+        (lambda: fsm.generate(FIXED, HALF, 1, "random", seed="x"), "seed must be an int"),  # type: ignore[arg-type]
+        (lambda: fsm.check(FIXED, HALF, 1, max_states=-5), "max_states must be at least 1"),
+        (lambda: fsm.check(FIXED, HALF, 1, max_states=True), "max_states must be an int"),
+        (lambda: fsm.check("fixed", HALF), "design must be a Design, not str"),  # type: ignore[arg-type]
+        (lambda: fsm.check(FIXED, "half-open"), "environment must be an Environment, not str"),  # type: ignore[arg-type]
+        (lambda: fsm.check(FIXED, HALF, "2"), "messages must be an int, not str"),  # type: ignore[arg-type]
+        (lambda: fsm.get_design(3), "a design name is a str, not int"),  # type: ignore[arg-type]
+        (lambda: fsm.get_design(["fixed"]), "a design name is a str, not list"),  # type: ignore[arg-type]
+        (lambda: fsm.get_environment(None), "an environment name is a str"),  # type: ignore[arg-type]
+        (lambda: fsm.Monitor("hardened"), "Monitor needs a Design or a Behaviour, not str"),  # type: ignore[arg-type]
+        (lambda: fsm.Monitor(FIXED, window=0), "window must be a positive int"),
+        (lambda: fsm.Monitor(FIXED).observe(["connect"]), "an event is a str, not list"),  # type: ignore[arg-type]
+        (lambda: fsm.Monitor(FIXED).observe(7, "a"), "an event is a str, not int"),  # type: ignore[arg-type]
+        (lambda: fsm.Monitor(FIXED).observe("send", 7), "a message id is a str or None"),  # type: ignore[arg-type]
+        (lambda: fsm.Monitor(FIXED).observe("send", ["a"]), "a message id is a str or None"),  # type: ignore[arg-type]
+    ],
+)
+def test_a_wrong_argument_is_an_fsm_error_naming_it(call: Callable[[], object], text: str) -> None:
+    with pytest.raises(fsm.InvalidArgument, match=re.escape(text)) as info:
+        call()
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, TypeError)

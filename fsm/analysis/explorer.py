@@ -59,7 +59,7 @@ from fsm.analysis.system import (
     canonical_message,
 )
 from fsm.analysis.trace import Trace
-from fsm.model.errors import SpecError, StateLimitExceeded
+from fsm.model.errors import SpecError, StateLimitExceeded, require_int
 from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
 from fsm.model.vocabulary import Action, ConnectionState, Hook, Meaning, MessageState, Socket
 
@@ -764,6 +764,8 @@ def explore(
     when that is a terminal; ``max_states`` stops it with
     :class:`~fsm.model.errors.StateLimitExceeded`.
     """
+    if max_states is not None:
+        require_int("max_states", max_states, minimum=1)
     was_enabled = gc.isenabled()
     gc.disable()  # millions of small objects, none of them in a cycle
     try:

@@ -39,7 +39,7 @@ from typing import NamedTuple
 from fsm.model.behaviour import Behaviour
 from fsm.model.behaviour import behaviour as _select
 from fsm.model.design import Design, Environment
-from fsm.model.errors import DefinitionError, SpecError
+from fsm.model.errors import DefinitionError, SpecError, require_instance, require_int
 from fsm.model.tables import Row, Table
 from fsm.model.vocabulary import (
     Action,
@@ -346,6 +346,9 @@ class System:
     ) -> None:
         """``behaviour`` replaces the one ``design`` selects (a mutant's edited tables,
         say); ``design`` still names the system."""
+        require_instance("design", design, Design, "get_design('fixed') gives one")
+        require_instance("environment", environment, Environment, "get_environment('half-open')")
+        require_int("messages", messages)
         if messages < 1:
             raise SpecError(f"--messages must be at least 1, got {messages}")
         self.design = design

@@ -38,7 +38,7 @@ from pydantic import (
     model_validator,
 )
 
-from fsm.model.errors import SpecError, UnknownName
+from fsm.model.errors import InvalidArgument, SpecError, UnknownName
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -277,6 +277,8 @@ DEFAULT_ENVIRONMENT = "ios-suspend"
 
 def get_design(name: str) -> Design:
     """The built-in design called ``name``; :class:`UnknownName` listing the known ones."""
+    if not isinstance(name, str):
+        raise InvalidArgument(f"a design name is a str, not {type(name).__name__}")
     try:
         return DESIGNS[name]
     except KeyError:
@@ -285,6 +287,8 @@ def get_design(name: str) -> Design:
 
 def get_environment(name: str) -> Environment:
     """The built-in environment called ``name``; :class:`UnknownName` listing the known ones."""
+    if not isinstance(name, str):
+        raise InvalidArgument(f"an environment name is a str, not {type(name).__name__}")
     try:
         return ENVIRONMENTS[name]
     except KeyError:

@@ -26,6 +26,8 @@ __all__ = [
     "StateLimitExceeded",
     "UnknownName",
     "did_you_mean",
+    "require_instance",
+    "require_int",
 ]
 
 
@@ -110,3 +112,23 @@ class StateLimitExceeded(FsmError):
 class InvalidArgument(FsmError, ValueError, TypeError):
     """A function of the API was called with an argument of the wrong type or an
     impossible value (a negative bound, a walk of length 0); the message names it."""
+
+
+def require_int(name: str, value: object, *, minimum: int | None = None) -> int:
+    """``value`` if it is an ``int`` (not a ``bool``) of at least ``minimum``;
+    otherwise :class:`InvalidArgument` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument(f"{name} must be an int, not {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise InvalidArgument(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def require_instance(name: str, value: object, kind: type | tuple[type, ...], hint: str) -> None:
+    """:class:`InvalidArgument` unless ``value`` is a ``kind``; ``hint`` says how to get one."""
+    if not isinstance(value, kind):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        article = "an" if names[0] in "AEIOU" else "a"
+        raise InvalidArgument(
+            f"{name} must be {article} {names}, not {type(value).__name__} ({hint})"
+        )
