@@ -538,3 +538,69 @@ def test_a_wrong_argument_is_an_fsm_error_naming_it(call: Callable[[], object], 
         call()
     assert isinstance(info.value, ValueError)
     assert isinstance(info.value, TypeError)
+
+
+# -- adapters and replay -------------------------------------------------------------------
+ADAPTER_MODULE = """
+from fsm.testing.adapters import ModelAdapter
+
+
+class Exits(ModelAdapter):
+    def apply(self, stimulus, message, outcome):
+        raise SystemExit(0)
+
+
+class NeedsArguments(ModelAdapter):
+    def __init__(self, url):
+        super().__init__()
+"""
+
+
+@pytest.fixture(scope="module")
+def small_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("suite")
+    (folder / "planted_adapters.py").write_text(ADAPTER_MODULE)
+    suite = folder / "suite.json"
+    done = _fsm(
+        "testgen", "--design", "fixed", "--messages", "1", "--criterion", "rows",
+        "--out", str(suite),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return suite
+
+
+@pytest.mark.parametrize(
+    ("adapter", "text"),
+    [
+        (":Bar", "give module:Class, both parts non-empty"),
+        ("os:", "give module:Class, both parts non-empty"),
+        ("os:path", "'path' is a module, not a class"),
+        ("sys:exit", "'exit' is a builtin_function_or_method, not a class"),
+        ("collections:OrderedDict", "needs reset() and apply()"),
+        ("planted_adapters:NeedsArguments", "NeedsArguments() raised TypeError"),
+        ("planted_adapters:Exits", "tried to exit the process (SystemExit(0))"),
+    ],
+)
+def test_a_bad_adapter_is_one_line_and_never_a_pass(
+    small_suite: Path, adapter: str, text: str
+) -> None:
+    done = _fsm(
+        "replay", str(small_suite), "--adapter", adapter,
+        env={"PYTHONPATH": f"{ROOT}{os.pathsep}{small_suite.parent}"},
+    )  # fmt: skip
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert text in done.stderr
+    assert "pass" not in done.stdout
+
+
+def test_the_replay_summary_escapes_what_the_suite_says(small_suite: Path, tmp_path: Path) -> None:
+    doc = json.loads(small_suite.read_text())
+    doc["design"] = "fixed\x1b[2J\x1b[H\rALL 17 CASES PASS"
+    evil = tmp_path / "evil.json"
+    evil.write_text(json.dumps(doc))
+    done = _fsm("replay", str(evil), "--design", "fixed")
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout
+    assert "\r" not in done.stdout
+    assert "suite fixed\\x1b[2J\\x1b[H\\rALL 17 CASES PASS/rows on fixed" in done.stdout

@@ -20,7 +20,7 @@ from typing import TextIO
 
 from fsm.model.errors import FsmError
 
-__all__ = ["Output", "OutputFailed", "shown", "write_file"]
+__all__ = ["Output", "OutputFailed", "shown", "shown_lines", "write_file"]
 
 
 class OutputFailed(FsmError):
@@ -37,6 +37,12 @@ def shown(text: object) -> str:
         ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
         for ch in s
     )
+
+
+def shown_lines(text: str) -> str:
+    """``text``'s lines, each through :func:`shown`: the line breaks stay, nothing
+    else that is not printable does."""
+    return "\n".join(shown(line) for line in text.split("\n"))
 
 
 class Output:

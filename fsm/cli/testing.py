@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import BinaryIO, TextIO
 
 from fsm.cli.options import Parser, add_environment_option, add_messages_option, positive
-from fsm.cli.output import shown, write_file
+from fsm.cli.output import shown, shown_lines, write_file
 from fsm.model.design import file_kind, get_design, get_environment
 from fsm.model.errors import SpecError
 from fsm.render.text import table
@@ -74,23 +74,33 @@ def cmd_testgen(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     suite = load_suite(args.suite)
     design = get_design(args.design) if args.design else None
-    adapter = load_adapter(args.adapter)
     try:
-        report = replay(suite, adapter, design, adapter_name=args.adapter)
-    finally:
-        close = getattr(adapter, "close", None)
-        if callable(close):
-            close()
+        adapter = load_adapter(args.adapter)
+        try:
+            report = replay(suite, adapter, design, adapter_name=args.adapter)
+        finally:
+            close = getattr(adapter, "close", None)
+            if callable(close):
+                close()
+    except SystemExit as exc:
+        # An exit from inside the adapter is not the end of a passing replay.
+        raise SpecError(
+            f"adapter {args.adapter!r} tried to exit the process (SystemExit({exc.code!r})) "
+            "before the replay finished; not a pass"
+        ) from None
     if args.json:
         out.write(report.model_dump_json(indent=2) + "\n")
     else:
         for divergence in report.failures:
-            out.write(divergence.describe() + "\n\n")
+            out.write(shown_lines(divergence.describe()) + "\n\n")
         failed = len(report.failures)
         out.write(
-            f"suite {suite.design}/{suite.criterion} on {report.design} through "
-            f"{report.adapter}: {len(report.results) - failed} of {len(report.results)} "
-            f"cases pass\n"
+            shown(
+                f"suite {suite.design}/{suite.criterion} on {report.design} through "
+                f"{report.adapter}: {len(report.results) - failed} of {len(report.results)} "
+                f"cases pass"
+            )
+            + "\n"
         )
     return 0 if report.passed else 1
 
