@@ -69,10 +69,15 @@ def messages(n: int) -> Iterator[str]:
 
 #: Run in the child: time ``fsm monitor`` alone, not the interpreter's start.
 CHILD = """
-import io, sys, time
+import sys, time
 from fsm.cli import main
+class Sink:
+    def write(self, text):
+        return len(text)
+    def flush(self):
+        pass
 start = time.perf_counter()
-code = main(sys.argv[1:], io.StringIO())
+code = main(sys.argv[1:], Sink())
 sys.stderr.write(f"{time.perf_counter() - start} {code}\\n")
 """
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
 import uuid
@@ -66,6 +67,7 @@ from fsm.reference.activity import Activity
 from fsm.reference.clock import Clock, Timer
 from fsm.reference.outbox import Outbox
 from fsm.reference.policy import Policy, Timings
+from fsm.reference.server import CLIENT_HEADER
 
 __all__ = ["ClientEvent", "ClientMessage", "ReferenceClient"]
 
@@ -160,8 +162,14 @@ class ReferenceClient:
         behaviour_: Behaviour | None = None,
         on_event: Callable[[ClientEvent], None] | None = None,
         activity: Activity | None = None,
+        client_id: str | None = None,
     ) -> None:
         self.design = design
+        #: Names this client to the server (:data:`CLIENT_HEADER`); by default one
+        #: derived from the store, so a restarted client is the same client.
+        self.client_id = (
+            client_id or hashlib.sha256(str(Path(store).resolve()).encode()).hexdigest()[:16]
+        )
         self.b = behaviour_ if behaviour_ is not None else behaviour(design)
         self.policy = Policy.of(self.b)
         self.ws_url = ws_url
@@ -193,6 +201,7 @@ class ReferenceClient:
     async def start(self, *, connect: bool = True) -> None:
         """Load the store, start working, and (``connect``) schedule the first connect."""
         self._session = aiohttp.ClientSession(
+            headers={CLIENT_HEADER: self.client_id},
             timeout=aiohttp.ClientTimeout(total=self.t.io_timeout),
             connector=aiohttp.TCPConnector(force_close=True, limit=0),
         )
