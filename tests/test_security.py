@@ -8,6 +8,7 @@ reason, only where the machine cannot provide it.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -604,3 +605,35 @@ def test_the_replay_summary_escapes_what_the_suite_says(small_suite: Path, tmp_p
     assert "\x1b" not in done.stdout
     assert "\r" not in done.stdout
     assert "suite fixed\\x1b[2J\\x1b[H\\rALL 17 CASES PASS/rows on fixed" in done.stdout
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("aiohttp") is None, reason="the reference adapter needs aiohttp"
+)
+@pytest.mark.parametrize("after", [6.0, 9.0])
+def test_ctrl_c_during_a_reference_replay_leaves_no_pending_task(
+    tmp_path: Path, after: float
+) -> None:
+    suite = tmp_path / "suite.json"
+    made = _fsm(
+        "testgen", "--design", "hardened", "--messages", "2", "--criterion", "transitions",
+        "--out", str(suite),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fsm", "replay", str(suite), "--adapter", "reference"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    time.sleep(after)
+    if proc.poll() is not None:
+        pytest.skip("the replay finished before the signal; a slower case is needed here")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Task was destroyed" not in err
+    assert err == ""
