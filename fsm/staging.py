@@ -58,39 +58,58 @@ __all__ = [
 ]
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
+def write_atomic(path: str | Path, data: str | bytes) -> None:
     """Write ``data`` (text as UTF-8) to the file ``path`` in one step.
 
     The bytes go to a temporary file in the same folder, are synced to disk, and
-    the temporary file is renamed over ``path``; the folder is synced too. A new
-    file gets the mode a plain ``open`` would give it, an existing one keeps its
-    mode. On any failure ``path`` is as it was, the temporary file is removed,
-    and the error is an :class:`~fsm.model.errors.OutputError` naming ``path``.
+    the temporary file is renamed over ``path``; the folder is synced too. A
+    reader, a crash or a full disk leaves either the previous file or the new
+    one, never a mix. A new file gets the mode a plain ``open`` would give it,
+    an existing one keeps its mode; through a symlink, the file it points to is
+    replaced, not the link.
+
+    A path that is a folder, a special file (``/dev/full``, a FIFO) or in a
+    folder that does not exist, and any error writing, is an
+    :class:`~fsm.model.errors.OutputError` naming ``path``, with ``path`` as it
+    was and no temporary file left.
     """
+    given = Path(path)
+    target = Path(os.path.realpath(given))
+    folder = target.parent
     blob = data.encode("utf-8") if isinstance(data, str) else data
-    folder = path.parent
+
+    def fail(why: str) -> OutputError:
+        return OutputError(f"cannot write {given}: {why}")
+
     try:
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-        except FileNotFoundError:
-            mode = 0o666 & ~_umask()
-        if os.path.isdir(path):
-            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        st: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise fail(exc.strerror or str(exc)) from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise fail(f"{os.strerror(errno.EISDIR)} (give a file name)")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise fail("not a regular file (fsm writes files it can replace atomically)")
+    if not folder.is_dir():
+        raise fail(f"no folder {folder}")
+    mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(blob)
                 f.flush()
                 os.fchmod(f.fileno(), mode)
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _sync_folder(folder)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise fail(exc.strerror or str(exc)) from None
+    _sync_folder(folder)
 
 
 def _sync_folder(folder: Path) -> None:

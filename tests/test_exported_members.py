@@ -26,6 +26,7 @@ EXPORTED = [
     "ForbiddenRule",
     "ForbiddenTransition",
     "FsmError",
+    "InvalidArgument",
     "Machine",
     "MessageEvent",
     "MessageState",
@@ -97,7 +98,8 @@ def test_errors_share_one_base_class() -> None:
     errors = [getattr(fsm, name) for name in fsm.__all__ if name.endswith(("Error", "Name"))]
     errors += [fsm.ForbiddenTransition, fsm.StateLimitExceeded, fsm.StepRefused]
     errors += [fsm.SettleTimeout, fsm.EngineUnavailable, fsm.EngineDisagreement]
-    assert len(errors) == 15
+    errors += [fsm.InvalidArgument, fsm.DriverFailure]
+    assert len(errors) == 17
     for error in errors:
         assert issubclass(error, fsm.FsmError)
     assert issubclass(fsm.FsmError, Exception)

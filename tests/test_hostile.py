@@ -357,3 +357,49 @@ def test_any_design_file_gives_a_report_or_one_line(
         assert code == 2, (code, err)
         assert out == ""
         assert one_line(err).startswith("fsm: error: ")
+
+
+# -- fuzzing the monitor's log ------------------------------------------------------------------
+from fsm.testing.monitor import CONNECTION_EVENTS, MESSAGE_EVENTS  # noqa: E402
+
+ids = st.one_of(st.sampled_from(["a", "b", "m1"]), odd_text)
+records = st.one_of(
+    st.fixed_dictionaries(
+        {"event": st.sampled_from(CONNECTION_EVENTS)}, optional={"message": st.none()}
+    ),
+    st.fixed_dictionaries({"event": st.sampled_from(MESSAGE_EVENTS), "message": ids}),
+    st.dictionaries(st.one_of(st.sampled_from(["event", "message"]), odd_text), values),
+    values,
+)
+log_lines = st.one_of(
+    records.map(lambda r: json.dumps(r, ensure_ascii=False).encode("utf-8", "surrogatepass")),
+    st.binary(max_size=32),
+    st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n),
+    st.integers(1, 5000).map(lambda n: b'{"event": "connect", "n": ' + b"9" * n + b"}"),
+    st.sampled_from([b"", b"\f", b"\r", b" \t", b"\xef\xbb\xbf{}"]),
+)
+logs = st.lists(log_lines, max_size=12).map(lambda lines: b"\n".join(lines))
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=logs, design=st.sampled_from(["pre-fix", "hardened"]), every=st.booleans())
+def test_any_log_gives_a_verdict_or_one_line(data: bytes, design: str, every: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "client.jsonl"
+        path.write_bytes(data)
+        argv = ["monitor", "--design", design, str(path)] + (["--all"] if every else [])
+        code, out, err = run(*argv)
+    for line in out.split("\n"):
+        assert line.isprintable(), line
+    if code in (0, 1):
+        assert err == ""
+        assert out.endswith(f"({design})\n" if code == 0 or every else "(--all: every one)\n")
+    else:
+        assert code == 2, (code, err)
+        assert one_line(err).startswith(f"fsm: error: {path}:")
+        if not every:
+            assert out == ""

@@ -202,6 +202,10 @@ def test_monitor_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert out.startswith(f"{log}:1: ")
     assert "F2" in out
+    assert f"{log}:9: " not in out
+    assert main(["monitor", "--design", "pre-fix", "--all", str(log)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"{log}:1: ")
     assert f"{log}:9: " in out
     assert "F1" in out
     clean = tmp_path / "clean.jsonl"

@@ -2,7 +2,7 @@
 
 Skipped, with the reason, only where ``spin`` or a C compiler is missing
 (``make test`` installs spin). Verifiers are built without optimisation (faster
-to compile) and cached under the temporary directory, so a second run of the
+to compile) and cached (in the user's cache folder), so a second run of the
 suite compiles nothing.
 """
 

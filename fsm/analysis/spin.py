@@ -2,10 +2,10 @@
 
 :func:`spin_check` generates the Promela model (:mod:`fsm.analysis.promela`),
 has ``spin`` write the verifier and the C compiler build it (once per model:
-the build is cached under the system's temporary directory), then runs it
-once per check. The verifier searches breadth first, so every trail is a
-shortest one. A trail is read back by replaying the verifier on it, which
-prints each step's label; the labels are replayed on
+the build is cached, see :func:`cache_root`), then runs it once per check.
+The verifier searches breadth first, so every trail is a shortest one. A
+trail is read back by replaying the verifier on it, which prints each step's
+label; the labels are replayed on
 :meth:`System.successors <fsm.analysis.system.System.successors>` to rebuild
 the concrete worlds, which also validates the trail: a label the system cannot
 take, or a last world that does not violate the property, raises
@@ -15,16 +15,31 @@ The result is the same :class:`~fsm.analysis.checker.CheckResult` as the
 built-in checker's, with the properties SPIN judges (:data:`JUDGED`) and a
 state count without symmetry reduction.
 
-Every subprocess has a timeout. A missing ``spin`` or C compiler raises
-:class:`EngineUnavailable` with one line saying what to install.
+Every subprocess has a timeout and runs in a process group of its own, which
+is ended on every way out (a timeout, an error, Ctrl-C, SIGTERM), so no
+verifier worker outlives the check. A missing ``spin`` or C compiler (or a
+``CC`` that names no program) raises :class:`EngineUnavailable` with one line
+saying what to install. A verifier run that reports no state explored is an
+error, never a proof.
+
+The cache trusts only what this user built: its folder is created private
+(mode 0700) and checked, with every cached verifier in it, for its owner and
+that no one else can write it; the cache key covers the model's text, the
+flags and the tools' identity, and each verifier is run only if its SHA-256
+matches the one recorded when it was built. A cache that fails a check is not
+used: the verifier is then built in a fresh private folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import shlex
 import shutil
+import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -53,6 +68,7 @@ __all__ = [
     "SpinCheck",
     "SpinRun",
     "Verifier",
+    "cache_root",
     "compile_verifier",
     "replay",
     "run_check",
@@ -75,7 +91,8 @@ COMPILE_TIMEOUT = 600.0
 @dataclass(frozen=True)
 class Tools:
     spin: str
-    cc: str
+    #: The C compiler's command: the program (a full path) and its own arguments.
+    cc: tuple[str, ...]
 
 
 def tools() -> Tools:
@@ -86,13 +103,25 @@ def tools() -> Tools:
             "the spin engine needs SPIN: install it (Debian/Ubuntu: sudo apt-get install spin; "
             "or `make deps`; elsewhere see https://spinroot.com)"
         )
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    given = os.environ.get("CC", "").strip()
+    if given:
+        try:
+            words = shlex.split(given)
+        except ValueError as exc:
+            raise EngineUnavailable(f"CC={given!r} cannot be read as a command: {exc}") from None
+        program = shutil.which(words[0]) if words else None
+        if program is None:
+            raise EngineUnavailable(
+                f"CC={given!r} names no program on PATH: set CC to a C compiler or unset it"
+            )
+        return Tools(spin, (program, *words[1:]))
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if cc is None:
         raise EngineUnavailable(
             "the spin engine needs a C compiler to build SPIN's verifier: install gcc or clang "
             "(Debian/Ubuntu: sudo apt-get install gcc)"
         )
-    return Tools(spin, cc)
+    return Tools(spin, (cc,))
 
 
 @dataclass(frozen=True)
@@ -115,54 +144,169 @@ _MODES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _uid() -> int:
+    return os.getuid() if hasattr(os, "getuid") else 0
+
+
+def cache_root() -> Path:
+    """Where verifiers are cached: ``$XDG_CACHE_HOME/fsm/spin`` (``~/.cache/fsm/spin``),
+    or, without a usable home, ``fsm-spin-<uid>`` under the temporary directory."""
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    if base and os.path.isabs(base):
+        return Path(base) / "fsm" / "spin"
+    home = os.environ.get("HOME", "").strip()
+    if home and os.path.isabs(home) and os.path.isdir(home):
+        return Path(home) / ".cache" / "fsm" / "spin"
+    return Path(tempfile.gettempdir()) / f"fsm-spin-{_uid()}"
+
+
+def _private(path: Path, *, folder: bool) -> bool:
+    """Whether ``path`` (not followed if a symlink) is a folder or regular file of
+    this user's that no one else can write (a folder: that no one else can enter)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    kind = stat.S_ISDIR(st.st_mode) if folder else stat.S_ISREG(st.st_mode)
+    others = 0o077 if folder else 0o022
+    return kind and st.st_uid == _uid() and not st.st_mode & others
+
+
+def _private_folder(root: Path) -> Path | None:
+    """``root``, created with mode 0700 if missing (its parents 0700 too), if it
+    passes :func:`_private`; ``None`` if it cannot be made or fails the check."""
+    try:
+        root.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.mkdir(root, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    return root if _private(root, folder=True) else None
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _trusted(final: Path) -> bool:
+    """Whether ``final`` holds a verifier this user built: every part private, and
+    the binary's digest the one recorded at build time."""
+    pan, recorded = final / "pan", final / "pan.sha256"
+    if not (
+        _private(final, folder=True)
+        and _private(pan, folder=False)
+        and _private(recorded, folder=False)
+    ):
+        return False
+    try:
+        return recorded.read_text(encoding="ascii").strip() == _digest(pan)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _identity(program: str) -> str:
+    """A program's path, size and modification time: a rebuilt tool changes the key."""
+    try:
+        st = os.stat(program)
+    except OSError:
+        return program
+    return f"{program}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def compile_verifier(model: PromelaModel, mode: str = "bfs", *, optimize: bool = True) -> Verifier:
-    """Write ``model``, run ``spin -a`` and compile ``pan``; cached by the model's text.
+    """Write ``model``, run ``spin -a`` and compile ``pan``; cached by the model's text,
+    the flags and the tools (see the module's notes on what the cache trusts).
 
     Without ``optimize`` the C compiler builds faster and the verifier runs
     slower: the right trade for the small models of a test suite.
     """
     found = tools()
     flags = (*_MODES[mode], "-O2" if optimize else "-O0")
-    key = hashlib.sha256("\0".join([model.text, *flags, found.cc]).encode()).hexdigest()[:20]
-    root = Path(tempfile.gettempdir()) / f"fsm-spin-{os.getuid() if hasattr(os, 'getuid') else 0}"
-    final = root / key
-    if (final / "pan").exists():
-        return Verifier(model, final, mode)
-    root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=root, prefix="build-"))
+    parts = [model.text, *flags, _identity(found.spin), _identity(found.cc[0]), *found.cc[1:]]
+    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+    root = _private_folder(cache_root())
+    if root is not None and _trusted(root / key):
+        return Verifier(model, root / key, mode)
+    where = (
+        root
+        if root is not None
+        else _private_folder(Path(tempfile.gettempdir()) / f"fsm-spin-{_uid()}")
+    )
+    # mkdtemp creates the folder with mode 0700 and a name no one can predict.
+    work = Path(tempfile.mkdtemp(dir=where, prefix="build-"))
     try:
         (work / "model.pml").write_text(model.text, encoding="utf-8")
         _run([found.spin, "-a", "model.pml"], work, COMPILE_TIMEOUT, "spin -a")
-        _run([found.cc, "-w", *flags, "-o", "pan", "pan.c"], work, COMPILE_TIMEOUT, "cc pan.c")
+        _run([*found.cc, "-w", *flags, "-o", "pan", "pan.c"], work, COMPILE_TIMEOUT, "cc pan.c")
+        os.chmod(work / "pan", 0o700)
+        (work / "pan.sha256").write_text(_digest(work / "pan") + "\n", encoding="ascii")
+        if root is None:
+            return Verifier(model, work, mode)  # not cached; left for the system to clean
+        final = root / key
+        if os.path.lexists(final) and not _trusted(final):
+            _remove(final)
         try:
             work.rename(final)
         except OSError:  # another process built it first
             shutil.rmtree(work, ignore_errors=True)
+            if not _trusted(final):
+                raise EngineError(
+                    f"the verifier cache {final} holds something fsm did not build"
+                ) from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return Verifier(model, final, mode)
 
 
+def _remove(path: Path) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _end_group(proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc``'s process group (it leads one of its own) and reap ``proc``."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5.0)
+
+
 def _run(
     argv: Sequence[str], cwd: Path, timeout: float, what: str, env: dict[str, str] | None = None
 ) -> str:
     try:
-        done = subprocess.run(
+        proc = subprocess.Popen(
             list(argv),
             cwd=cwd,
-            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
             env=env,
-            check=False,
+            start_new_session=True,
         )
+    except OSError as exc:
+        raise EngineUnavailable(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         raise EngineError(f"{what} took longer than {timeout:.0f} s; stopped") from None
-    if done.returncode != 0 and what != "pan":
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+    finally:
+        # Every way out, a normal one too: workers the leader forked must not outlive it.
+        _end_group(proc)
+    if proc.returncode != 0 and what != "pan":
+        tail = (stderr or stdout).strip().splitlines()[-3:]
         raise EngineError(f"{what} failed: {' / '.join(tail)}")
-    return done.stdout + done.stderr
+    return stdout + stderr
 
 
 @dataclass(frozen=True)
@@ -199,6 +343,11 @@ def run_check(
         if "pan: out of memory" in out or "error: max search depth too small" in out:
             raise EngineError(f"SPIN's verifier stopped early: {out.strip().splitlines()[-1]}")
         states = _number(r"(\d+) states, stored", out)
+        if states <= 0:
+            raise EngineDisagreement(
+                "SPIN's verifier reported no state explored; its run proves nothing: "
+                + (_tail(out) or "it printed nothing")
+            )
         transitions = _number(r"(\d+) transitions \(", out)
         memory = _float(r"([\d.]+)\s+total actual memory usage", out)
         errors = _number(r"errors: (\d+)", out)
@@ -218,6 +367,12 @@ def run_check(
             if "@error" in replayed:
                 raise EngineDisagreement("SPIN fired a row the design's table does not have")
     return SpinRun(check, states, transitions, seconds, memory, labels)
+
+
+def _tail(out: str) -> str:
+    """The verifier's last line of output, for an error message."""
+    lines = out.strip().splitlines()
+    return lines[-1][:200] if lines else ""
 
 
 def _number(pattern: str, text: str) -> int:

@@ -38,7 +38,7 @@ from typing import Literal, NamedTuple
 
 from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design, Environment
-from fsm.model.errors import DefinitionError, SpecError
+from fsm.model.errors import DefinitionError, SpecError, require_instance, require_int
 from fsm.model.stimuli import (
     CONNECTION_STIMULI,
     MESSAGE_STIMULI,
@@ -302,6 +302,9 @@ class System:
     ) -> None:
         """``behaviour`` replaces the one ``design`` selects (a mutant's edited tables,
         say); ``design`` still names the system."""
+        require_instance("design", design, Design, "get_design('fixed') gives one")
+        require_instance("environment", environment, Environment, "get_environment('half-open')")
+        require_int("messages", messages)
         if messages < 1:
             raise SpecError(f"messages must be at least 1, got {messages}")
         self.design = design

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
 from fsm.analysis.ablation import ablate
@@ -44,6 +43,7 @@ from fsm.render.text import (
     table,
     trace_table,
 )
+from fsm.staging import write_atomic
 from fsm.testing.adapters import ModelAdapter
 from fsm.testing.generators import scenario_suite
 from fsm.testing.protocol import driver_schema
@@ -166,7 +166,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     (design,) = selected_designs(args)
     model = promela(System(design, get_environment(args.environment), args.messages))
     if args.out:
-        Path(args.out).write_text(model.text, encoding="utf-8")
+        write_atomic(args.out, model.text)
     else:
         out.write(model.text)
     return 0

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from fsm.model.errors import OutputError
 
-__all__ = ["Output", "shown"]
+__all__ = ["Output", "shown", "shown_lines"]
 
 
 def shown(text: object) -> str:
@@ -29,6 +29,12 @@ def shown(text: object) -> str:
         ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
         for ch in s
     )
+
+
+def shown_lines(text: str) -> str:
+    """``text``'s lines, each through :func:`shown`: the line breaks stay, nothing
+    else that is not printable does."""
+    return "\n".join(shown(line) for line in text.split("\n"))
 
 
 class Output:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import re
 import shlex
+import stat
+import sys
 from collections import Counter
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TextIO
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO, TextIO
 
 from fsm.cli.options import (
     Parser,
@@ -19,10 +22,11 @@ from fsm.cli.options import (
     positive,
     spec_design,
 )
-from fsm.cli.output import shown
-from fsm.model.design import Design, get_design, get_environment
-from fsm.model.errors import ForbiddenTransition, SpecError, UnknownName
+from fsm.cli.output import shown, shown_lines
+from fsm.model.design import Design, file_kind, get_design, get_environment
+from fsm.model.errors import SpecError, UnknownName
 from fsm.render.text import table
+from fsm.staging import write_atomic
 from fsm.testing.adapters import SystemUnderTest, adapter_names, load_adapter
 from fsm.testing.driver import DriverAdapter
 from fsm.testing.generators import CRITERIA, generate
@@ -44,7 +48,7 @@ def _write(text: str, out: TextIO, path: str | None) -> None:
     if path is None:
         out.write(text)
     else:
-        Path(path).write_text(text, encoding="utf-8")
+        write_atomic(path, text)
 
 
 def _design(args: argparse.Namespace, default: str | None = None) -> Design | None:
@@ -61,12 +65,6 @@ def _add_design_options(parser: argparse.ArgumentParser, required: bool, what: s
     group.add_argument(
         "--spec", metavar="FILE", type=nonempty, help=f"a design file (.toml or .json) {what}"
     )
-
-
-def shown_lines(text: str) -> str:
-    """Each line of ``text`` with its control characters escaped (text from a suite or
-    a driver never reaches the terminal raw)."""
-    return "\n".join(shown(line) for line in text.split("\n"))
 
 
 def positive_seconds(text: str) -> float:
@@ -116,19 +114,26 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     suite = load_suite(args.suite)
     design = _design(args)
     adapter: SystemUnderTest
-    if args.driver is not None:
-        command = _driver_command(args.driver)
-        adapter = DriverAdapter(command, deadline=args.step_timeout)
-        name = "driver " + shlex.join(command)
-    else:
-        adapter = load_adapter(args.adapter)
-        name = args.adapter
     try:
-        report = replay(suite, adapter, design, adapter_name=name)
-    finally:
-        close = getattr(adapter, "close", None)
-        if callable(close):
-            close()
+        if args.driver is not None:
+            command = _driver_command(args.driver)
+            adapter = DriverAdapter(command, deadline=args.step_timeout)
+            name = "driver " + shlex.join(command)
+        else:
+            adapter = load_adapter(args.adapter)
+            name = args.adapter
+        try:
+            report = replay(suite, adapter, design, adapter_name=name)
+        finally:
+            close = getattr(adapter, "close", None)
+            if callable(close):
+                close()
+    except SystemExit as exc:
+        # An exit from inside the adapter is not the end of a passing replay.
+        raise SpecError(
+            f"adapter {args.adapter!r} tried to exit the process (SystemExit({exc.code!r})) "
+            "before the replay finished; not a pass"
+        ) from None
     if args.json:
         out.write(report.model_dump_json(indent=2) + "\n")
     else:
@@ -255,42 +260,124 @@ def cmd_mutants(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+#: The longest line ``fsm monitor`` reads: a record is an event and an id.
+MAX_LOG_LINE = 64 * 1024
+
+
+def _log_lines(path: str) -> Iterator[tuple[int, bytes]]:
+    """The numbered lines of the log at ``path`` (``-``: standard input), read one at
+    a time: split on ``\n`` only, each at most :data:`MAX_LOG_LINE` bytes.
+
+    Only a regular file or standard input is read: a FIFO, a device or a folder
+    is refused before anything is read from it (stream a live log through ``-``).
+    """
+    if path == "-":
+        stream: BinaryIO = sys.stdin.buffer
+        close = False
+    else:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | os.O_CLOEXEC)
+        except OSError as exc:
+            raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise SpecError(
+                f"{path}: cannot read: {file_kind(mode)}, not a regular file "
+                "(give - to read standard input)"
+            )
+        stream = os.fdopen(fd, "rb")
+        close = True
+    try:
+        number = 0
+        while True:
+            try:
+                line = stream.readline(MAX_LOG_LINE + 1)
+            except OSError as exc:
+                raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            if not line:
+                return
+            number += 1
+            if len(line) > MAX_LOG_LINE and not line.endswith(b"\n"):
+                raise SpecError(f"{path}:{number}: line longer than {MAX_LOG_LINE // 1024} KiB")
+            yield number, line
+    finally:
+        if close:
+            stream.close()
+
+
+#: A record in the form a client writes most often, with plain names: read without
+#: the JSON parser (what it matches, json.loads reads the same way).
+_PLAIN = re.compile(
+    rb'[ \t]*\{[ \t]*"event"[ \t]*:[ \t]*"([A-Za-z0-9_]+)"[ \t]*'
+    rb'(?:,[ \t]*"message"[ \t]*:[ \t]*(?:"([A-Za-z0-9_.:-]*)"|null)[ \t]*)?\}[ \t\r]*\n?'
+)
+
+
+def _record(path: str, number: int, line: bytes) -> tuple[str, str | None] | None:
+    """The event and message id of one log line; ``None`` for a blank line."""
+    plain = _PLAIN.fullmatch(line)
+    if plain is not None:
+        event, message = plain.groups()
+        return event.decode(), None if message is None else message.decode()
+    if not line.strip(b" \t\r\n"):
+        return None
+    where = f"{path}:{number}"
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SpecError(f"{where}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{where}: not JSON: {exc.msg}") from None
+    except RecursionError:
+        raise SpecError(f"{where}: not a log record: nested too deep") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise SpecError(f"{where}: not a log record: {exc}") from None
+    if not isinstance(record, dict) or not isinstance(record.get("event"), str):
+        raise SpecError(f'{where}: expected {{"event": ..., "message": ...}}')
+    message = record.get("message")
+    if message is not None and not isinstance(message, str):
+        raise SpecError(f"{where}: message must be a string id")
+    return record["event"], message
+
+
 def cmd_monitor(args: argparse.Namespace, out: TextIO) -> int:
     design = _design(args)
     assert design is not None
-    monitor = Monitor(design, raise_on_violation=False)
-    path = Path(args.log)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    found: list[tuple[int, ForbiddenTransition]] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    monitor = Monitor(design, raise_on_violation=False, window=1)
+    path: str = args.log
+    name = "standard input" if path == "-" else shown(path)
+    found = 0
+    # Clients repeat most lines exactly (connection events): each distinct line is
+    # read once while the memo lasts; it is emptied when full.
+    memo: dict[bytes, tuple[str, str | None] | None] = {}
+    for number, line in _log_lines(path):
+        try:
+            seen = memo[line]
+        except KeyError:
+            seen = _record(path, number, line)
+            if len(memo) >= 4096:
+                memo.clear()
+            memo[line] = seen
+        if seen is None:
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"{path}:{number}: not JSON: {exc.msg}") from None
-        if not isinstance(record, dict) or not isinstance(record.get("event"), str):
-            raise SpecError(f'{path}:{number}: expected {{"event": ..., "message": ...}}')
-        message = record.get("message")
-        if message is not None and not isinstance(message, str):
-            raise SpecError(f"{path}:{number}: message must be a string id")
-        before = len(monitor.violations)
-        try:
-            monitor.observe(record["event"], message)
+            monitor.observe(*seen)
         except (MonitorError, UnknownName) as exc:
             raise SpecError(f"{path}:{number}: {exc}") from None
-        found.extend((number, v) for v in monitor.violations[before:])
-    if not found:
-        out.write(f"{path}: {len(monitor.trace)} events, no forbidden transition ({design.name})\n")
-        return 0
-    number, first = found[0]
-    out.write(f"{path}:{number}: {first}\n")
-    for number, v in found[1:]:
-        out.write(f"  also {path}:{number}: {v}\n")
-    return 1
+        if monitor.violations:
+            for v in monitor.violations:
+                out.write(f"{'  also ' if found else ''}{name}:{number}: {shown(v)}\n")
+                found += 1
+            monitor.violations.clear()
+            if not args.all:
+                out.write(f"{name}: stopped at the first forbidden transition (--all: every one)\n")
+                return 1
+    if found:
+        out.write(f"{name}: {monitor.events} events, {found} forbidden ({design.name})\n")
+        return 1
+    out.write(f"{name}: {monitor.events} events, no forbidden transition ({design.name})\n")
+    return 0
 
 
 def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] = ()) -> None:
@@ -369,6 +456,9 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
     p = sub.add_parser(
         "monitor", parents=list(parents), help="validate a recorded client log (JSON lines)"
     )
-    p.add_argument("log", metavar="LOG.jsonl")
+    p.add_argument("log", metavar="LOG.jsonl", help="a regular file, or - for standard input")
     _add_design_options(p, required=True, what="whose tables and rules the log must follow")
+    p.add_argument(
+        "--all", action="store_true", help="report every forbidden transition, not only the first"
+    )
     p.set_defaults(func=cmd_monitor)

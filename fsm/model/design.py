@@ -38,7 +38,7 @@ from pydantic import (
     model_validator,
 )
 
-from fsm.model.errors import SpecError, UnknownName
+from fsm.model.errors import InvalidArgument, SpecError, UnknownName
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,6 +53,7 @@ __all__ = [
     "Design",
     "Environment",
     "design_file_schema",
+    "file_kind",
     "get_design",
     "get_environment",
     "load_design",
@@ -277,6 +278,8 @@ DEFAULT_ENVIRONMENT = "ios-suspend"
 
 def get_design(name: str) -> Design:
     """The built-in design called ``name``; :class:`UnknownName` listing the known ones."""
+    if not isinstance(name, str):
+        raise InvalidArgument(f"a design name is a str, not {type(name).__name__}")
     try:
         return DESIGNS[name]
     except KeyError:
@@ -285,6 +288,8 @@ def get_design(name: str) -> Design:
 
 def get_environment(name: str) -> Environment:
     """The built-in environment called ``name``; :class:`UnknownName` listing the known ones."""
+    if not isinstance(name, str):
+        raise InvalidArgument(f"an environment name is a str, not {type(name).__name__}")
     try:
         return ENVIRONMENTS[name]
     except KeyError:
@@ -367,7 +372,7 @@ def read_regular_file(path: Path, limit: int, what: str) -> str:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise SpecError(f"{path}: cannot read: {_file_kind(mode)}, not a regular file")
+            raise SpecError(f"{path}: cannot read: {file_kind(mode)}, not a regular file")
         chunks: list[bytes] = []
         size = 0
         while size <= limit:
@@ -392,7 +397,8 @@ def _size(n: int) -> str:
     return f"{n // (1 << 20)} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n // 1024} KiB"
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, from its ``st_mode``: "a FIFO"..."""
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):

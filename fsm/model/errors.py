@@ -15,12 +15,16 @@ here and a caller catches any of them as :class:`FsmError`::
     ├── StateLimitExceeded    the exploration found more states than it was allowed to keep
     ├── MonitorError          an event the runtime monitor cannot place
     ├── StepRefused           a system under test cannot take the step a suite asks for
+    ├── DriverFailure         a driver (a system under test in another process) crashed,
+    │                         hung, broke the protocol or reported an error
     ├── SettleTimeout         the reference world did not go quiet in time
     ├── EngineError           the SPIN engine failed
     │   ├── EngineUnavailable     SPIN or a C compiler is missing
     │   └── EngineDisagreement    a SPIN trail the composed system cannot take
     ├── RenderError           Graphviz's dot refused a generated diagram
-    └── OutputError           an output folder, file or standard output cannot be written
+    ├── OutputError           an output folder, file or standard output cannot be written
+    └── InvalidArgument       a function of the API called with a wrong type or value
+                              (also a ValueError and a TypeError)
 
 Messages are in the library's own words ("more than the 5000 states allowed");
 the command line (:mod:`fsm.cli`) puts them in terms of its flags.
@@ -33,11 +37,13 @@ from enum import Enum
 
 __all__ = [
     "DefinitionError",
+    "DriverFailure",
     "EngineDisagreement",
     "EngineError",
     "EngineUnavailable",
     "ForbiddenTransition",
     "FsmError",
+    "InvalidArgument",
     "MonitorError",
     "OutputError",
     "RenderError",
@@ -48,6 +54,8 @@ __all__ = [
     "UnknownName",
     "UsageError",
     "did_you_mean",
+    "require_instance",
+    "require_int",
 ]
 
 
@@ -97,7 +105,9 @@ class ForbiddenTransition(FsmError):
     The machine that refused it is left in ``state``; nothing changed. ``rule``
     is the forbidden rule's id when a rule was broken (the row exists in a bad
     design's table), ``None`` when the table has no row; ``trace`` is what the
-    monitor saw up to and including the offending event.
+    monitor saw up to and including the offending event (its last events, at
+    most the monitor's window), ``event_number`` that event's number (1 for
+    the first event the monitor saw), or ``None`` when not known.
     """
 
     def __init__(
@@ -109,12 +119,14 @@ class ForbiddenTransition(FsmError):
         rule: str | None = None,
         reason: str = "",
         trace: tuple[object, ...] = (),
+        event_number: int | None = None,
     ) -> None:
         self.machine = machine
         self.state = state
         self.event = event
         self.rule = rule
         self.trace = trace
+        self.event_number = event_number
         if rule is None:
             text = f"{machine} machine: event {event.value!r} is forbidden in state {state.value!r}"
         else:
@@ -151,6 +163,18 @@ class StepRefused(FsmError):
     """
 
 
+class DriverFailure(FsmError):
+    """The driver crashed, hung, broke the protocol or reported an error.
+
+    A failure of the system under test, reported at the case and step where it
+    happened: ``stderr`` holds the end of what the driver wrote to its standard error.
+    """
+
+    def __init__(self, message: str, stderr: str = "") -> None:
+        super().__init__(message)
+        self.stderr = stderr
+
+
 class SettleTimeout(FsmError):
     """The reference client, server and proxies did not go quiet within the bound."""
 
@@ -174,3 +198,28 @@ class RenderError(FsmError):
 
 class OutputError(FsmError):
     """An output folder or file, or standard output, cannot be written."""
+
+
+class InvalidArgument(FsmError, ValueError, TypeError):
+    """A function of the API was called with an argument of the wrong type or an
+    impossible value (a negative bound, a walk of length 0); the message names it."""
+
+
+def require_int(name: str, value: object, *, minimum: int | None = None) -> int:
+    """``value`` if it is an ``int`` (not a ``bool``) of at least ``minimum``;
+    otherwise :class:`InvalidArgument` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument(f"{name} must be an int, not {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise InvalidArgument(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def require_instance(name: str, value: object, kind: type | tuple[type, ...], hint: str) -> None:
+    """:class:`InvalidArgument` unless ``value`` is a ``kind``; ``hint`` says how to get one."""
+    if not isinstance(value, kind):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        article = "an" if names[0] in "AEIOU" else "a"
+        raise InvalidArgument(
+            f"{name} must be {article} {names}, not {type(value).__name__} ({hint})"
+        )

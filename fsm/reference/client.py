@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import uuid
 from collections.abc import Callable
@@ -71,6 +72,7 @@ from fsm.reference.clock import Clock, Timer
 from fsm.reference.outbox import Outbox
 from fsm.reference.policy import Policy, Timings
 from fsm.reference.records import ClientEvent, ClientMessage, Event, Kind, SendRequest
+from fsm.reference.server import CLIENT_HEADER
 from fsm.reference.transport import Sock, Transport
 
 __all__ = ["ClientEvent", "ClientMessage", "ReferenceClient"]
@@ -94,8 +96,14 @@ class ReferenceClient:
         behaviour_: Behaviour | None = None,
         on_event: Callable[[ClientEvent], None] | None = None,
         activity: Activity | None = None,
+        client_id: str | None = None,
     ) -> None:
         self.design = design
+        #: Names this client to the server (:data:`CLIENT_HEADER`); by default one
+        #: derived from the store, so a restarted client is the same client.
+        self.client_id = (
+            client_id or hashlib.sha256(str(Path(store).resolve()).encode()).hexdigest()[:16]
+        )
         self.b = behaviour_ if behaviour_ is not None else select_behaviour(design)
         self.policy = Policy.of(self.b)
         self.clock = clock
@@ -103,7 +111,14 @@ class ReferenceClient:
         self.on_event = on_event
         self.activity = activity or Activity()
         self.outbox = Outbox(store)
-        self.io = Transport(ws_url, rest_url, self.t.io_timeout, self.activity, self._post)
+        self.io = Transport(
+            ws_url,
+            rest_url,
+            self.t.io_timeout,
+            self.activity,
+            self._post,
+            headers={CLIENT_HEADER: self.client_id},
+        )
         self.conn = C.idle
         self.messages: list[ClientMessage] = []
         self._by_ref: dict[str, ClientMessage] = {}

@@ -14,9 +14,25 @@ Wire format (JSON text frames and bodies):
 * ``GET /messages?ref=...&ref=...``: which of these refs (client ids, or bodies
   for clients without ids) the server has applied: the refetch of the companion fix.
 
+Every request names its client in the :data:`CLIENT_HEADER` header (the
+WebSocket upgrade and each REST request; a request without it belongs to the
+anonymous client ``""``). Message ids, refetches and sockets are scoped per
+client: an id another client used does not stop this client's message, a
+refetch sees only what this client sent, and two clients may use the same
+epoch. The header is an identity, not an authentication: this server is a test
+fixture on the loopback interface (see docs/security.md).
+
+Bad input gets an answer, never an exception in a handler: a malformed REST
+body is ``400`` with ``{"ok": false, "error": ...}``; a malformed WebSocket
+frame closes the socket with code 1007 (1003 for a binary frame, 1009 for one
+over :data:`MAX_FRAME`) and a reason. Reads time out (:data:`READ_TIMEOUT`
+for a REST body, :attr:`ReferenceServer.idle_timeout` for a silent socket),
+and a closed socket is forgotten.
+
 The store (:attr:`ReferenceServer.applied`) is the ground truth: how many copies
 of each message (by its text, which every driver keeps unique) were applied. A
-copy carrying a client id is applied only if no copy with that id was.
+copy carrying a client id is applied only if no copy with that id was, from
+the same client.
 
 Each answer can be automatic or held for a driver (:class:`Gates`): the replay
 adapter holds the handshake, every ``done`` and every REST request until the
@@ -33,13 +49,51 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from fsm.reference.activity import Activity
 
-__all__ = ["Gates", "HeldRequest", "ReferenceServer", "RestVerdict"]
+__all__ = [
+    "CLIENT_HEADER",
+    "MAX_FRAME",
+    "READ_TIMEOUT",
+    "Gates",
+    "HeldRequest",
+    "ReferenceServer",
+    "RestVerdict",
+]
 
 RestVerdict = Literal["ok", "fail", "ambiguous"]
+
+#: The request header that names the client (an identity, not a credential).
+CLIENT_HEADER = "X-Fsm-Client"
+#: The largest WebSocket frame and REST body the server reads, in bytes.
+MAX_FRAME = 64 * 1024
+#: Seconds the server waits for a REST request's body.
+READ_TIMEOUT = 10.0
+
+
+class BadInput(Exception):
+    """A frame or body the wire format does not allow; the text says why."""
+
+
+def _message_fields(data: object) -> tuple[str, str | None]:
+    """The body and id of a message frame or REST body; :class:`BadInput` if malformed."""
+    if not isinstance(data, dict):
+        raise BadInput("expected a JSON object")
+    body, ident = data.get("body"), data.get("id")
+    if not isinstance(body, str):
+        raise BadInput("body must be a string")
+    if ident is not None and not isinstance(ident, str):
+        raise BadInput("id must be a string or absent")
+    return body, ident
+
+
+def _json(text: str | bytes) -> object:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # JSON, UTF-8 and digit limits
+        raise BadInput("not JSON") from None
 
 
 @dataclass
@@ -58,12 +112,14 @@ class HeldRequest:
     body: str
     ident: str | None
     verdict: asyncio.Future[RestVerdict]
+    client: str = ""
 
 
 @dataclass
 class _Conn:
     epoch: int
     ws: web.WebSocketResponse
+    client: str = ""
     hello: asyncio.Event = field(default_factory=asyncio.Event)
     owed: list[str] = field(default_factory=list)  # refs of dones owed on this socket
     said_hello: bool = False
@@ -76,8 +132,12 @@ class ReferenceServer:
         self.activity = activity or Activity()
         self.gates = gates or Gates()
         self.applied: Counter[str] = Counter()
-        self._ids: dict[str, str] = {}
-        self._conns: dict[int, _Conn] = {}
+        #: Per client: the ids applied (to their body) and the bodies applied.
+        self._ids: dict[str, dict[str, str]] = defaultdict(dict)
+        self._bodies: dict[str, Counter[str]] = defaultdict(Counter)
+        self._conns: dict[tuple[str, int], _Conn] = {}
+        #: Seconds a socket may stay silent before the server closes it.
+        self.idle_timeout = 300.0
         self.held: dict[str, list[HeldRequest]] = defaultdict(list)
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -86,7 +146,7 @@ class ReferenceServer:
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> int:
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_FRAME)
         app.router.add_get("/ws", self._ws)
         app.router.add_post("/messages", self._post)
         app.router.add_get("/messages", self._refetch)
@@ -115,32 +175,40 @@ class ReferenceServer:
     def reset_store(self) -> None:
         self.applied.clear()
         self._ids.clear()
+        self._bodies.clear()
         self.held.clear()
 
     # -- the store --------------------------------------------------------------------
-    def apply(self, body: str, ident: str | None) -> None:
-        """A copy of ``body`` arrived: apply it unless its id was applied already."""
+    def apply(self, body: str, ident: str | None, client: str = "") -> None:
+        """A copy of ``body`` arrived from ``client``: apply it unless its id was
+        applied already for that client."""
         self.activity.bump()
         if ident is not None:
-            if ident in self._ids:
+            ids = self._ids[client]
+            if ident in ids:
                 return
-            self._ids[ident] = body
+            ids[ident] = body
         self.applied[body] += 1
+        self._bodies[client][body] += 1
 
-    def has(self, ref: str) -> bool:
-        return ref in self._ids or self.applied.get(ref, 0) > 0
+    def has(self, ref: str, client: str = "") -> bool:
+        """Whether ``client`` had a message applied with this id or body."""
+        return ref in self._ids.get(client, {}) or self._bodies.get(client, Counter())[ref] > 0
 
     # -- what a driver can do -----------------------------------------------------------
+    def _waiting(self) -> list[_Conn]:
+        return [c for c in self._conns.values() if not c.said_hello and not c.ws.closed]
+
     def waiting_hello(self) -> list[int]:
         """Epochs of open sockets still waiting for their hello."""
-        return [e for e, c in self._conns.items() if not c.said_hello and not c.ws.closed]
+        return [c.epoch for c in self._waiting()]
 
     def say_hello(self) -> bool:
         """Acknowledge the newest socket's handshake; ``False`` if none waits."""
-        waiting = self.waiting_hello()
+        waiting = self._waiting()
         if not waiting:
             return False
-        self._conns[max(waiting)].hello.set()
+        max(waiting, key=lambda c: c.epoch).hello.set()
         return True
 
     def owes(self, ref: str) -> bool:
@@ -177,37 +245,73 @@ class ReferenceServer:
             await conn.ws.send_str(json.dumps(payload))
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=False, heartbeat=None)
+        ws = web.WebSocketResponse(
+            autoping=False, heartbeat=None, max_msg_size=MAX_FRAME, receive_timeout=None
+        )
+        try:
+            epoch = int(request.query.get("epoch", "0"))
+        except ValueError:
+            return web.json_response({"ok": False, "error": "epoch must be an integer"}, status=400)
         try:
             await ws.prepare(request)
         except ConnectionError:
             return web.Response(status=499)  # the proxy reset it during the upgrade
-        epoch = int(request.query.get("epoch", "0"))
-        conn = self._conns[epoch] = _Conn(epoch, ws)
+        client = request.headers.get(CLIENT_HEADER, "")
+        key = (client, epoch)
+        old = self._conns.get(key)
+        if old is not None and not old.ws.closed:
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"epoch already open")
+            return ws
+        conn = self._conns[key] = _Conn(epoch, ws, client)
         self.activity.bump()
         hello = asyncio.ensure_future(self._hello(conn))
         try:
-            async for msg in ws:
+            while not ws.closed:
+                try:
+                    msg = await asyncio.wait_for(ws.receive(), self.idle_timeout)
+                except asyncio.TimeoutError:
+                    await ws.close(code=WSCloseCode.GOING_AWAY, message=b"idle too long")
+                    break
                 self.activity.bump()
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                    break
+                if msg.type is WSMsgType.ERROR:
+                    # aiohttp closes an over-large frame with 1009 itself.
+                    break
                 if msg.type is not WSMsgType.TEXT:
-                    continue
-                frame = json.loads(msg.data)
-                if frame.get("type") == "ping":
-                    await self._send(conn, {"type": "pong", "n": frame.get("n")})
-                elif frame.get("type") == "message":
-                    self.ws_frames += 1
-                    body, ident = str(frame["body"]), frame.get("id")
-                    self.apply(body, ident)
-                    ref = ident if ident is not None else body
-                    if self.gates.hold_done:
-                        conn.owed.append(ref)
-                    else:
-                        await self._send(conn, {"type": "done", "ref": ref})
+                    await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"text frames only")
+                    break
+                try:
+                    await self._frame(conn, msg.data)
+                except BadInput as exc:
+                    await ws.close(code=WSCloseCode.INVALID_TEXT, message=str(exc).encode())
+                    break
         finally:
             hello.cancel()
             conn.owed.clear()
+            if self._conns.get(key) is conn:
+                del self._conns[key]
             self.activity.bump()
         return ws
+
+    async def _frame(self, conn: _Conn, text: str) -> None:
+        frame = _json(text)
+        if not isinstance(frame, dict):
+            raise BadInput("expected a JSON object")
+        kind = frame.get("type")
+        if kind == "ping":
+            await self._send(conn, {"type": "pong", "n": frame.get("n")})
+        elif kind == "message":
+            body, ident = _message_fields(frame)
+            self.ws_frames += 1
+            self.apply(body, ident, conn.client)
+            ref = ident if ident is not None else body
+            if self.gates.hold_done:
+                conn.owed.append(ref)
+            else:
+                await self._send(conn, {"type": "done", "ref": ref})
+        else:
+            raise BadInput("type must be 'message' or 'ping'")
 
     async def _hello(self, conn: _Conn) -> None:
         if self.gates.hold_hello:
@@ -218,12 +322,22 @@ class ReferenceServer:
         await self._send(conn, {"type": "hello", "epoch": conn.epoch})
 
     async def _post(self, request: web.Request) -> web.StreamResponse:
-        data = await request.json()
-        body, ident = str(data["body"]), data.get("id")
+        client = request.headers.get(CLIENT_HEADER, "")
+        try:
+            raw = await asyncio.wait_for(request.read(), READ_TIMEOUT)
+            body, ident = _message_fields(_json(raw))
+        except BadInput as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        except asyncio.TimeoutError:
+            return web.json_response({"ok": False, "error": "body too slow"}, status=408)
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response(
+                {"ok": False, "error": f"body over {MAX_FRAME} bytes"}, status=413
+            )
         self.rest_requests += 1
         self.activity.bump()
         if self.gates.hold_rest:
-            held = HeldRequest(body, ident, asyncio.get_running_loop().create_future())
+            held = HeldRequest(body, ident, asyncio.get_running_loop().create_future(), client)
             self.held[body].append(held)
             verdict = await held.verdict
         else:
@@ -231,7 +345,7 @@ class ReferenceServer:
         self.activity.bump()
         if verdict == "fail":
             return web.json_response({"ok": False}, status=503)
-        self.apply(body, ident)
+        self.apply(body, ident, client)
         if verdict == "ambiguous":
             # Applied, but the response is lost: drop the connection unanswered.
             transport = request.transport
@@ -240,6 +354,7 @@ class ReferenceServer:
         return web.json_response({"ok": True})
 
     async def _refetch(self, request: web.Request) -> web.Response:
+        client = request.headers.get(CLIENT_HEADER, "")
         refs = request.query.getall("ref", [])
         self.activity.bump()
-        return web.json_response({"applied": [r for r in refs if self.has(r)]})
+        return web.json_response({"applied": [r for r in refs if self.has(r, client)]})

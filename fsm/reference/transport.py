@@ -54,8 +54,11 @@ class Transport:
         io_timeout: float,
         activity: Activity,
         post: Callable[[Event], None],
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.ws_url = ws_url
+        #: Sent with every request and the WebSocket upgrade (the client's identity).
+        self.headers = dict(headers or {})
         self.rest_url = rest_url
         self.io_timeout = io_timeout
         self.activity = activity
@@ -64,6 +67,7 @@ class Transport:
 
     def start(self) -> None:
         self.session = aiohttp.ClientSession(
+            headers=self.headers,
             timeout=aiohttp.ClientTimeout(total=self.io_timeout),
             connector=aiohttp.TCPConnector(force_close=True, limit=0),
         )

@@ -12,6 +12,7 @@ the world's. Everything binds to 127.0.0.1 on ports chosen at run time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import threading
 from collections.abc import Callable, Coroutine
@@ -129,11 +130,30 @@ class LoopThread:
         self._thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run ``coro`` in the loop and wait for it; if the wait ends any other way
+        (a timeout, Ctrl-C), the coroutine's task is cancelled, not left pending."""
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
 
     def close(self) -> None:
+        """Cancel every task still in the loop, wait (bounded) for them to finish,
+        then stop the loop and its thread."""
+        if self._thread.is_alive() and not self.loop.is_closed():
+            done = asyncio.run_coroutine_threadsafe(self._cancel_all(), self.loop)
+            with contextlib.suppress(Exception):
+                done.result(5.0)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5.0)
         if not self._thread.is_alive():
             self.loop.close()
+
+    @staticmethod
+    async def _cancel_all() -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 from types import ModuleType
@@ -499,14 +500,31 @@ def load_adapter(spec: str) -> SystemUnderTest:
     if ":" not in spec:
         raise UnknownName("adapter", spec, [*adapter_names(), "module:Class"])
     module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise SpecError(f"adapter {spec!r}: give module:Class, both parts non-empty")
     try:
         module = _import_from_here(module_name)
     except ImportError as exc:
         raise SpecError(f"adapter {spec!r}: cannot import {module_name!r}: {exc}") from None
+    except Exception as exc:  # the module itself failed while being imported
+        raise SpecError(
+            f"adapter {spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
+        ) from None
     cls = getattr(module, attr, None)
     if cls is None:
         raise SpecError(f"adapter {spec!r}: {module_name} has no {attr!r}")
-    adapter = cls()
+    if not inspect.isclass(cls):
+        raise SpecError(
+            f"adapter {spec!r}: {attr!r} is a {type(cls).__name__}, not a class "
+            "(see SystemUnderTest)"
+        )
+    try:
+        adapter = cls()
+    except Exception as exc:
+        raise SpecError(
+            f"adapter {spec!r}: {attr}() raised {type(exc).__name__}: {exc} "
+            "(an adapter is built with no arguments)"
+        ) from None
     if not isinstance(adapter, SystemUnderTest):
         raise SpecError(f"adapter {spec!r}: needs reset() and apply() (see SystemUnderTest)")
     return adapter

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from fsm.analysis.report import message_name
 from fsm.analysis.system import Outcome, Stimulus
 from fsm.model.design import Design, Environment
-from fsm.model.errors import FsmError
+from fsm.model.errors import DriverFailure
 from fsm.testing.adapters import StepRefused
 from fsm.testing.observation import MessageObservation, Observation
 from fsm.testing.protocol import (
@@ -54,24 +54,12 @@ from fsm.testing.protocol import (
 )
 from fsm.testing.suite import Case
 
-__all__ = ["DriverAdapter", "DriverFailure", "neutral"]
+__all__ = ["DriverAdapter", "DriverFailure", "neutral"]  # DriverFailure from fsm.model.errors
 
 #: The longest answer line a driver may write (an observation of 8 messages is ~500 bytes).
 MAX_LINE = 1 << 20
 #: How much of the driver's standard error a report keeps (its last lines).
 STDERR_LINES = 40
-
-
-class DriverFailure(FsmError):
-    """The driver crashed, hung, broke the protocol or reported an error.
-
-    A failure of the system under test: ``stderr`` holds the end of what the
-    driver wrote to its standard error.
-    """
-
-    def __init__(self, message: str, stderr: str = "") -> None:
-        super().__init__(message)
-        self.stderr = stderr
 
 
 class DriverAdapter:

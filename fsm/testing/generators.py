@@ -40,7 +40,7 @@ from fsm.analysis.scenario import Scenario
 from fsm.analysis.system import Outcome, Stimulus, System, Transition
 from fsm.model.behaviour import Behaviour
 from fsm.model.design import DESIGNS, Design, Environment
-from fsm.model.errors import UnknownName
+from fsm.model.errors import InvalidArgument, UnknownName, require_int
 from fsm.testing.adapters import choose
 from fsm.testing.graph import StateGraph
 from fsm.testing.suite import Case, Covers, Criterion, Step, Suite, SuiteStats
@@ -432,6 +432,11 @@ def generate(
     >>> suite.stats.criterion_steps == suite.stats.optimum
     True
     """
+    require_int("seed", seed)
+    require_int("length", length, minimum=1)
+    require_int("max_steps", max_steps, minimum=1)
+    if not isinstance(criterion, str):
+        raise InvalidArgument(f"criterion must be a str, not {type(criterion).__name__}")
     system = System(design, environment, messages, behaviour=behaviour)
     graph = StateGraph(system)
     stats = SuiteStats(steps=0)

@@ -10,7 +10,11 @@ design's table (F1 is a row of ``pre-fix``), which the bare machine never
 raises on. An event the table has no row for is a
 :class:`~fsm.model.errors.ForbiddenTransition` too. Either is raised, or with
 ``raise_on_violation=False`` recorded in :attr:`Monitor.violations`, with the
-trace so far.
+last events up to it (at most ``window`` of them) and its number.
+
+The work is bounded: an event costs the same however long the client ran, and
+the monitor keeps only the last ``window`` events (:attr:`Monitor.trace`), a
+count of all of them (:attr:`Monitor.events`) and one state per message id.
 
 The tables are compiled once per design into nested dicts
 (``state -> event name -> entry``), so an event costs a couple of dict lookups.
@@ -42,7 +46,13 @@ from fsm.analysis.report import message_name
 from fsm.analysis.system import Stimulus, Transition
 from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design
-from fsm.model.errors import DefinitionError, ForbiddenTransition, MonitorError, UnknownName
+from fsm.model.errors import (
+    DefinitionError,
+    ForbiddenTransition,
+    InvalidArgument,
+    MonitorError,
+    UnknownName,
+)
 from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
 from fsm.model.tables import Row
 from fsm.model.vocabulary import (
@@ -156,14 +166,27 @@ class Monitor:
     ['F2', 'F1']
     """
 
+    #: How many of the last events a monitor keeps, unless told otherwise.
+    WINDOW = 100
+
     def __init__(
         self,
         design: Design | Behaviour,
         *,
         raise_on_violation: bool = True,
+        window: int = WINDOW,
     ) -> None:
+        if not isinstance(design, (Design, Behaviour)):
+            raise InvalidArgument(
+                f"Monitor needs a Design or a Behaviour, not {type(design).__name__} "
+                "(get_design('hardened') gives one)"
+            )
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise InvalidArgument(f"Monitor: window must be a positive int, not {window!r}")
         b = design if isinstance(design, Behaviour) else select_behaviour(design)
         self.behaviour = b
+        self.window = window
+        self._trim_at = 2 * window
         self.raise_on_violation = raise_on_violation
         self._conn = _compile(b.connection, "connection")
         self._msg = _compile(b.message, "message")
@@ -180,8 +203,11 @@ class Monitor:
         self.messages: dict[str, MessageState] = {}
         #: The message ids in the pending-retry list.
         self.held: set[str] = set()
-        #: Every event taken so far, as ``(event, message id or None)``.
+        #: The last events taken (at least ``window`` of them, at most twice as
+        #: many), as ``(event, message id or None)``.
         self.trace: list[tuple[str, str | None]] = []
+        #: How many events were taken in all.
+        self.events = 0
         self.violations: list[ForbiddenTransition] = []
 
     # -- the one entry point ----------------------------------------------------------
@@ -189,25 +215,37 @@ class Monitor:
         """Take one observed event; raise (or record) a :class:`ForbiddenTransition`
         when it breaks a rule or has no row; :class:`MonitorError` for an unknown
         event or message id (the state is then unchanged)."""
+        if len(self.trace) >= self._trim_at:
+            del self.trace[: -self.window]
         # The fast path: a row that only changes its machine's state.
         if message is None:
-            entry = self._here.get(event)
+            try:
+                entry = self._here.get(event)
+            except TypeError:  # unhashable
+                raise InvalidArgument(f"an event is a str, not {type(event).__name__}") from None
             if entry is not None and entry.plain:
                 self.trace.append((event, None))
+                self.events += 1
                 self.connection = entry.target
                 self._here = entry.next  # type: ignore[assignment]
                 return
             self._guarded(self._connection_event, event, entry)
             return
-        state = self.messages.get(message)
+        try:
+            state = self.messages.get(message)
+            entry = None if state is None else self._msg[state].get(event)
+        except TypeError:  # unhashable
+            self._guarded(self._message_event, event, message)
+            return
         if state is not None:
-            entry = self._msg[state].get(event)
             if entry is not None and entry.plain:
                 self.trace.append((event, message))
+                self.events += 1
                 self.messages[message] = entry.target
                 return
-        elif event == "send" and self._accept is not None:
+        elif event == "send" and self._accept is not None and type(message) is str:
             self.trace.append((event, message))
+            self.events += 1
             self.messages[message] = self._pending
             if self._accept:
                 self.held.add(message)
@@ -215,21 +253,38 @@ class Monitor:
         self._guarded(self._message_event, event, message)
 
     def _guarded(self, handle: Any, *args: Any) -> None:
-        """Run ``handle``; if it raises a violation, put every part of the state back."""
+        """Run ``handle`` and count the event; if it raises a violation or a
+        :class:`MonitorError`, put every part of the state back (the recorded
+        violations too), and count nothing.
+
+        Without ``raise_on_violation`` nothing is saved: a violation is then
+        recorded, not raised, and a :class:`MonitorError` is raised before any
+        change."""
         if not self.raise_on_violation:
             handle(*args)
+            self.events += 1
             return
-        saved = (self.connection, dict(self.messages), set(self.held), len(self.trace))
+        saved = (
+            self.connection,
+            dict(self.messages),
+            set(self.held),
+            len(self.trace),
+            len(self.violations),
+        )
         try:
             handle(*args)
         except (ForbiddenTransition, MonitorError, UnknownName):
-            self.connection, self.messages, self.held, length = saved
+            self.connection, self.messages, self.held, length, found = saved
             self._here = self._conn[self.connection]
             del self.trace[length:]
+            del self.violations[found:]
             raise
+        self.events += 1
 
     # -- connection events ------------------------------------------------------------
     def _connection_event(self, event: str, entry: _Entry | None) -> None:
+        if not isinstance(event, str):
+            raise InvalidArgument(f"an event is a str, not {type(event).__name__}")
         if event not in CONNECTION_EVENTS:
             if event in MESSAGE_EVENTS:
                 raise MonitorError(f"event {event!r} needs a message id")
@@ -268,6 +323,10 @@ class Monitor:
 
     # -- message events ---------------------------------------------------------------
     def _message_event(self, event: str, message: str) -> None:
+        if not isinstance(event, str):
+            raise InvalidArgument(f"an event is a str, not {type(event).__name__}")
+        if not isinstance(message, str):
+            raise InvalidArgument(f"a message id is a str or None, not {type(message).__name__}")
         if event == "send":
             if message in self.messages:
                 raise MonitorError(f"message id {message!r} was already sent")
@@ -351,13 +410,26 @@ class Monitor:
         """The client reports each message it recovered (``recovered``) itself."""
 
     # -- violations -------------------------------------------------------------------
+    def _last(self) -> tuple[tuple[str, str | None], ...]:
+        return tuple(self.trace[-self.window :])
+
     def _forbidden(self, machine: str, state: Any, event: Any) -> None:
-        self._flag(ForbiddenTransition(machine, state, event, trace=tuple(self.trace)))
+        self._flag(
+            ForbiddenTransition(
+                machine, state, event, trace=self._last(), event_number=self.events + 1
+            )
+        )
 
     def _broken(self, rule: ForbiddenRule, machine: str, state: Any, event: Any) -> None:
         self._flag(
             ForbiddenTransition(
-                machine, state, event, rule=rule.id, reason=rule.reason, trace=tuple(self.trace)
+                machine,
+                state,
+                event,
+                rule=rule.id,
+                reason=rule.reason,
+                trace=self._last(),
+                event_number=self.events + 1,
             )
         )
 
