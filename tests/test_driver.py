@@ -223,7 +223,8 @@ def test_a_crashing_driver_is_a_failure_of_the_system_under_test(
     assert out.returncode == 1, out.stderr
     assert out.stderr == ""
     first = out.stdout.split("\n\n")[0].splitlines()
-    assert first[0].startswith("transitions-001: diverges at step 2 (")
+    assert first[0].startswith("failure 1 of ")
+    assert first[1].startswith("transitions-001: diverges at step 2 (")
     assert "  the driver exited with code 3 before answering apply" in first
     assert "    driver: about to crash" in first
     assert out.stdout.splitlines()[-1].endswith("0 of 2 cases pass, 2 fail")

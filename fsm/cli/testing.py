@@ -152,9 +152,9 @@ def print_failures(report: ReplayReport, out: TextIO, verbose: bool = False) -> 
     groups = report.groups()
     for n, group in enumerate(groups, start=1):
         count = len(group.failures)
-        cases = "case" if count == 1 else "cases"
+        cases = "case diverges" if count == 1 else "cases diverge"
         out.write(
-            f"failure {n} of {len(groups)}: {count} {cases} diverge at {group.key.step}: "
+            f"failure {n} of {len(groups)}: {count} {cases} at {group.key.step}: "
             f"{group.key.what}; for example\n"
         )
         out.write(shown_lines(group.failures[0].describe()) + "\n")
