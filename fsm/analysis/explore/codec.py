@@ -44,6 +44,7 @@ from numpy.typing import NDArray
 
 from fsm.analysis.system import STATE_ORDER, Message, Outcome, Stimulus, World, canonical_message
 from fsm.model.errors import SpecError
+from fsm.model.stimuli import MESSAGE_STIMULI
 from fsm.model.vocabulary import ConnectionState, MessageState, Socket
 
 Label = tuple[Stimulus, "int | None", "Outcome | None"]
@@ -54,7 +55,7 @@ SOCKETS = list(Socket)
 STIMULI = list(Stimulus)
 OUTCOMES = list(Outcome)
 #: The stimuli aimed at one message each, in the order System.successors lists them.
-AIMED = [Stimulus.done, Stimulus.rest_ok, Stimulus.rest_error, Stimulus.rest_lost_response]
+AIMED = list(MESSAGE_STIMULI)
 SEND = STIMULI.index(Stimulus.send)
 AIMED_INDEX = [STIMULI.index(s) for s in AIMED]
 #: Connection stimuli by index: every stimulus that is neither a send nor aimed.

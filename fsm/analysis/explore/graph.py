@@ -43,8 +43,6 @@ __all__ = ["USER_STIMULI", "Exploration", "Scope", "Step"]
 #: every socket, which heals a half-open one by accident).
 USER_STIMULI = frozenset({Stimulus.send, Stimulus.app_background})
 
-_FINAL = frozenset({MessageState.confirmed, MessageState.failed})
-
 T = TypeVar("T")
 
 
@@ -53,7 +51,7 @@ def delivered_or_failed(m: Message) -> bool:
 
 
 def settled(m: Message) -> bool:
-    return m.state is None or m.state in _FINAL
+    return m.state is None or m.state.settled
 
 
 class Scope(Enum):

@@ -13,7 +13,16 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from fsm.analysis.system import LOCAL_ACTIONS, SOCKET_ACTIONS, Stimulus, System, Transition
-from fsm.model.vocabulary import Action, Hook, Meaning
+from fsm.model.vocabulary import (
+    Action,
+    Hook,
+    Meaning,
+    OnEachHeld,
+    OnEachOnServer,
+    Part,
+    SetHeld,
+    SetSocket,
+)
 
 __all__ = [
     "NEARLY_LOCAL",
@@ -29,20 +38,20 @@ __all__ = [
 
 
 def touches_only_its_message(m: Meaning) -> bool:
-    """Apart from setting every held flag."""
-    return m.socket is None and m.each_held is None and m.each_on_server is None
+    """Apart from setting every held flag (its footprint)."""
+    return m.footprint.touches - {Part.pending_flags} <= {Part.this_message}
 
 
 def touches_only_the_socket(m: Meaning) -> bool:
-    """Apart from setting every held flag."""
-    return m.hold is None and m.each_held is None and m.each_on_server is None
+    """Apart from setting every held flag (its footprint)."""
+    return m.footprint.touches - {Part.pending_flags} <= {Part.socket}
 
 
 def runs_on_each_held(m: Meaning) -> bool:
-    """Runs a row on each held message, and nothing else but setting every held flag."""
-    return (
-        m.each_held is not None and m.socket is None and m.hold is None and m.each_on_server is None
-    )
+    """Runs a row on each held message, and does not move the socket, hold its own
+    message or act on the messages the server has (its effects)."""
+    kinds = {type(e) for e in m.effects}
+    return OnEachHeld in kinds and not kinds & {SetSocket, SetHeld, OnEachOnServer}
 
 
 #: Actions that touch only the message whose row fired them, or besides set
