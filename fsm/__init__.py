@@ -45,6 +45,7 @@ from fsm.model.design import (
     load_design,
 )
 from fsm.model.errors import (
+    BadRequest,
     DefinitionError,
     DriverFailure,
     EngineDisagreement,
@@ -79,6 +80,7 @@ __all__ = [
     "ENVIRONMENTS",
     "FORBIDDEN",
     "PROPERTIES",
+    "BadRequest",
     "CheckResult",
     "ConnectionEvent",
     "ConnectionState",

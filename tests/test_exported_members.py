@@ -14,11 +14,13 @@ EXPORTED = [
     "ENVIRONMENTS",
     "FORBIDDEN",
     "PROPERTIES",
+    "BadRequest",
     "CheckResult",
     "ConnectionEvent",
     "ConnectionState",
     "DefinitionError",
     "Design",
+    "DriverFailure",
     "EngineDisagreement",
     "EngineError",
     "EngineUnavailable",
@@ -26,6 +28,7 @@ EXPORTED = [
     "ForbiddenRule",
     "ForbiddenTransition",
     "FsmError",
+    "InvalidArgument",
     "InvalidArgument",
     "Machine",
     "MessageEvent",
@@ -98,8 +101,8 @@ def test_errors_share_one_base_class() -> None:
     errors = [getattr(fsm, name) for name in fsm.__all__ if name.endswith(("Error", "Name"))]
     errors += [fsm.ForbiddenTransition, fsm.StateLimitExceeded, fsm.StepRefused]
     errors += [fsm.SettleTimeout, fsm.EngineUnavailable, fsm.EngineDisagreement]
-    errors += [fsm.InvalidArgument, fsm.DriverFailure]
-    assert len(errors) == 17
+    errors += [fsm.InvalidArgument, fsm.DriverFailure, fsm.BadRequest]
+    assert len(errors) == 18
     for error in errors:
         assert issubclass(error, fsm.FsmError)
     assert issubclass(fsm.FsmError, Exception)

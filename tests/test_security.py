@@ -577,7 +577,6 @@ def small_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("sys:exit", "'exit' is a builtin_function_or_method, not a class"),
         ("collections:OrderedDict", "needs reset() and apply()"),
         ("planted_adapters:NeedsArguments", "NeedsArguments() raised TypeError"),
-        ("planted_adapters:Exits", "tried to exit the process (SystemExit(0))"),
     ],
 )
 def test_a_bad_adapter_is_one_line_and_never_a_pass(
@@ -593,16 +592,31 @@ def test_a_bad_adapter_is_one_line_and_never_a_pass(
     assert "pass" not in done.stdout
 
 
-def test_the_replay_summary_escapes_what_the_suite_says(small_suite: Path, tmp_path: Path) -> None:
+def test_an_adapter_that_exits_fails_its_case_and_is_never_a_pass(small_suite: Path) -> None:
+    done = _fsm(
+        "replay", str(small_suite), "--adapter", "planted_adapters:Exits", "--verbose",
+        env={"PYTHONPATH": f"{ROOT}{os.pathsep}{small_suite.parent}"},
+    )  # fmt: skip
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert re.search(r"^rows-\d+: diverges at step \d+ \(", done.stdout, re.MULTILINE)
+    assert "the adapter raised SystemExit" in done.stdout
+    assert done.stdout.splitlines()[-1].endswith(" fail")
+
+
+def test_a_suite_cannot_put_terminal_escapes_on_the_screen(
+    small_suite: Path, tmp_path: Path
+) -> None:
+    """A design name carrying escapes is not a suite: refused in one escaped line."""
     doc = json.loads(small_suite.read_text())
     doc["design"] = "fixed\x1b[2J\x1b[H\rALL 17 CASES PASS"
     evil = tmp_path / "evil.json"
     evil.write_text(json.dumps(doc))
     done = _fsm("replay", str(evil), "--design", "fixed")
-    assert done.returncode == 0, done.stderr
-    assert "\x1b" not in done.stdout
-    assert "\r" not in done.stdout
-    assert "suite fixed\\x1b[2J\\x1b[H\\rALL 17 CASES PASS/rows on fixed" in done.stdout
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert "\x1b" not in done.stderr
+    assert "\r" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.skipif(

@@ -18,6 +18,7 @@ here and a caller catches any of them as :class:`FsmError`::
     ├── DriverFailure         a driver (a system under test in another process) crashed,
     │                         hung, broke the protocol or reported an error
     ├── SettleTimeout         the reference world did not go quiet in time
+    ├── BadRequest            a frame or body the reference server's wire format does not allow
     ├── EngineError           the SPIN engine failed
     │   ├── EngineUnavailable     SPIN or a C compiler is missing
     │   └── EngineDisagreement    a SPIN trail the composed system cannot take
@@ -36,6 +37,7 @@ import difflib
 from enum import Enum
 
 __all__ = [
+    "BadRequest",
     "DefinitionError",
     "DriverFailure",
     "EngineDisagreement",
@@ -173,6 +175,11 @@ class DriverFailure(FsmError):
     def __init__(self, message: str, stderr: str = "") -> None:
         super().__init__(message)
         self.stderr = stderr
+
+
+class BadRequest(FsmError):
+    """A WebSocket frame or REST body the reference server's wire format does not
+    allow; the text says why (the server answers it with a close code or a 400)."""
 
 
 class SettleTimeout(FsmError):

@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from fsm.model.errors import BadRequest
 from fsm.reference.activity import Activity
 
 __all__ = [
@@ -73,19 +74,15 @@ MAX_FRAME = 64 * 1024
 READ_TIMEOUT = 10.0
 
 
-class BadInput(Exception):
-    """A frame or body the wire format does not allow; the text says why."""
-
-
 def _message_fields(data: object) -> tuple[str, str | None]:
-    """The body and id of a message frame or REST body; :class:`BadInput` if malformed."""
+    """The body and id of a message frame or REST body; :class:`BadRequest` if malformed."""
     if not isinstance(data, dict):
-        raise BadInput("expected a JSON object")
+        raise BadRequest("expected a JSON object")
     body, ident = data.get("body"), data.get("id")
     if not isinstance(body, str):
-        raise BadInput("body must be a string")
+        raise BadRequest("body must be a string")
     if ident is not None and not isinstance(ident, str):
-        raise BadInput("id must be a string or absent")
+        raise BadRequest("id must be a string or absent")
     return body, ident
 
 
@@ -93,7 +90,7 @@ def _json(text: str | bytes) -> object:
     try:
         return json.loads(text)
     except (ValueError, RecursionError):  # JSON, UTF-8 and digit limits
-        raise BadInput("not JSON") from None
+        raise BadRequest("not JSON") from None
 
 
 @dataclass
@@ -283,7 +280,7 @@ class ReferenceServer:
                     break
                 try:
                     await self._frame(conn, msg.data)
-                except BadInput as exc:
+                except BadRequest as exc:
                     await ws.close(code=WSCloseCode.INVALID_TEXT, message=str(exc).encode())
                     break
         finally:
@@ -297,7 +294,7 @@ class ReferenceServer:
     async def _frame(self, conn: _Conn, text: str) -> None:
         frame = _json(text)
         if not isinstance(frame, dict):
-            raise BadInput("expected a JSON object")
+            raise BadRequest("expected a JSON object")
         kind = frame.get("type")
         if kind == "ping":
             await self._send(conn, {"type": "pong", "n": frame.get("n")})
@@ -311,7 +308,7 @@ class ReferenceServer:
             else:
                 await self._send(conn, {"type": "done", "ref": ref})
         else:
-            raise BadInput("type must be 'message' or 'ping'")
+            raise BadRequest("type must be 'message' or 'ping'")
 
     async def _hello(self, conn: _Conn) -> None:
         if self.gates.hold_hello:
@@ -326,7 +323,7 @@ class ReferenceServer:
         try:
             raw = await asyncio.wait_for(request.read(), READ_TIMEOUT)
             body, ident = _message_fields(_json(raw))
-        except BadInput as exc:
+        except BadRequest as exc:
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
         except asyncio.TimeoutError:
             return web.json_response({"ok": False, "error": "body too slow"}, status=408)

@@ -65,7 +65,7 @@ from fsm.analysis.explore.learn import (
     Learner,
 )
 from fsm.analysis.system import System, Transition, World
-from fsm.model.errors import StateLimitExceeded
+from fsm.model.errors import StateLimitExceeded, require_int
 
 __all__ = ["PROGRESS_AFTER", "explore"]
 
@@ -122,6 +122,8 @@ def explore(
     when that is a terminal; ``max_states`` stops it with
     :class:`~fsm.model.errors.StateLimitExceeded`.
     """
+    if max_states is not None:
+        require_int("max_states", max_states, minimum=1)
     was_enabled = gc.isenabled()
     gc.disable()  # millions of small objects, none of them in a cycle
     try:
