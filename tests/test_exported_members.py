@@ -29,7 +29,6 @@ EXPORTED = [
     "ForbiddenTransition",
     "FsmError",
     "InvalidArgument",
-    "InvalidArgument",
     "Machine",
     "MessageEvent",
     "MessageState",
