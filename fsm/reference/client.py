@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import uuid
 from collections.abc import Callable
@@ -99,11 +98,6 @@ class ReferenceClient:
         client_id: str | None = None,
     ) -> None:
         self.design = design
-        #: Names this client to the server (:data:`CLIENT_HEADER`); by default one
-        #: derived from the store, so a restarted client is the same client.
-        self.client_id = (
-            client_id or hashlib.sha256(str(Path(store).resolve()).encode()).hexdigest()[:16]
-        )
         self.b = behaviour_ if behaviour_ is not None else select_behaviour(design)
         self.policy = Policy.of(self.b)
         self.clock = clock
@@ -111,14 +105,11 @@ class ReferenceClient:
         self.on_event = on_event
         self.activity = activity or Activity()
         self.outbox = Outbox(store)
-        self.io = Transport(
-            ws_url,
-            rest_url,
-            self.t.io_timeout,
-            self.activity,
-            self._post,
-            headers={CLIENT_HEADER: self.client_id},
-        )
+        #: Names this client to the server (:data:`CLIENT_HEADER`), by default the
+        #: store's identity, so a restarted client is the same client.
+        self.client_id = client_id or self.outbox.identity
+        headers = {CLIENT_HEADER: self.client_id}
+        self.io = Transport(ws_url, rest_url, self.t.io_timeout, self.activity, self._post, headers)
         self.conn = C.idle
         self.messages: list[ClientMessage] = []
         self._by_ref: dict[str, ClientMessage] = {}
@@ -135,8 +126,7 @@ class ReferenceClient:
         self.busy = False
         self.forbidden: list[str] = []
         self.rest_in_flight: dict[str, int] = {}
-        #: Row events the actions asked to run once the current event is handled:
-        #: over the socket on each held message, on each message the server has.
+        #: Row events to run once the event is handled: on each held, on each on server.
         self._resend: list[MessageEvent] = []
         self._refetch: list[MessageEvent] = []
 

@@ -19,6 +19,7 @@ cut), which is the failure this store is for.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,11 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+
+    @property
+    def identity(self) -> str:
+        """A name for the client that owns this store, the same after a restart."""
+        return hashlib.sha256(str(self.path.resolve()).encode()).hexdigest()[:16]
 
     def close(self) -> None:
         self._db.close()
