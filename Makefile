@@ -43,6 +43,7 @@ bench: deps
 	$(BIN)/python benchmarks/explore.py
 	$(BIN)/python benchmarks/explorer_versions.py
 	$(BIN)/python benchmarks/testgen.py
+	$(BIN)/python benchmarks/monitor.py
 
 deps: $(STAMP) graphviz spin drivers
 
