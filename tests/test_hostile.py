@@ -22,7 +22,14 @@ from pydantic import ValidationError
 from fsm import strategies as fst
 from fsm.cli import INTERNAL_ERROR, commands, main
 from fsm.cli.output import shown
-from fsm.model.design import DESIGNS, MAX_SPEC_BYTES, Design, Environment
+from fsm.model.design import (
+    DESIGNS,
+    MAX_SPEC_BYTES,
+    Design,
+    Environment,
+    get_design,
+    get_environment,
+)
 
 if TYPE_CHECKING:
     from conftest import SpecWriter
@@ -403,3 +410,74 @@ def test_any_log_gives_a_verdict_or_one_line(data: bytes, design: str, every: bo
         assert one_line(err).startswith(f"fsm: error: {path}:")
         if not every:
             assert out == ""
+
+
+# -- fuzzing suites -------------------------------------------------------------------------
+from fsm.testing.generators import generate  # noqa: E402
+
+#: A small valid suite to mutate: fixed's rows criterion with one message.
+SUITE = json.loads(
+    generate(get_design("fixed"), get_environment("ios-suspend"), 1, "rows").model_dump_json()
+)
+
+
+def _places(doc: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key or index of the suite's tree, as a path from the top."""
+    found = [path]
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            found += _places(v, (*path, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc[:3]):
+            found += _places(v, (*path, i))
+    return found
+
+
+PLACES = _places(SUITE)[1:]
+
+
+@st.composite
+def suites(draw: st.DrawFn) -> bytes:
+    """A suite file: the valid one with a few places set, dropped or duplicated, or nonsense."""
+    kind = draw(st.sampled_from(["mutated", "mutated", "nonsense"]))
+    if kind == "nonsense":
+        return draw(st.one_of(st.binary(max_size=64), values.map(lambda v: json.dumps(v).encode())))
+    doc = json.loads(json.dumps(SUITE))
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(PLACES))
+        parent: Any = doc
+        try:
+            for step in path[:-1]:
+                parent = parent[step]
+            action = draw(st.sampled_from(["set", "drop", "copy"]))
+            if action == "set":
+                parent[path[-1]] = draw(values)
+            elif action == "drop" and isinstance(parent, dict):
+                parent.pop(path[-1], None)
+            elif action == "copy" and isinstance(parent, list) and parent:
+                parent.append(parent[0])
+        except (KeyError, IndexError, TypeError):
+            continue
+    return json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=suites())
+def test_any_suite_file_gives_a_replay_or_one_line(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "suite.json"
+        path.write_bytes(data)
+        code, out, err = run("replay", str(path))
+    for line in out.split("\n"):
+        assert line.isprintable(), line
+    if code in (0, 1):
+        assert err == ""
+        assert " cases pass" in out.splitlines()[-1], out[-300:]
+    else:
+        assert code == 2, (code, err)
+        assert out == ""
+        assert one_line(err).startswith("fsm: error: ")
