@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from fsm.analysis.spin import (
     tools,
 )
 from fsm.analysis.system import System
+from fsm.cli import main
 from fsm.model.design import get_design, get_environment
 from fsm.model.errors import EngineDisagreement, EngineUnavailable, ForbiddenTransition
 from fsm.testing.monitor import Monitor
@@ -47,6 +49,15 @@ needs_root = pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0, reason="planting as another user needs root"
 )
 NOBODY = 65534
+
+
+def _fsm_here(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The command line run in this process (no interpreter start-up): for tests
+    that only read the exit code and the output."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(list(argv), out=out)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def _fsm(
@@ -309,7 +320,7 @@ def test_a_bad_out_is_one_line_and_exit_2(
     }[where]
     if where == "/dev/full" and not Path("/dev/full").exists():
         pytest.skip("no /dev/full")
-    done = _fsm(*argv, "--out", target)
+    done = _fsm_here(*argv, "--out", target)
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert target in done.stderr
@@ -338,8 +349,11 @@ def _log(tmp_path: Path, data: bytes) -> Path:
 
 
 def _monitor(
-    *argv: str, design: str = "hardened", timeout: float = 300
+    *argv: str, design: str = "hardened", timeout: float | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """In this process, or with ``timeout`` in a child that cannot hang the tests."""
+    if timeout is None:
+        return _fsm_here("monitor", "--design", design, *argv)
     return _fsm("monitor", "--design", design, *argv, timeout=timeout)
 
 
