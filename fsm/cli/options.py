@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import NoReturn
 
@@ -22,6 +23,7 @@ __all__ = [
     "messages_count",
     "nonempty",
     "positive",
+    "positive_seconds",
     "selected_designs",
     "spec_design",
 ]
@@ -56,6 +58,16 @@ def positive(text: str) -> int:
     return n
 
 
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 3600):
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600 seconds: {text}")
+    return value
+
+
 def nonempty(text: str) -> str:
     """An argument that may not be the empty string (``--spec ''`` is a mistake, not
     "every design")."""
@@ -64,14 +76,23 @@ def nonempty(text: str) -> str:
     return text
 
 
-def add_design_options(parser: argparse.ArgumentParser) -> None:
-    """``--design NAME`` / ``--spec FILE``, shared by every command that takes a design."""
-    group = parser.add_mutually_exclusive_group()
+def add_design_options(
+    parser: argparse.ArgumentParser, *, required: bool = False, what: str | None = None
+) -> None:
+    """``--design NAME`` / ``--spec FILE``, shared by every command that takes a design;
+    ``what`` says what the design is for, in the help."""
+    group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument(
-        "--design", metavar="NAME", type=nonempty, help="a built-in design (see: fsm designs)"
+        "--design",
+        metavar="NAME",
+        type=nonempty,
+        help=f"a built-in design {what}" if what else "a built-in design (see: fsm designs)",
     )
     group.add_argument(
-        "--spec", metavar="FILE", type=nonempty, help="a design file (.toml or .json)"
+        "--spec",
+        metavar="FILE",
+        type=nonempty,
+        help=f"a design file (.toml or .json) {what}" if what else "a design file (.toml or .json)",
     )
 
 

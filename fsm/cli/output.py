@@ -15,20 +15,9 @@ import sys
 from typing import TextIO
 
 from fsm.model.errors import OutputError
+from fsm.model.text import shown
 
 __all__ = ["Output", "shown", "shown_lines"]
-
-
-def shown(text: object) -> str:
-    """``str(text)`` with every non-printable character written as its escape
-    (``\\n``, ``\\x1b``, ``\\u202e``...), so it is one line and inert on a terminal."""
-    s = str(text)
-    if s.isprintable():
-        return s
-    return "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
-        for ch in s
-    )
 
 
 def shown_lines(text: str) -> str:

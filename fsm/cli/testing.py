@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import shlex
@@ -16,10 +15,11 @@ from typing import BinaryIO, TextIO
 
 from fsm.cli.options import (
     Parser,
+    add_design_options,
     add_environment_option,
     add_messages_option,
-    nonempty,
     positive,
+    positive_seconds,
     spec_design,
 )
 from fsm.cli.output import shown, shown_lines
@@ -57,24 +57,6 @@ def _design(args: argparse.Namespace, default: str | None = None) -> Design | No
         return spec_design(args.spec)
     name = args.design if args.design is not None else default
     return None if name is None else get_design(name)
-
-
-def _add_design_options(parser: argparse.ArgumentParser, required: bool, what: str) -> None:
-    group = parser.add_mutually_exclusive_group(required=required)
-    group.add_argument("--design", metavar="NAME", type=nonempty, help=f"a built-in design {what}")
-    group.add_argument(
-        "--spec", metavar="FILE", type=nonempty, help=f"a design file (.toml or .json) {what}"
-    )
-
-
-def positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= 3600):
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600 seconds: {text}")
-    return value
 
 
 def cmd_testgen(args: argparse.Namespace, out: TextIO) -> int:
@@ -383,7 +365,7 @@ def cmd_monitor(args: argparse.Namespace, out: TextIO) -> int:
 def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] = ()) -> None:
     """Add the testing commands to ``fsm``'s parser."""
     p = sub.add_parser("testgen", parents=list(parents), help="generate a test suite from a design")
-    _add_design_options(p, required=True, what="to generate the suite from")
+    add_design_options(p, required=True, what="to generate the suite from")
     add_environment_option(p)
     add_messages_option(p)
     p.add_argument("--criterion", choices=CRITERIA, required=True)
@@ -425,7 +407,7 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
         metavar="SECONDS",
         help="with --driver: how long one answer may take (default 10)",
     )
-    _add_design_options(
+    add_design_options(
         p, required=False, what="to reset the adapter for instead of the one the suite records"
     )
     p.add_argument("--json", action="store_true", help="print the ReplayReport as JSON")
@@ -439,7 +421,7 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
     p = sub.add_parser(
         "mutants", parents=list(parents), help="kill matrix of a design's mutants (hardened's)"
     )
-    _add_design_options(p, required=False, what="whose mutants to build (default hardened)")
+    add_design_options(p, required=False, what="whose mutants to build (default hardened)")
     p.add_argument("--criterion", choices=(*CRITERIA, "all"), default="transitions")
     add_environment_option(p, MUTANTS_ENVIRONMENT)
     add_messages_option(p)
@@ -457,7 +439,7 @@ def register(sub: argparse._SubParsersAction[Parser], parents: Sequence[Parser] 
         "monitor", parents=list(parents), help="validate a recorded client log (JSON lines)"
     )
     p.add_argument("log", metavar="LOG.jsonl", help="a regular file, or - for standard input")
-    _add_design_options(p, required=True, what="whose tables and rules the log must follow")
+    add_design_options(p, required=True, what="whose tables and rules the log must follow")
     p.add_argument(
         "--all", action="store_true", help="report every forbidden transition, not only the first"
     )

@@ -7,6 +7,7 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, Field
 
 from fsm.model.design import Design, Environment, get_environment
+from fsm.model.text import shown
 from fsm.testing.adapters import StepRefused, SystemUnderTest
 from fsm.testing.driver import DriverAdapter, DriverFailure, neutral
 from fsm.testing.observation import Observation
@@ -238,11 +239,7 @@ def replay_case(
 def _inert(text: str, limit: int = 500) -> str:
     """Text from the adapter as one inert line: non-printable characters escaped
     (``\\n``, ``\\x1b``), at most ``limit`` characters."""
-    if not text.isprintable():
-        text = "".join(
-            ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode()
-            for ch in text
-        )
+    text = shown(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
