@@ -38,7 +38,9 @@ def ablate(
     rows: list[AblationRow] = []
     ours, theirs = design.features(), baseline.features()
     held = {
-        env.name: {v.id for v in check(design, env, messages, max_states).verdicts if v.holds}
+        env.name: {
+            v.id for v in check(design, env, messages, max_states).verdicts if v.holds is True
+        }
         for env in environments
     }
     for feature in ours:
@@ -54,7 +56,7 @@ def ablate(
         for env in environments:
             result = check(variant, env, messages, max_states)
             row.breaks[env.name] = [
-                v.id for v in result.verdicts if not v.holds and v.id in held[env.name]
+                v.id for v in result.verdicts if v.violated and v.id in held[env.name]
             ]
         rows.append(row)
     return rows

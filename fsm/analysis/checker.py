@@ -22,6 +22,7 @@ from fsm.analysis.report import (
     RuleResult,
     reason_text,
     step_views,
+    verdict_word,
 )
 from fsm.analysis.system import System
 from fsm.analysis.trace import Reason, Trace
@@ -36,10 +37,11 @@ __all__ = ["CheckResult", "RuleVerdict", "Verdict", "check", "judge", "static_ro
 
 @dataclass(frozen=True)
 class Verdict:
-    """One property's verdict on one exploration."""
+    """One property's verdict on one exploration: ``holds`` is ``None`` when the
+    property says nothing about the design (its ``explanation`` says why)."""
 
     property: Property
-    holds: bool
+    holds: bool | None
     trace: Trace | None = None
     #: For ``no-forbidden-transition``: the rule the counterexample breaks.
     rule: str | None = None
@@ -49,6 +51,16 @@ class Verdict:
     @builtins.property
     def id(self) -> str:
         return self.property.id
+
+    @builtins.property
+    def violated(self) -> bool:
+        """The property applies and does not hold."""
+        return self.holds is False
+
+    @builtins.property
+    def word(self) -> str:
+        """``yes``, ``NO`` or ``n/a``, as reports print it."""
+        return verdict_word(self.holds)
 
 
 @dataclass(frozen=True)
@@ -82,7 +94,8 @@ class CheckResult:
 
     @property
     def holds(self) -> bool:
-        return all(v.holds for v in self.verdicts)
+        """No property that applies is violated."""
+        return not any(v.violated for v in self.verdicts)
 
     def verdict(self, pid: str) -> Verdict:
         """The verdict on property ``pid``; :class:`~fsm.model.errors.UnknownName` if
@@ -138,7 +151,11 @@ def static_rows(behaviour: Behaviour, rule: ForbiddenRule) -> tuple[Row[Any, Any
 
 
 def judge(prop: Property, ex: Exploration) -> Verdict:
-    """``prop``'s verdict on ``ex``, with a shortest counterexample and its explanation."""
+    """``prop``'s verdict on ``ex``, with a shortest counterexample and its explanation;
+    "not applicable" (``holds`` ``None``) with the reason where it says nothing."""
+    why = prop.why_inapplicable(ex.system.behaviour)
+    if why is not None:
+        return Verdict(prop, None, explanation=(Reason(None, why),))
     finding = prop.find(ex)
     if finding is None:
         return Verdict(prop, True)

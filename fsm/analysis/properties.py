@@ -19,6 +19,7 @@ from typing import Any
 from fsm.analysis.explore import Exploration, Scope
 from fsm.analysis.system import Message, System, Transition
 from fsm.analysis.trace import Reason, Trace, broken_rules
+from fsm.model.behaviour import Behaviour
 from fsm.model.errors import UnknownName
 from fsm.model.vocabulary import MessageState, Socket
 
@@ -83,6 +84,14 @@ class Property:
     states: Callable[[Exploration], Sequence[bool]] | None = None
     #: For step rules: the first violating step, by BFS depth.
     first_step: Callable[[Exploration], Finding | None] | None = None
+    #: Why the property says nothing about a design, if it may not: a verdict on it
+    #: would be vacuous (``None`` when it applies). The checker reports "n/a".
+    inapplicable: Callable[[Behaviour], str | None] | None = None
+
+    def why_inapplicable(self, behaviour: Behaviour) -> str | None:
+        """Why the property says nothing about ``behaviour``'s design; ``None`` when it
+        applies."""
+        return None if self.inapplicable is None else self.inapplicable(behaviour)
 
     @property
     def bad_states(self) -> Callable[[Exploration], Sequence[bool]] | None:
@@ -122,11 +131,14 @@ _SHOWN = {
     MessageState.retrying_rest: "a REST retry carrying it is in flight",
     MessageState.confirmed: "the client shows it as confirmed",
     MessageState.failed: "the client shows it as failed",
+    MessageState.buffered: "the client keeps it in its offline buffer",
 }
+_AWAITING = (MessageState.sent_ws, MessageState.pending, MessageState.buffered)
 
 
-def describe(m: Message) -> str:
-    """Where a sent message stands, in words: the client's view, the server's, the list."""
+def describe(m: Message, acknowledged: bool = True) -> str:
+    """Where a sent message stands, in words: the client's view, the server's, the list.
+    ``acknowledged``: the design's server acknowledges messages sent over the WebSocket."""
     assert m.state is not None
     parts = [_SHOWN[m.state]]
     if m.server == 0:
@@ -135,7 +147,7 @@ def describe(m: Message) -> str:
         parts.append("the server applied it twice")
     elif m.done_owed:
         parts.append("the server has it and owes its done/toolUse on the current socket")
-    elif m.state in (MessageState.sent_ws, MessageState.pending):
+    elif m.state in _AWAITING and acknowledged:
         parts.append("the server has it but its done/toolUse died with the socket")
     else:
         parts.append("the server has it")
@@ -148,9 +160,12 @@ def describe(m: Message) -> str:
 def _lost_reasons(ex: Exploration, trace: Trace) -> tuple[Reason, ...]:
     sid, positions = ex.state_of(trace.final)
     lost = set(ex.lost_by_state[sid])
+    acked = ex.system.acknowledges
     return tuple(
         Reason(
-            i, describe(m) + ", and nothing that can still happen delivers it or shows it failed"
+            i,
+            describe(m, acked) + ", and nothing that can still happen delivers it or shows it "
+            "failed",
         )
         for i, m in enumerate(trace.final.messages)
         if positions[i] in lost
@@ -158,8 +173,9 @@ def _lost_reasons(ex: Exploration, trace: Trace) -> tuple[Reason, ...]:
 
 
 def _duplicate_reasons(ex: Exploration, trace: Trace) -> tuple[Reason, ...]:
+    acked = ex.system.acknowledges
     return tuple(
-        Reason(i, describe(m)) for i, m in enumerate(trace.final.messages) if m.server >= 2
+        Reason(i, describe(m, acked)) for i, m in enumerate(trace.final.messages) if m.server >= 2
     )
 
 
@@ -181,8 +197,9 @@ def _settle_reasons(unaided: bool) -> Callable[[Exploration, Trace], tuple[Reaso
             if unaided
             else "no continuation"
         )
+        acked = ex.system.acknowledges
         reasons = [
-            Reason(i, f"{describe(m)}; {how} confirms it or shows it failed")
+            Reason(i, f"{describe(m, acked)}; {how} confirms it or shows it failed")
             for i, m in enumerate(trace.final.messages)
             if positions[i] in doomed
         ]
@@ -222,6 +239,19 @@ def _lost_states(ex: Exploration) -> Sequence[bool]:
 
 def _duplicate(m: Message) -> bool:
     return m.server >= 2
+
+
+def _without_settling(b: Behaviour) -> str | None:
+    """Why a property about messages ending confirmed or failed says nothing about a
+    design where a message written over the WebSocket can never end so."""
+    if b.settles_written:
+        return None
+    return (
+        "not applicable: nothing in this design ever confirms or fails a message once it "
+        "is written over the WebSocket (no acknowledgement comes back), so whether sent "
+        "messages end confirmed or failed has one vacuous answer; no-silent-loss says "
+        "whether each reaches the server"
+    )
 
 
 def _unsettled_states(unaided: bool) -> Callable[[Exploration], Sequence[bool]]:
@@ -269,6 +299,7 @@ PROPERTIES: tuple[Property, ...] = (
         Kind.reachability,
         _settle_reasons(unaided=False),
         states=_unsettled_states(unaided=False),
+        inapplicable=_without_settling,
     ),
     Property(
         "recovers-unaided",
@@ -276,6 +307,7 @@ PROPERTIES: tuple[Property, ...] = (
         Kind.reachability,
         _settle_reasons(unaided=True),
         states=_unsettled_states(unaided=True),
+        inapplicable=_without_settling,
     ),
 )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from typing_extensions import assert_never
 
 from fsm.analysis.properties import Kind, property_ids
 from fsm.analysis.system import Fired, Outcome, Transition, World
@@ -35,6 +36,7 @@ __all__ = [
     "start_view",
     "step_view",
     "step_views",
+    "verdict_word",
     "world_view",
 ]
 
@@ -47,6 +49,12 @@ def message_name(index: int) -> str:
     return f"m{index + 1}"
 
 
+def verdict_word(holds: bool | None) -> str:
+    """How a verdict is printed: ``yes``, ``NO``, or ``n/a`` for a property that says
+    nothing about the design."""
+    return "n/a" if holds is None else "yes" if holds else "NO"
+
+
 def reason_text(reason: Reason) -> str:
     """``m2: the server never received it, ...`` or, for the world, just the text."""
     if reason.message is None:
@@ -57,17 +65,28 @@ def reason_text(reason: Reason) -> str:
 def detail(before: World, step: Transition) -> str:
     """What the world did in ``step``, in words (empty for most steps)."""
     outcome = step.outcome
-    if outcome is None:
-        return ""
-    if outcome is Outcome.rest_direct:
-        return "not connected: sent over REST"
-    if outcome is Outcome.ws_delivered:
-        return "sent over the WebSocket"
-    if outcome is Outcome.ws_raised:
-        kind = "half-open" if before.socket is Socket.half_open else "suspended"
-        return f"WebSocket send into a {kind} socket raised"
     kind = "half-open" if before.socket is Socket.half_open else "suspended"
-    return f"WebSocket send into a {kind} socket returned; the bytes vanished"
+    match outcome:
+        case None:
+            return ""
+        case Outcome.rest_direct:
+            return "not connected: sent over REST"
+        case Outcome.ws_delivered:
+            return "sent over the WebSocket"
+        case Outcome.ws_raised:
+            return f"WebSocket send into a {kind} socket raised"
+        case Outcome.ws_vanished:
+            return f"WebSocket send into a {kind} socket returned; the bytes vanished"
+        case Outcome.buffered:
+            return "not connected: kept in the offline buffer"
+        case Outcome.queued:
+            return "not connected: waits in the pending-retry list"
+        case Outcome.refused:
+            return "not connected: refused, shown as failed"
+        case Outcome.deadline_passed:
+            return "heartbeat deadline passed: buffered, the connection closed"
+        case _:
+            assert_never(outcome)
 
 
 class MessageView(BaseModel):
@@ -120,7 +139,9 @@ class PropertyResult(BaseModel):
     id: str = Field(json_schema_extra={"enum": _PROPERTY_IDS})
     statement: str
     kind: str = Field(json_schema_extra={"enum": _KINDS})
-    holds: bool
+    #: ``null`` when the property says nothing about the design (not applicable);
+    #: the explanation says why.
+    holds: bool | None
     rule: str | None = None
     counterexample: list[StepView] | None = None
     #: Why the counterexample's last state (or step) violates the property.
@@ -152,7 +173,8 @@ class CheckReport(BaseModel):
 
     @property
     def holds(self) -> bool:
-        return all(p.holds for p in self.properties)
+        """No property that applies is violated."""
+        return not any(p.holds is False for p in self.properties)
 
     def property(self, pid: str) -> PropertyResult:
         for p in self.properties:

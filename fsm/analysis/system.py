@@ -29,12 +29,30 @@ Modelling choices, each one a statement about real clients:
 * A REST request may succeed, fail before reaching the server, or be applied by
   the server while its response is lost (Ably RSL1k's test case). The client
   handles the outcome only while the app runs in the foreground.
+* A message's acknowledgement timer runs only while the app runs in the
+  foreground; when it fires, a late acknowledgement is ignored.
+* A write the client makes on its own (a buffer flushed or a list resent when a
+  connection is acknowledged, a message written again after a failed attempt)
+  never raises: it reaches the server through an open socket and vanishes into
+  a dead one.
+
+When one step runs several effects, they run in this order: the stimulus's
+effect on the world (the socket, the app, the network, an owed done/toolUse);
+the ``accept`` effect of a send; the rows the step fires, each row's actions in
+the order the row lists them and each action's effects in
+:attr:`~fsm.model.vocabulary.Meaning.effects` order, a row fired by an action
+running its own actions before the action goes on to the next message; after a
+connection row that leaves a state reporting connected, the ``disconnected``
+effect; and last the effect at the step's own hook (``connection_acknowledged``
+after ``handshake_ack``, ``rest_succeeded`` after ``rest_ok``). So at
+``handshake_ack`` the buffer is flushed, then the pending-retry list resent,
+then the server's state refetched.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design, Environment
@@ -91,6 +109,9 @@ class Message(NamedTuple):
     attempts: int = 0
     #: The server owes a done/toolUse for it on the current socket.
     done_owed: bool = False
+    #: WebSocket attempts that failed (an acknowledgement timed out or died with
+    #: the connection).
+    ws_failed: int = 0
 
 
 class World(NamedTuple):
@@ -147,7 +168,7 @@ _LOCAL_ACTIONS = frozenset(a for a in Action if a.meaning.footprint.local)
 _SOCKET_ACTIONS = frozenset(a for a in Action if a.meaning.footprint.socket_only)
 
 
-_MessageKey = tuple[int, bool, int, int, bool]
+_MessageKey = tuple[int, bool, int, int, bool, int]
 _CANON: dict[Message, tuple[_MessageKey, Message]] = {}
 _SORTED: dict[tuple[Message, ...], tuple[tuple[Message, ...], tuple[int, ...]]] = {}
 #: Both caches hold pure functions of their keys; they are dropped when they
@@ -158,15 +179,15 @@ _CACHE_LIMIT = 1 << 20
 def canonical_message(m: Message) -> tuple[_MessageKey, Message]:
     """A sort key for ``m``, and ``m`` with the fields that can no longer matter reset.
 
-    A confirmed or failed message is never sent again, so the number of REST
-    attempts it took cannot influence anything that follows.
+    A confirmed or failed message is never sent again, so the number of REST or
+    WebSocket attempts it took cannot influence anything that follows.
     """
     hit = _CANON.get(m)
     if hit is None:
         n = m
-        if m.state in _FINAL and m.attempts:
-            n = m._replace(attempts=0)
-        hit = ((_STATE_ORDER[n.state], n.held, n.server, n.attempts, n.done_owed), n)
+        if m.state in _FINAL and (m.attempts or m.ws_failed):
+            n = m._replace(attempts=0, ws_failed=0)
+        hit = ((_STATE_ORDER[n.state], n.held, n.server, n.attempts, n.done_owed, n.ws_failed), n)
         _CANON[m] = hit
     return hit
 
@@ -204,13 +225,16 @@ class _Step:
                 self.messages[i] = m._replace(done_owed=False)
 
     def deliver(self, i: int, *, over_ws: bool) -> None:
-        """A copy of message ``i`` reaches the server: the ``server_receives`` effect."""
+        """A copy of message ``i`` reaches the server: the ``server_receives`` effect;
+        over the WebSocket, the server then owes its acknowledgement, if the design
+        has acknowledgements."""
         m = self.messages[i]
         server = m.server
         for how in self.sys.server_receives:
             if how == "count" or (how == "once" and server == 0):
                 server = min(server + 1, 2)
-        self.messages[i] = m._replace(server=server, done_owed=m.done_owed or over_ws)
+        owed = m.done_owed or (over_ws and self.sys.acknowledges)
+        self.messages[i] = m._replace(server=server, done_owed=owed)
 
     def accept(self, i: int) -> None:
         """The user sends message ``i``: it becomes pending and the ``accept`` effect runs."""
@@ -224,6 +248,8 @@ class _Step:
         self.connection = row.target
         for action in row.actions:
             self.run(action, None)
+        if disconnects(row):
+            self.hook(Hook.disconnected)
 
     def fire_message(self, i: int, event: MessageEvent) -> None:
         state = self.messages[i].state
@@ -272,10 +298,64 @@ class _Step:
             if m.server >= 1 and m.state is not None and table.allows(m.state, event):
                 self.fire_message(k, event)
 
+    def on_each(self, action: Action, event: MessageEvent, over_ws: bool, at: int | None) -> None:
+        table = self.sys.message
+        for k, m in enumerate(self.messages):
+            if m.state is not None and table.allows(m.state, event):
+                if over_ws:
+                    self.deliver(k, over_ws=True)
+                self.fire_message(k, event)
+
+    def write_now(self, action: Action, at: int | None) -> None:
+        if at is None:
+            raise DefinitionError(f"action {action.value!r} needs a message")
+        if not self.connection.reports_connected or self.socket is Socket.opening:
+            return
+        if self.socket is Socket.open:
+            self.deliver(at, over_ws=True)
+            self.fire_message(at, MessageEvent.resend_ws)
+        elif self.socket is Socket.suspended and self.sys.connection.allows(
+            self.connection, ConnectionEvent.heartbeat_expired
+        ):
+            self.fire_message(at, MessageEvent.deadline_buffer)
+            self.fire_connection(ConnectionEvent.heartbeat_expired)
+        else:
+            self.fire_message(at, MessageEvent.resend_ws)
+
+    def fail_ws_attempt(self, action: Action, at: int | None) -> None:
+        if at is None:
+            raise DefinitionError(f"action {action.value!r} needs a message")
+        self.ws_attempt_failed(at)
+
+    def fail_each_unacked(self, action: Action, at: int | None) -> None:
+        for k, m in enumerate(self.messages):
+            if m.state is MessageState.sent_ws:
+                self.ws_attempt_failed(k)
+
+    def ws_attempt_failed(self, i: int) -> None:
+        """Count message ``i``'s failed WebSocket attempt and fire what the budget
+        rule (:meth:`~fsm.model.behaviour.Behaviour.after_ack_failure`) says."""
+        m = self.messages[i]
+        assert m.state is not None
+        self.messages[i] = m._replace(ws_failed=m.ws_failed + 1)
+        self.fire_message(i, self.sys.behaviour.after_ack_failure(m.state, m.ws_failed + 1))
+
     def hook(self, hook: Hook, i: int | None = None) -> None:
         """Run the design's effect at ``hook`` (if it has one)."""
         for action in self.sys.behaviour.effects.actions(hook):
             self.run(action, i)
+
+
+def disconnects(row: Row[Any, Any]) -> bool:
+    """Whether a row is the client's disconnect: a connection row that leaves a state
+    that reports connected for one that does not (the ``disconnected`` effect runs)."""
+    source, target = row.source, row.target
+    return (
+        isinstance(source, ConnectionState)
+        and isinstance(target, ConnectionState)
+        and source.reports_connected
+        and not target.reports_connected
+    )
 
 
 def initial_world(messages: int) -> World:
@@ -337,6 +417,10 @@ class System:
             for a in effects.actions(Hook.server_receives)
             if a.meaning.server is not None
         )
+        #: Whether the server owes an acknowledgement for a copy written over the
+        #: WebSocket, and what the guards read of the design, looked up once.
+        self.acknowledges = self.behaviour.acknowledges
+        self.rules = self.behaviour.rules
 
     def initial(self) -> World:
         """The app has just launched: no socket, foreground, network up, nothing sent."""
@@ -434,16 +518,16 @@ class System:
                 done_before.add(m)
             if m.state is None:
                 continue
-            for stimulus in self._aimed(scene, Aim(m.done_owed, m.state.rest_in_flight)):
+            for stimulus in self._aimed(scene, Aim.of(m.state, m.done_owed)):
                 yield self._message_step(w, i, stimulus)
 
     def _enabled(self, scene: Scene) -> tuple[Stimulus, ...]:
         """The connection stimuli :data:`~fsm.model.stimuli.ENABLED` allows in ``scene``."""
         hit = self._scenes.get(scene)
         if hit is None:
-            env, table = self.environment, self.connection
+            env, rules = self.environment, self.rules
             hit = self._scenes[scene] = tuple(
-                s for s in CONNECTION_STIMULI if refusal(s, scene, env, table) is None
+                s for s in CONNECTION_STIMULI if refusal(s, scene, env, rules) is None
             )
         return hit
 
@@ -452,9 +536,9 @@ class System:
         key = (scene, aim)
         hit = self._aims.get(key)
         if hit is None:
-            env, table = self.environment, self.connection
+            env, rules = self.environment, self.rules
             hit = self._aims[key] = tuple(
-                s for s in MESSAGE_STIMULI if refusal(s, scene, env, table, aim) is None
+                s for s in MESSAGE_STIMULI if refusal(s, scene, env, rules, aim) is None
             )
         return hit
 
@@ -518,6 +602,8 @@ class System:
             s.hook(Hook.connection_acknowledged)
         target = s.world()
         fired = tuple(s.fired)
+        if any(disconnects(f.row) for f in fired):
+            hooked += self.behaviour.effects.actions(Hook.disconnected)
         if (
             quiet
             and set(hooked) <= _SOCKET_ACTIONS
@@ -530,9 +616,7 @@ class System:
         i = next(k for k, m in enumerate(w.messages) if m.state is None)
         outcomes = self._outcomes.get(scene)
         if outcomes is None:
-            outcomes = self._outcomes[scene] = send_outcomes(
-                scene, self.environment, self.connection
-            )
+            outcomes = self._outcomes[scene] = send_outcomes(scene, self.environment, self.rules)
         for outcome in outcomes:
             yield self._send_step(w, i, outcome)
 
@@ -547,8 +631,17 @@ class System:
         elif outcome is Outcome.ws_raised:
             s.fire_message(i, MessageEvent.ws_send_failed)
             s.fire_connection(ConnectionEvent.send_failed)
-        else:
+        elif outcome is Outcome.ws_vanished:
             s.fire_message(i, MessageEvent.ws_send_ok)
+        elif outcome is Outcome.buffered:
+            s.fire_message(i, MessageEvent.buffer)
+        elif outcome is Outcome.queued:
+            s.fire_message(i, MessageEvent.queue)
+        elif outcome is Outcome.refused:
+            s.fire_message(i, MessageEvent.refuse)
+        else:  # deadline_passed: buffered, and the connection closed
+            s.fire_message(i, MessageEvent.deadline_buffer)
+            s.fire_connection(ConnectionEvent.heartbeat_expired)
         return Transition(Stimulus.send, i, outcome, s.world(), tuple(s.fired))
 
     def _message_step(self, w: World, i: int, stimulus: Stimulus) -> Transition:
@@ -565,6 +658,7 @@ class System:
             messages = (*w.messages[:i], message, *w.messages[i + 1 :])
             return Transition(stimulus, i, None, w._replace(messages=messages), fired)
         s = _Step(self, w)
+        hooked: tuple[Action, ...] = ()
         if stimulus is Stimulus.done:
             s.messages[i] = s.messages[i]._replace(done_owed=False)
             s.fire_message(i, MessageEvent.done)
@@ -572,13 +666,18 @@ class System:
             s.deliver(i, over_ws=False)
             s.fire_message(i, MessageEvent.rest_ok)
             s.hook(Hook.rest_succeeded, i)
+            hooked = self.behaviour.effects.actions(Hook.rest_succeeded)
+        elif stimulus is Stimulus.ack_timeout:
+            # The client stops waiting: a late acknowledgement is ignored.
+            s.messages[i] = s.messages[i]._replace(done_owed=False)
+            s.hook(Hook.ack_timer, i)
+            hooked = self.behaviour.effects.actions(Hook.ack_timer)
         else:
             if stimulus is Stimulus.rest_lost_response:
                 s.deliver(i, over_ws=False)
             s.fire_message(i, self._after_rest_failure(s, i))
         fired = tuple(s.fired)
-        hooked = self.behaviour.effects.actions(Hook.rest_succeeded)
-        if (stimulus is not Stimulus.rest_ok or set(hooked) <= _LOCAL_ACTIONS) and all(
+        if set(hooked) <= _LOCAL_ACTIONS and all(
             f.message == i and set(f.row.actions) <= _LOCAL_ACTIONS for f in fired
         ):
             self._local[key] = (s.messages[i], fired)

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from fsm.analysis.ablation import ablate
 from fsm.analysis.checker import check
 from fsm.analysis.promela import promela
-from fsm.analysis.report import CheckReport, CheckReports, report_schema
+from fsm.analysis.report import CheckReport, CheckReports, report_schema, verdict_word
 from fsm.analysis.scenario import SCENARIOS, ScenarioReport, get_scenario, run
 from fsm.analysis.spin import spin_check
 from fsm.analysis.system import System
@@ -63,10 +63,14 @@ def print_report(report: CheckReport, out: TextIO) -> None:
     out.write(
         table(
             ["property", "holds", "statement"],
-            [[p.id, "yes" if p.holds else "NO", p.statement] for p in report.properties],
+            [[p.id, verdict_word(p.holds), p.statement] for p in report.properties],
         )
         + "\n"
     )
+    for p in report.properties:
+        if p.holds is None:
+            for line in p.explanation:
+                out.write(f"  {p.id}: {line}\n")
     out.write(
         "\n"
         + table(

@@ -17,6 +17,14 @@ from fsm.model.design import DESIGNS, Design
 from fsm.model.effects import EFFECTS, Effects
 from fsm.model.errors import DefinitionError
 from fsm.model.forbidden import FORBIDDEN
+from fsm.model.stimuli import (
+    ENABLED,
+    OUTCOMES,
+    REST_STIMULI,
+    Outcome,
+    Rules,
+    Stimulus,
+)
 from fsm.model.tables import CONNECTION, MESSAGE, Table
 from fsm.model.vocabulary import (
     ConnectionEvent,
@@ -68,6 +76,78 @@ class Behaviour:
             return MessageEvent.rest_failed
         return MessageEvent.retries_exhausted
 
+    @cached_property
+    def rules(self) -> Rules:
+        """What the guards of :mod:`fsm.model.stimuli` read of this design."""
+        return Rules(self.connection, self.message, frozenset(self.effects.by_hook))
+
+    @cached_property
+    def ws_budget(self) -> int:
+        """How many WebSocket attempts a message gets when an attempt fails (the
+        parameter of the ``ack_timer`` and ``disconnected`` effects; 1 without them)."""
+        params = [self.effects.param(h) for h in (Hook.ack_timer, Hook.disconnected)]
+        return max((p for p in params if p is not None), default=1)
+
+    def after_ack_failure(self, state: MessageState, failed: int) -> MessageEvent:
+        """The WebSocket attempt budget rule: what follows the ``failed``-th failed
+        WebSocket attempt of a message in ``state``. ``ack_retry`` (back into the
+        pending-retry list) while the budget allows one and the table has the row,
+        else ``ack_failed``."""
+        if failed < self.ws_budget and self.message.allows(state, MessageEvent.ack_retry):
+            return MessageEvent.ack_retry
+        return MessageEvent.ack_failed
+
+    @cached_property
+    def acknowledges(self) -> bool:
+        """The server acknowledges a message written over the WebSocket: it then owes
+        its done/toolUse on the socket (the table has a ``done`` row for ``sent_ws``)."""
+        return self.message.allows(MessageState.sent_ws, MessageEvent.done)
+
+    @cached_property
+    def settles_written(self) -> bool:
+        """A message written over the WebSocket (``sent_ws``) can still end confirmed
+        or failed through the design's message rows. Without acknowledgements it
+        cannot: the client never hears about it again."""
+        seen = {MessageState.sent_ws}
+        frontier = [MessageState.sent_ws]
+        while frontier:
+            state = frontier.pop()
+            if state.settled:
+                return True
+            for row in self.message:
+                if row.source is state and row.target not in seen:
+                    seen.add(row.target)
+                    frontier.append(row.target)
+        return False
+
+    @cached_property
+    def stimuli(self) -> tuple[Stimulus, ...]:
+        """The stimuli that exist in this design's system, in :class:`Stimulus` order:
+        REST outcomes only with a row that sends over REST, the acknowledgement
+        timer only with an effect at its hook, the rest always."""
+        rest = any(row.target.rest_in_flight for row in self.message)
+
+        def exists(stimulus: Stimulus) -> bool:
+            if stimulus in REST_STIMULI:
+                return rest
+            return any(c.hook is None or c.hook in self.rules.hooks for c in ENABLED[stimulus])
+
+        return tuple(s for s in Stimulus if exists(s))
+
+    @cached_property
+    def outcomes(self) -> tuple[Outcome, ...]:
+        """The answers to a send that exist in this design's system: an offline one only
+        with its row, the deadline only with its connection row."""
+
+        def exists(outcome: Outcome) -> bool:
+            return any(
+                (c.accepts is None or self.message.allows(MessageState.pending, c.accepts))
+                and (c.row is None or any(r.event is c.row for r in self.connection))
+                for c in OUTCOMES[outcome]
+            )
+
+        return tuple(o for o in Outcome if exists(o))
+
 
 @lru_cache(maxsize=256)
 def select_behaviour(design: Design) -> Behaviour:
@@ -92,7 +172,7 @@ def validate_tables() -> None:
         spec.validate()
     for effect in EFFECTS:
         for cond in effect.when:
-            if cond.feature not in Design.model_fields:
+            if cond.feature not in (*Design.model_fields, *Design.derived()):
                 raise DefinitionError(
                     f"effect at {effect.hook.value!r} depends on {cond.feature!r}, "
                     "which is not a Design field"

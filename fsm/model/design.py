@@ -52,6 +52,7 @@ __all__ = [
     "ClearPolicy",
     "Design",
     "Environment",
+    "OfflineSend",
     "design_file_schema",
     "file_kind",
     "get_design",
@@ -62,6 +63,7 @@ __all__ = [
 
 ClearPolicy = Literal["ws_send", "any_done", "own_confirmation"]
 RetryFailure = Literal["shown", "swallowed", "requeued"]
+OfflineSend = Literal["rest", "buffer", "queue", "refuse"]
 
 _NAME = r"^[a-z0-9][a-z0-9_.-]*$"
 
@@ -138,24 +140,135 @@ class Design(BaseModel):
         "messages it has not seen confirmed, so a done/toolUse lost with a dead socket is "
         "recovered (the seed's companion fix; Ably resumed=false, Socket.IO recovered=false)."
     )
+    # -- the design space of real client libraries; each default is the seed's behaviour --
+    rest: bool = Field(
+        default=True,
+        description="The client has a REST endpoint for messages. Without it no message "
+        "ever goes over REST: no REST send, retry or outcome exists in the design.",
+    )
+    offline_send: OfflineSend = Field(
+        default="rest",
+        description="What a send does while the client is not connected (idle, handshaking, "
+        "disconnected): 'rest' (sent over REST at once, the seed's client), 'buffer' (kept "
+        "in an offline buffer and written over the WebSocket, in order, when a connection is "
+        "acknowledged; socket.io's sendBuffer), 'queue' (it waits in the pending-retry list "
+        "for the next connection; socket.io with retries) or 'refuse' (the user sees it "
+        "failed).",
+    )
+    send_deadline_check: bool = Field(
+        default=False,
+        description="A send while the client reports connected first checks the heartbeat "
+        "deadline: when it has passed (the app was suspended past it), the message is "
+        "buffered and the connection closed instead of writing into the dead socket "
+        "(socket.io-client 4.8.0, _hasPingExpired).",
+    )
+    acknowledged: bool = Field(
+        default=True,
+        description="The server acknowledges each message sent over the WebSocket (the "
+        "done/toolUse; an emit with an acknowledgement callback). Without it a message "
+        "written over the WebSocket is never confirmed (fire-and-forget emits).",
+    )
+    ack_timeout: bool = Field(
+        default=False,
+        description="Each message awaiting its acknowledgement has a timer; when it fires "
+        "first, the WebSocket attempt failed and the late acknowledgement is ignored "
+        "(socket.io ackTimeout).",
+    )
+    ack_fails_on_disconnect: bool = Field(
+        default=False,
+        description="When the connection closes, every message written over it and still "
+        "awaiting its acknowledgement fails its attempt at once (socket.io _clearAcks, for "
+        "acknowledgement handlers that take an error).",
+    )
+    ws_attempts: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="WebSocket attempts per message. A failed attempt (see ack_timeout and "
+        "ack_fails_on_disconnect) with attempts left puts the message back into the "
+        "pending-retry list and writes it again at once if the client reports connected, "
+        "else at the next connection; the last failed attempt is shown (socket.io retries "
+        "+ 1).",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Design:
-        if self.rest_fallback and not self.write_ahead:
-            raise ValueError(
-                "rest_fallback needs write_ahead: the REST retry sends the pending-retry list"
-            )
-        if self.resend_on_reconnect and not self.write_ahead:
-            raise ValueError(
-                "resend_on_reconnect needs write_ahead: the resend reads the pending-retry list"
-            )
+        for problem in _incoherent(self):
+            raise ValueError(problem)
         return self
 
+    @property
+    def offline_buffer(self) -> bool:
+        """The client has an offline buffer: sends while not connected go into it, or
+        a send that finds the heartbeat deadline passed does."""
+        return self.offline_send == "buffer" or self.send_deadline_check
+
+    @property
+    def notices_ack_failure(self) -> bool:
+        """Something tells the client an acknowledgement will not come: its timer, or
+        the connection's close."""
+        return self.ack_timeout or self.ack_fails_on_disconnect
+
     _printable_summary = field_validator("summary")(_one_printable_line)
+
+    @classmethod
+    def derived(cls) -> tuple[str, ...]:
+        """The properties a table row's condition may read besides the fields."""
+        return ("offline_buffer", "notices_ack_failure")
 
     def features(self) -> dict[str, Any]:
         """The feature fields, without name and summary."""
         return self.model_dump(exclude={"name", "summary"})
+
+
+def _incoherent(d: Design) -> list[str]:
+    """Why the features of ``d`` do not make one client, each in one line naming the
+    features that need each other (empty when they do)."""
+    problems = []
+    if d.rest_fallback and not d.write_ahead:
+        problems.append(
+            "rest_fallback needs write_ahead: the REST retry sends the pending-retry list"
+        )
+    if d.resend_on_reconnect and not d.write_ahead:
+        problems.append(
+            "resend_on_reconnect needs write_ahead: the resend reads the pending-retry list"
+        )
+    if not d.rest:
+        if d.offline_send == "rest":
+            problems.append(
+                "offline_send = 'rest' needs rest: without REST a send while not connected "
+                "is buffered, queued or refused (offline_send = 'buffer', 'queue' or 'refuse')"
+            )
+        if d.rest_fallback:
+            problems.append(
+                "rest_fallback needs rest: the failed send's retry goes over REST; without "
+                "REST use ws_attempts to send it again over the WebSocket"
+            )
+    if d.offline_send == "queue" and not d.resend_on_reconnect:
+        problems.append(
+            "offline_send = 'queue' needs resend_on_reconnect: the queued message is sent "
+            "by the resend when a connection is acknowledged"
+        )
+    if d.send_deadline_check and not d.heartbeat:
+        problems.append(
+            "send_deadline_check needs heartbeat: the deadline a send checks is the heartbeat's"
+        )
+    if not d.acknowledged and d.notices_ack_failure:
+        problems.append(
+            "ack_timeout and ack_fails_on_disconnect need acknowledged: without an "
+            "acknowledgement there is nothing to wait for"
+        )
+    if d.ws_attempts > 1 and not d.notices_ack_failure:
+        problems.append(
+            "ws_attempts above 1 needs ack_timeout or ack_fails_on_disconnect: a WebSocket "
+            "attempt fails only when one of them says so"
+        )
+    if d.ws_attempts > 1 and not d.resend_on_reconnect:
+        problems.append(
+            "ws_attempts above 1 needs resend_on_reconnect: a message whose attempt failed "
+            "while not connected is sent again by the resend at the next connection"
+        )
+    return problems
 
 
 class Environment(BaseModel):

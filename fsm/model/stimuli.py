@@ -9,7 +9,8 @@ lifecycle, the network) and, for a step aimed at a message, its :class:`Aim`.
 The composed system, the ``transitions`` adapter and the reference adapter
 evaluate it with :func:`refusal`; the Promela generator writes its guards from
 the same data. How the world answers a ``send`` (:class:`Outcome`) is stated the
-same way (:data:`OUTCOMES`).
+same way (:data:`OUTCOMES`). What a guard reads of the design is in
+:class:`Rules`: its two tables and the hooks where it has effects.
 
 Nothing here does I/O.
 """
@@ -21,17 +22,27 @@ from typing import Literal, NamedTuple
 
 from fsm.model.design import Environment
 from fsm.model.tables import Table
-from fsm.model.vocabulary import ConnectionEvent, ConnectionState, Documented, Socket
+from fsm.model.vocabulary import (
+    ConnectionEvent,
+    ConnectionState,
+    Documented,
+    Hook,
+    MessageEvent,
+    MessageState,
+    Socket,
+)
 
 __all__ = [
     "CONNECTION_STIMULI",
     "ENABLED",
     "MESSAGE_STIMULI",
     "OUTCOMES",
+    "REST_STIMULI",
     "Aim",
     "Condition",
     "EnvironmentFlag",
     "Outcome",
+    "Rules",
     "Scene",
     "Stimulus",
     "environment_flag",
@@ -64,6 +75,11 @@ class Stimulus(Documented):
         "rest_lost_response",
         "The server applied a REST request but its response was lost.",
     )
+    ack_timeout = (
+        "ack_timeout",
+        "A message's acknowledgement timer fires before its acknowledgement arrived "
+        "(socket.io ackTimeout); a late acknowledgement is then ignored.",
+    )
 
     @property
     def aimed(self) -> bool:
@@ -86,11 +102,35 @@ class Outcome(Documented):
         "ws_vanished",
         "The WebSocket send into a dead socket returned normally; the bytes vanished.",
     )
+    buffered = (
+        "buffered",
+        "The client was not connected, so it kept the message in its offline buffer.",
+    )
+    queued = (
+        "queued",
+        "The client was not connected, so the message waits in its pending-retry list.",
+    )
+    refused = (
+        "refused",
+        "The client was not connected and refused the send: the user sees it failed.",
+    )
+    deadline_passed = (
+        "deadline_passed",
+        "The client reports connected but found the heartbeat deadline passed: it "
+        "buffered the message and closed the connection (socket.io-client 4.8).",
+    )
 
 
 #: Steps aimed at one message, in the order the composed system lists them.
 MESSAGE_STIMULI: tuple[Stimulus, ...] = (
     Stimulus.done,
+    Stimulus.rest_ok,
+    Stimulus.rest_error,
+    Stimulus.rest_lost_response,
+    Stimulus.ack_timeout,
+)
+#: The stimuli that answer a REST request: they exist only in designs with REST.
+REST_STIMULI: tuple[Stimulus, ...] = (
     Stimulus.rest_ok,
     Stimulus.rest_error,
     Stimulus.rest_lost_response,
@@ -118,6 +158,22 @@ class Aim(NamedTuple):
     done_owed: bool
     #: A REST request carrying it is in flight.
     rest_in_flight: bool
+    #: The client waits for its acknowledgement (:attr:`MessageState.awaits_ack`).
+    awaiting_ack: bool = False
+
+    @classmethod
+    def of(cls, state: MessageState, done_owed: bool) -> Aim:
+        """What a guard reads of a message in ``state``."""
+        return cls(done_owed, state.rest_in_flight, state.awaits_ack)
+
+
+class Rules(NamedTuple):
+    """What a guard reads of the design: its two tables, and the hooks where it has
+    effects (``Behaviour.rules`` makes one)."""
+
+    connection: Table[ConnectionState, ConnectionEvent]
+    message: Table[MessageState, MessageEvent]
+    hooks: frozenset[Hook]
 
 
 #: An environment's yes/no fact a guard may need.
@@ -163,16 +219,24 @@ class Condition:
     #: The environment swallows sends into the socket (:func:`sends_vanish`).
     vanishing: bool = False
     #: The message aimed at has this.
-    aim: Literal["done_owed", "rest_in_flight"] | None = None
+    aim: Literal["done_owed", "rest_in_flight", "awaiting_ack"] | None = None
+    #: The client's connection table has no row for this event in its state.
+    lacks_row: ConnectionEvent | None = None
+    #: The message table has a row for this event from ``pending`` (how a message the
+    #: user just sent may go).
+    accepts: MessageEvent | None = None
+    #: The design has an effect at this hook.
+    hook: Hook | None = None
 
     def refusal(
         self,
         scene: Scene,
         env: Environment,
-        table: Table[ConnectionState, ConnectionEvent],
+        rules: Rules,
         aim: Aim | None = None,
     ) -> str | None:
         """Why the condition does not hold, in words; ``None`` when it does."""
+        table = rules.connection
         if self.foreground is not None and scene.foreground != self.foreground:
             return "the app is in the background" if self.foreground else "the app is in front"
         if self.network is not None and scene.network != self.network:
@@ -188,6 +252,14 @@ class Condition:
             return "the client is " + ("not " if self.reports_connected else "") + "connected"
         if self.row is not None and not table.allows(scene.connection, self.row):
             return f"the client has no row for {self.row.value} in {scene.connection.value}"
+        if self.lacks_row is not None and table.allows(scene.connection, self.lacks_row):
+            return f"the client has a row for {self.lacks_row.value} in {scene.connection.value}"
+        if self.accepts is not None and not rules.message.allows(
+            MessageState.pending, self.accepts
+        ):
+            return f"the design does not {self.accepts.value} a message"
+        if self.hook is not None and self.hook not in rules.hooks:
+            return f"the design has no effect at {self.hook.value}"
         if self.environment is not None and not environment_flag(env, self.environment):
             return f"{env.name} has no {self.environment}"
         if self.vanishing and not sends_vanish(env, scene.socket):
@@ -199,6 +271,8 @@ class Condition:
                 return "the server owes no done for it on this socket"
             if self.aim == "rest_in_flight" and not aim.rest_in_flight:
                 return "no REST request for it is in flight"
+            if self.aim == "awaiting_ack" and not aim.awaiting_ack:
+                return "the client awaits no acknowledgement for it"
         return None
 
 
@@ -248,43 +322,75 @@ ENABLED: dict[Stimulus, tuple[Condition, ...]] = {
     Stimulus.rest_lost_response: _when(
         Condition(aim="rest_in_flight", foreground=True, network=True)
     ),
-}
-
-#: How the world may answer a ``send`` (on top of ``ENABLED[send]``). A client
-#: that reports connected while its socket is still opening awaits the
-#: handshake: no outcome holds, so the send waits.
-OUTCOMES: dict[Outcome, Condition] = {
-    Outcome.rest_direct: Condition(reports_connected=False),
-    Outcome.ws_delivered: Condition(reports_connected=True, sockets=frozenset({Socket.open})),
-    Outcome.ws_raised: Condition(
-        reports_connected=True,
-        sockets=frozenset(Socket) - {Socket.open, Socket.opening},
+    # Timers run only while the app runs (iOS freezes a suspended app's process).
+    Stimulus.ack_timeout: _when(
+        Condition(aim="awaiting_ack", foreground=True, hook=Hook.ack_timer)
     ),
-    Outcome.ws_vanished: Condition(reports_connected=True, sockets=_DEAD, vanishing=True),
+}
+
+_SUSPENDED = frozenset({Socket.suspended})
+#: Dead sockets a send reaches even where it checks the heartbeat deadline first.
+_DEAD_NOT_SUSPENDED = _DEAD - _SUSPENDED
+_DEADLINE = CE.heartbeat_expired
+
+#: How the world may answer a ``send`` (on top of ``ENABLED[send]``), any one
+#: alternative holding. A client that is not connected does what its
+#: ``offline_send`` row says. A client that reports connected while its socket is
+#: still opening awaits the handshake: no outcome holds, so the send waits. Where
+#: a send checks the heartbeat deadline first (the connection table has a
+#: ``heartbeat_expired`` row), a socket iOS suspended is never written to: the
+#: app was away past the deadline (a reading, see the model's documentation).
+OUTCOMES: dict[Outcome, tuple[Condition, ...]] = {
+    Outcome.rest_direct: _when(Condition(reports_connected=False, accepts=MessageEvent.send_rest)),
+    Outcome.ws_delivered: _when(
+        Condition(reports_connected=True, sockets=frozenset({Socket.open}))
+    ),
+    Outcome.ws_raised: _when(
+        Condition(reports_connected=True, sockets=frozenset({Socket.closed}) | _DEAD_NOT_SUSPENDED),
+        Condition(reports_connected=True, sockets=_SUSPENDED, lacks_row=_DEADLINE),
+    ),
+    Outcome.ws_vanished: _when(
+        Condition(reports_connected=True, sockets=_DEAD_NOT_SUSPENDED, vanishing=True),
+        Condition(reports_connected=True, sockets=_SUSPENDED, vanishing=True, lacks_row=_DEADLINE),
+    ),
+    Outcome.buffered: _when(Condition(reports_connected=False, accepts=MessageEvent.buffer)),
+    Outcome.queued: _when(Condition(reports_connected=False, accepts=MessageEvent.queue)),
+    Outcome.refused: _when(Condition(reports_connected=False, accepts=MessageEvent.refuse)),
+    Outcome.deadline_passed: _when(
+        Condition(reports_connected=True, sockets=_SUSPENDED, row=_DEADLINE)
+    ),
 }
 
 
-def refusal(
-    stimulus: Stimulus,
+def _first_refusal(
+    alternatives: tuple[Condition, ...],
     scene: Scene,
     env: Environment,
-    table: Table[ConnectionState, ConnectionEvent],
+    rules: Rules,
     aim: Aim | None = None,
 ) -> str | None:
-    """Why ``stimulus`` cannot happen in ``scene`` (the first alternative's reason);
-    ``None`` when it can."""
     first = None
-    for condition in ENABLED[stimulus]:
-        why = condition.refusal(scene, env, table, aim)
+    for condition in alternatives:
+        why = condition.refusal(scene, env, rules, aim)
         if why is None:
             return None
         first = first or why
     return first
 
 
-def send_outcomes(
-    scene: Scene, env: Environment, table: Table[ConnectionState, ConnectionEvent]
-) -> tuple[Outcome, ...]:
+def refusal(
+    stimulus: Stimulus,
+    scene: Scene,
+    env: Environment,
+    rules: Rules,
+    aim: Aim | None = None,
+) -> str | None:
+    """Why ``stimulus`` cannot happen in ``scene`` (the first alternative's reason);
+    ``None`` when it can."""
+    return _first_refusal(ENABLED[stimulus], scene, env, rules, aim)
+
+
+def send_outcomes(scene: Scene, env: Environment, rules: Rules) -> tuple[Outcome, ...]:
     """How the world may answer a send in ``scene``, in order (the first is what it
     does unless asked to swallow the send); empty while the send awaits a handshake."""
-    return tuple(o for o, c in OUTCOMES.items() if c.refusal(scene, env, table) is None)
+    return tuple(o for o, c in OUTCOMES.items() if _first_refusal(c, scene, env, rules) is None)

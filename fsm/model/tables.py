@@ -210,7 +210,7 @@ class MachineSpec(Generic[S, E]):
                     f"{self.name} machine: row event {row.event!r} is not a {self.events.__name__}"
                 )
             for cond in row.when:
-                if cond.feature not in Design.model_fields:
+                if cond.feature not in (*Design.model_fields, *Design.derived()):
                     raise DefinitionError(
                         f"{self.name} machine: row {row.source}-{row.event}->{row.target} "
                         f"depends on {cond.feature!r}, which is not a Design field"
@@ -220,6 +220,31 @@ class MachineSpec(Generic[S, E]):
 C, CE = ConnectionState, ConnectionEvent
 M, ME = MessageState, MessageEvent
 A = Action
+
+
+def _acknowledged(
+    source: ConnectionState, *when: Cond, note: str = ""
+) -> tuple[Row[ConnectionState, ConnectionEvent], ...]:
+    """``source -handshake_ack-> connected``, once for each combination of what it
+    writes: the offline buffer first (socket.io's emitBuffered), then the
+    pending-retry list (its _drainQueue(true) runs after)."""
+    rows = []
+    for flush in (False, True):
+        for resend in (False, True):
+            actions = (A.flush_buffer,) * flush + (A.resend_pending_ws,) * resend
+            buffer = on("offline_buffer", flush)
+            rows.append(
+                Row(
+                    source,
+                    CE.handshake_ack,
+                    C.connected,
+                    (*when, on("resend_on_reconnect", resend), buffer),
+                    actions,
+                    note=note,
+                )
+            )
+    return tuple(rows)
+
 
 # The tables. One row per line: source, event, target, the design features the
 # row needs, the actions it takes, a note for diagrams. Kept out of the
@@ -233,17 +258,9 @@ _CONNECTION_ROWS: tuple[Row[ConnectionState, ConnectionEvent], ...] = (
     Row(C.disconnected, CE.connect, C.handshaking, (on("await_handshake"),), (A.open_socket,)),
     Row(C.disconnected, CE.connect, C.connected, (on("await_handshake", False),),
         (A.open_socket,), note="isConnected = true on resume()"),
-    # The handshake's outcome.
-    Row(C.handshaking, CE.handshake_ack, C.connected,
-        (on("await_handshake"), on("resend_on_reconnect", False))),
-    Row(C.handshaking, CE.handshake_ack, C.connected,
-        (on("await_handshake"), on("resend_on_reconnect")), (A.resend_pending_ws,)),
-    Row(C.connected, CE.handshake_ack, C.connected,
-        (on("await_handshake", False), on("resend_on_reconnect", False)),
-        note="the flag was already true"),
-    Row(C.connected, CE.handshake_ack, C.connected,
-        (on("await_handshake", False), on("resend_on_reconnect")), (A.resend_pending_ws,),
-        note="the flag was already true"),
+    # The handshake's outcome: the buffer is flushed, then the pending list resent.
+    *_acknowledged(C.handshaking, on("await_handshake")),
+    *_acknowledged(C.connected, on("await_handshake", False), note="the flag was already true"),
     Row(C.handshaking, CE.handshake_fail, C.disconnected, (on("await_handshake"),)),
     Row(C.connected, CE.handshake_fail, C.disconnected, (on("await_handshake", False),)),
     # The app's lifecycle. iOS suspends the socket and says nothing.
@@ -281,6 +298,8 @@ _CONNECTION_ROWS: tuple[Row[ConnectionState, ConnectionEvent], ...] = (
     Row(C.connected, CE.connection_dropped, C.suspended_stale, note="half-open, unreported"),
     Row(C.suspended_stale, CE.ping_timeout, C.disconnected, (on("heartbeat"),),
         (A.close_socket,)),
+    Row(C.suspended_stale, CE.heartbeat_expired, C.disconnected, (on("send_deadline_check"),),
+        (A.close_socket,), note="the send saw the deadline passed"),
     # A send that raised. The seed's fix turns it into a full disconnect.
     Row(C.suspended_stale, CE.send_failed, C.suspended_stale,
         (on("send_failure_disconnects", False),), note="error only logged"),
@@ -311,17 +330,29 @@ def _confirmations(
 
 
 _MESSAGE_ROWS: tuple[Row[MessageState, MessageEvent], ...] = (
-    # The first attempt, over the WebSocket or, when not connected, over REST.
+    # The first attempt, over the WebSocket or, when not connected, as offline_send says.
     Row(M.pending, ME.ws_send_ok, M.sent_ws, (on("pending_cleared_on", "ws_send", "!="),)),
-    Row(M.pending, ME.ws_send_ok, M.sent_ws, (on("pending_cleared_on", "ws_send"),),
-        (A.release,), note="cleared on send success"),
+    Row(M.pending, ME.ws_send_ok, M.sent_ws, (on("pending_cleared_on", "ws_send"),
+        on("write_ahead")), (A.release,), note="cleared on send success"),
+    # Without a pending-retry list there is nothing to clear (F3 needs a held message).
+    Row(M.pending, ME.ws_send_ok, M.sent_ws, (on("pending_cleared_on", "ws_send"),
+        on("write_ahead", False))),
     Row(M.pending, ME.ws_send_failed, M.sent_ws, (on("send_failure_disconnects", False),),
         note="error swallowed"),
     Row(M.pending, ME.ws_send_failed, M.failed,
         (on("send_failure_disconnects"), on("rest_fallback", False)), (A.release,)),
     Row(M.pending, ME.ws_send_failed, M.pending,
         (on("send_failure_disconnects"), on("rest_fallback")), note="await REST retry"),
-    Row(M.pending, ME.send_rest, M.sending_rest, note="not connected"),
+    Row(M.pending, ME.send_rest, M.sending_rest, (on("offline_send", "rest"),),
+        note="not connected"),
+    Row(M.pending, ME.buffer, M.buffered, (on("offline_send", "buffer"),), note="offline buffer"),
+    Row(M.pending, ME.deadline_buffer, M.buffered, (on("send_deadline_check"),),
+        note="not into the dead socket"),
+    Row(M.pending, ME.queue, M.pending, (on("offline_send", "queue"),),
+        note="waits for a connection"),
+    Row(M.pending, ME.refuse, M.failed, (on("offline_send", "refuse"),), (A.release,),
+        note="refused: not connected"),
+    Row(M.buffered, ME.flush, M.sent_ws, (on("offline_buffer"),)),
     # Retries from the pending-retry list.
     Row(M.pending, ME.retry_rest, M.retrying_rest, (on("rest_fallback"),)),
     Row(M.sent_ws, ME.retry_rest, M.retrying_rest, (on("rest_fallback"),),
@@ -330,26 +361,39 @@ _MESSAGE_ROWS: tuple[Row[MessageState, MessageEvent], ...] = (
     Row(M.sent_ws, ME.resend_ws, M.sent_ws, (on("resend_on_reconnect"),)),
     # Confirmation, and what it clears: the server's done/toolUse, a REST success,
     # or the state refetched after a reconnect (the companion fix).
-    *_confirmations(M.sent_ws, ME.done),
-    *_confirmations(M.sending_rest, ME.rest_ok),
-    *_confirmations(M.retrying_rest, ME.rest_ok),
+    *_confirmations(M.sent_ws, ME.done, on("acknowledged")),
+    *_confirmations(M.sending_rest, ME.rest_ok, on("rest")),
+    *_confirmations(M.retrying_rest, ME.rest_ok, on("rest")),
     *_confirmations(M.sent_ws, ME.recovered, on("refetch_after_reconnect")),
-    Row(M.confirmed, ME.done, M.confirmed, (on("refetch_after_reconnect"),),
+    Row(M.confirmed, ME.done, M.confirmed, (on("refetch_after_reconnect"), on("acknowledged")),
         note="a late done after the refetch: ignored"),
     # Bounded REST attempts (Ably RTN7e). The app's own REST send shows its failure;
     # what a failed retry from the pending-retry list does is the design's choice.
-    Row(M.sending_rest, ME.rest_failed, M.sending_rest, (on("max_rest_attempts", 1, ">"),),
-        note="another attempt"),
-    Row(M.retrying_rest, ME.rest_failed, M.retrying_rest, (on("max_rest_attempts", 1, ">"),),
-        note="another attempt"),
-    Row(M.sending_rest, ME.retries_exhausted, M.failed, actions=(A.release,)),
+    Row(M.sending_rest, ME.rest_failed, M.sending_rest,
+        (on("rest"), on("max_rest_attempts", 1, ">")), note="another attempt"),
+    Row(M.retrying_rest, ME.rest_failed, M.retrying_rest,
+        (on("rest"), on("max_rest_attempts", 1, ">")), note="another attempt"),
+    Row(M.sending_rest, ME.retries_exhausted, M.failed, (on("rest"),), (A.release,)),
     Row(M.retrying_rest, ME.retries_exhausted, M.failed,
-        (on("rest_retry_failure", "shown"),), (A.release,), note="failure shown"),
+        (on("rest"), on("rest_retry_failure", "shown")), (A.release,), note="failure shown"),
     Row(M.retrying_rest, ME.retries_exhausted, M.sent_ws,
-        (on("rest_retry_failure", "swallowed"),), (A.release,),
+        (on("rest"), on("rest_retry_failure", "swallowed")), (A.release,),
         note="try? swallows the error"),
     Row(M.retrying_rest, ME.retries_exhausted, M.pending,
-        (on("rest_retry_failure", "requeued"),), (A.hold,), note="back in the list"),
+        (on("rest"), on("rest_retry_failure", "requeued")), (A.hold,), note="back in the list"),
+    # The acknowledgement that will not come (socket.io ackTimeout, _clearAcks): written
+    # again while WebSocket attempts are left, then shown as failed. A buffered message's
+    # timer runs too (socket.io registers it at emit); a disconnect spares it.
+    Row(M.sent_ws, ME.ack_retry, M.pending,
+        (on("notices_ack_failure"), on("ws_attempts", 1, ">")), (A.hold, A.write_now),
+        note="back in the retry queue"),
+    Row(M.sent_ws, ME.ack_failed, M.failed, (on("notices_ack_failure"),), (A.release,),
+        note="the app is told it failed"),
+    Row(M.buffered, ME.ack_retry, M.pending,
+        (on("ack_timeout"), on("offline_buffer"), on("ws_attempts", 1, ">")),
+        (A.hold, A.write_now), note="back in the retry queue"),
+    Row(M.buffered, ME.ack_failed, M.failed, (on("ack_timeout"), on("offline_buffer")),
+        (A.release,), note="timed out in the buffer"),
 )
 # fmt: on
 

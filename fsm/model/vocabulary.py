@@ -33,11 +33,14 @@ __all__ = [
     "CountAttempt",
     "Documented",
     "Effect",
+    "FailEachUnacked",
+    "FailWsAttempt",
     "Footprint",
     "Hook",
     "Meaning",
     "MessageEvent",
     "MessageState",
+    "OnEach",
     "OnEachHeld",
     "OnEachOnServer",
     "Part",
@@ -46,6 +49,7 @@ __all__ = [
     "SetHeld",
     "SetSocket",
     "Socket",
+    "WriteNow",
     "interpret",
     "unhandled",
 ]
@@ -140,6 +144,11 @@ class ConnectionEvent(Documented):
         "ping_timeout",
         "A heartbeat went unanswered, so the socket is declared dead (Phoenix, sendPing).",
     )
+    heartbeat_expired = (
+        "heartbeat_expired",
+        "A send found the heartbeat deadline already passed (the app was frozen past it), so "
+        "the client closes the connection at once (socket.io-client 4.8.0, _hasPingExpired).",
+    )
 
 
 class MessageState(Documented):
@@ -158,6 +167,12 @@ class MessageState(Documented):
     )
     confirmed = ("confirmed", "The server's done/toolUse or the REST response confirmed it.")
     failed = ("failed", "The user sees that the message was not delivered (not a silent loss).")
+    buffered = (
+        "buffered",
+        "The client was not connected (or found the heartbeat deadline passed), so it keeps "
+        "the message in its offline buffer, to write when a connection is acknowledged "
+        "(socket.io's sendBuffer).",
+    )
 
     @property
     def rest_in_flight(self) -> bool:
@@ -168,6 +183,12 @@ class MessageState(Documented):
     def settled(self) -> bool:
         """Confirmed or visibly failed: the message is never sent again."""
         return self in _SETTLED
+
+    @property
+    def awaits_ack(self) -> bool:
+        """The client waits for the message's acknowledgement: it was written over the
+        WebSocket, or buffered to be (its acknowledgement timer, if any, runs)."""
+        return self in _AWAITS_ACK
 
 
 class MessageEvent(Documented):
@@ -193,6 +214,40 @@ class MessageEvent(Documented):
         "retries_exhausted",
         "The REST request failed and no attempt is left: what follows is the design's "
         "rest_retry_failure (shown, swallowed or requeued).",
+    )
+    buffer = (
+        "buffer",
+        "The client is not connected, so it keeps the message in its offline buffer.",
+    )
+    deadline_buffer = (
+        "deadline_buffer",
+        "The client reports connected but the send found the heartbeat deadline passed, so "
+        "the message goes into the offline buffer instead of the dead socket.",
+    )
+    queue = (
+        "queue",
+        "The client is not connected, so the message waits in the pending-retry list for the "
+        "next connection (socket.io's retry queue).",
+    )
+    refuse = (
+        "refuse",
+        "The client is not connected and refuses the send: the user sees it failed.",
+    )
+    flush = (
+        "flush",
+        "A connection was acknowledged: the client writes its buffered messages over the "
+        "WebSocket, in order (socket.io's emitBuffered).",
+    )
+    ack_retry = (
+        "ack_retry",
+        "The acknowledgement will not come (its timer fired, or the connection closed first) "
+        "and a WebSocket attempt is left: the message goes back into the pending-retry list "
+        "and is written again at once if the client reports connected.",
+    )
+    ack_failed = (
+        "ack_failed",
+        "The acknowledgement will not come and no WebSocket attempt is left: the app is told "
+        "the send failed ('operation has timed out').",
     )
 
     @property
@@ -227,6 +282,7 @@ class Socket(Documented):
 _REPORTS_CONNECTED = frozenset({ConnectionState.connected, ConnectionState.suspended_stale})
 _REST_IN_FLIGHT = frozenset({MessageState.sending_rest, MessageState.retrying_rest})
 _SETTLED = frozenset({MessageState.confirmed, MessageState.failed})
+_AWAITS_ACK = frozenset({MessageState.sent_ws, MessageState.buffered})
 _STARTS_REST = frozenset(
     {MessageEvent.send_rest, MessageEvent.retry_rest, MessageEvent.rest_failed}
 )
@@ -323,11 +379,53 @@ class OnEachOnServer:
     event: MessageEvent
 
 
+@dataclass(frozen=True)
+class OnEach:
+    """``event`` fires on every message whose state has a row for it; with ``over_ws``
+    each copy reaches the server over the WebSocket first (the socket is open)."""
+
+    event: MessageEvent
+    over_ws: bool
+
+
+@dataclass(frozen=True)
+class WriteNow:
+    """If the client reports connected, this message is written over the WebSocket at
+    once (``resend_ws``): it reaches the server through an open socket and vanishes
+    into a dead one; where a send checks the heartbeat deadline, a suspended socket
+    buffers it (``deadline_buffer``) and closes the connection (``heartbeat_expired``). A
+    socket still opening takes it when the handshake completes, so nothing happens
+    now; nor does anything while the client is not connected."""
+
+
+@dataclass(frozen=True)
+class FailWsAttempt:
+    """This message's WebSocket attempt failed: it is counted, and
+    ``Behaviour.after_ack_failure`` says which row fires (``ack_retry`` below the
+    budget, else ``ack_failed``)."""
+
+
+@dataclass(frozen=True)
+class FailEachUnacked:
+    """Every message written over the WebSocket and still awaiting its acknowledgement
+    (``sent_ws``) fails its attempt, as :class:`FailWsAttempt`; a buffered one does not."""
+
+
 #: Everything an action can do, one record per :class:`Meaning` field. A new field
 #: needs a record here, a case in :func:`interpret` and a method of
 #: :class:`ActionInterpreter`; ``mypy --strict`` then flags every backend without it.
 Effect = (
-    SetSocket | SetHeld | SetEveryHeld | OnEachHeld | ServerRule | CountAttempt | OnEachOnServer
+    SetSocket
+    | SetHeld
+    | SetEveryHeld
+    | OnEachHeld
+    | ServerRule
+    | CountAttempt
+    | OnEachOnServer
+    | OnEach
+    | WriteNow
+    | FailWsAttempt
+    | FailEachUnacked
 )
 
 
@@ -360,6 +458,17 @@ class Meaning:
     #: This message event fires on every message the server has applied and whose
     #: state has a row for it: the client fetched the server's state.
     each_on_server: MessageEvent | None = None
+    #: This message event fires on every message whose state has a row for it (with
+    #: ``over_ws``, its copy reaches the server over the WebSocket first).
+    each: MessageEvent | None = None
+    #: The message is written over the WebSocket at once if the client reports
+    #: connected (see :class:`WriteNow`).
+    write_now: bool = False
+    #: The message's WebSocket attempt failed: counted against the budget of the
+    #: effect's parameter (see :class:`FailWsAttempt`).
+    ws_budget: bool = False
+    #: Every message awaiting its acknowledgement on the socket fails its attempt.
+    each_unacked: bool = False
 
     @cached_property
     def effects(self) -> tuple[Effect, ...]:
@@ -379,6 +488,14 @@ class Meaning:
             out.append(CountAttempt())
         if self.each_on_server is not None:
             out.append(OnEachOnServer(self.each_on_server))
+        if self.each is not None:
+            out.append(OnEach(self.each, self.over_ws))
+        if self.write_now:
+            out.append(WriteNow())
+        if self.ws_budget:
+            out.append(FailWsAttempt())
+        if self.each_unacked:
+            out.append(FailEachUnacked())
         return tuple(out)
 
     @cached_property
@@ -404,6 +521,21 @@ class Meaning:
                 case OnEachOnServer():
                     reads |= {Part.server_copies, Part.every_message}
                     writes.add(Part.every_message)
+                case OnEach(over_ws=over_ws):
+                    reads.add(Part.every_message)
+                    writes.add(Part.every_message)
+                    if over_ws:
+                        writes.add(Part.server_copies)
+                case WriteNow():
+                    # Closing the connection runs the disconnect's effects on the others.
+                    reads |= {Part.this_message, Part.socket}
+                    writes |= {Part.this_message, Part.socket, Part.every_message}
+                case FailWsAttempt():
+                    reads.add(Part.this_message)
+                    writes.add(Part.this_message)
+                case FailEachUnacked():
+                    reads.add(Part.every_message)
+                    writes.add(Part.every_message)
                 case _:
                     unhandled(effect)
         return Footprint(frozenset(reads), frozenset(writes))
@@ -428,6 +560,15 @@ class Meaning:
             parts.append("count the attempt against the budget")
         if self.each_on_server is not None:
             parts.append(f"{self.each_on_server.value} on every message the server has")
+        if self.each is not None:
+            via = " (over the WebSocket)" if self.over_ws else ""
+            parts.append(f"{self.each.value} on every message with a row for it{via}")
+        if self.write_now:
+            parts.append("write it over the WebSocket now if connected")
+        if self.ws_budget:
+            parts.append("count the failed WebSocket attempt against the budget")
+        if self.each_unacked:
+            parts.append("every message awaiting its acknowledgement fails its attempt")
         return "; ".join(parts)
 
 
@@ -501,6 +642,29 @@ class Action(Documented):
         "Count the failed REST attempt: send again below the budget, else show the failure.",
         Meaning(budget=True),
     )
+    flush_buffer = (
+        "flush_buffer",
+        "Write every buffered message over the new connection, in order (socket.io emitBuffered).",
+        Meaning(each=MessageEvent.flush, over_ws=True),
+    )
+    write_now = (
+        "write_now",
+        "Write the message over the WebSocket at once if the client reports connected "
+        "(socket.io _drainQueue).",
+        Meaning(write_now=True),
+    )
+    fail_attempt = (
+        "fail_attempt",
+        "Count the message's failed WebSocket attempt: ack_retry below the budget, else "
+        "ack_failed.",
+        Meaning(ws_budget=True),
+    )
+    fail_unacked = (
+        "fail_unacked",
+        "Fail the WebSocket attempt of every message still awaiting its acknowledgement "
+        "(socket.io _clearAcks).",
+        Meaning(each_unacked=True),
+    )
 
 
 _At = TypeVar("_At", contravariant=True)
@@ -530,6 +694,14 @@ class ActionInterpreter(Protocol, Generic[_At, _R]):
 
     def on_each_on_server(self, action: Action, event: MessageEvent, at: _At) -> _R: ...
 
+    def on_each(self, action: Action, event: MessageEvent, over_ws: bool, at: _At) -> _R: ...
+
+    def write_now(self, action: Action, at: _At) -> _R: ...
+
+    def fail_ws_attempt(self, action: Action, at: _At) -> _R: ...
+
+    def fail_each_unacked(self, action: Action, at: _At) -> _R: ...
+
 
 _At2 = TypeVar("_At2")
 _R2 = TypeVar("_R2")
@@ -554,6 +726,14 @@ def interpret(action: Action, backend: ActionInterpreter[_At2, _R2], at: _At2) -
                 out.append(backend.count_attempt(action, at))
             case OnEachOnServer(event):
                 out.append(backend.on_each_on_server(action, event, at))
+            case OnEach(event, over_ws):
+                out.append(backend.on_each(action, event, over_ws, at))
+            case WriteNow():
+                out.append(backend.write_now(action, at))
+            case FailWsAttempt():
+                out.append(backend.fail_ws_attempt(action, at))
+            case FailEachUnacked():
+                out.append(backend.fail_each_unacked(action, at))
             case _:
                 unhandled(effect)
     return out
@@ -592,3 +772,11 @@ class Hook(Documented):
         "The server acknowledged a (new) connection's handshake.",
     )
     rest_succeeded = ("rest_succeeded", "A REST request for a message returned success.")
+    ack_timer = (
+        "ack_timer",
+        "A message's acknowledgement timer fired before its acknowledgement arrived.",
+    )
+    disconnected = (
+        "disconnected",
+        "The client's connection left a state that reports connected (its disconnect event).",
+    )

@@ -191,7 +191,7 @@ def build(
         for env in ENVIRONMENTS:
             result = results[(d.name, env)]
             for verdict in result.verdicts:
-                if verdict.holds or not verdict.trace:
+                if not verdict.violated or not verdict.trace:
                     continue
                 out.append(
                     Diagram(

@@ -35,7 +35,8 @@ Visible = Literal["unsent", "pending", "sent", "confirmed", "failed"]
 
 #: How a message machine's state reads on a client. ``sent_ws``, ``sending_rest``
 #: and ``retrying_rest`` all read ``sent``: a transport has taken the message and
-#: nothing confirmed it yet.
+#: nothing confirmed it yet. ``buffered`` reads ``pending``, as ``pending`` does: no
+#: transport has taken it yet.
 VISIBLE: dict[MessageState | None, Visible] = {
     None: "unsent",
     MessageState.pending: "pending",
@@ -44,6 +45,7 @@ VISIBLE: dict[MessageState | None, Visible] = {
     MessageState.retrying_rest: "sent",
     MessageState.confirmed: "confirmed",
     MessageState.failed: "failed",
+    MessageState.buffered: "pending",
 }
 
 

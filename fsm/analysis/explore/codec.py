@@ -6,10 +6,11 @@ the search (:mod:`fsm.analysis.explore.search`) and the graph
 
 Layout::
 
-    message code (11 bits)      state order | held | server | attempts | done owed
-                                 bits 10-8  |  7   |  6-5   |   4-1    |     0
+    message code (14 bits)      state order | held | server | attempts | done owed | ws failed
+                                 bits 13-11 |  10  |  9-8   |   7-4    |     3     |   2-0
         Codes sort like the symmetry reduction's key (state, held, server,
-        attempts, done owed), so sorting a row of codes sorts the messages.
+        attempts, done owed, ws failed), so sorting a row of codes sorts the
+        messages.
 
     global code (below 100)     ((connection * sockets + socket) * 2 + foreground) * 2 + network
         The two low bits are the app's lifecycle and the network; the rest,
@@ -17,7 +18,7 @@ Layout::
 
     multiset key                the row's codes renumbered densely in order of first
                                 appearance, ``bits`` bits each: as many as fit in
-                                KEY_BITS - GLOBAL_BITS, at most CODE_BITS, at least 5
+                                KEY_BITS - GLOBAL_BITS, at most NUMBER_BITS, at least 5
     state key                   multiset id * GLOBALS + global code
 
     label id                    (stimulus * (n + 1) + message + 1) * (outcomes + 1) + outcome + 1
@@ -83,14 +84,18 @@ def aimed_rank(i: int, b: int) -> int:
 
 
 # -- message codes ------------------------------------------------------------------------
-DONE_OWED = 1
-ATTEMPTS_SHIFT, ATTEMPTS_MASK = 1, 0xF
-SERVER_SHIFT, SERVER_MASK = 5, 0x3
-HELD_SHIFT = 7
+WS_FAILED_SHIFT, WS_FAILED_MASK = 0, 0x7
+DONE_OWED = 1 << 3
+ATTEMPTS_SHIFT, ATTEMPTS_MASK = 4, 0xF
+SERVER_SHIFT, SERVER_MASK = 8, 0x3
+HELD_SHIFT = 10
 HELD = 1 << HELD_SHIFT
-STATE_SHIFT = 8
-CODE_BITS = 11
+STATE_SHIFT = 11
+CODE_BITS = 14
 CODES = 1 << CODE_BITS
+#: A multiset key numbers the kinds of message a search meets (a few hundred at
+#: most), each in at most this many bits.
+NUMBER_BITS = 11
 #: How many state orders the bits above ``STATE_SHIFT`` can hold.
 STATE_ORDERS = CODES >> STATE_SHIFT
 assert max(STATE_ORDER.values()) < STATE_ORDERS
@@ -98,14 +103,19 @@ assert max(STATE_ORDER.values()) < STATE_ORDERS
 
 def message_code(m: Message) -> int:
     """``m`` as an integer that sorts like the symmetry reduction's key."""
-    if not 0 <= m.attempts <= ATTEMPTS_MASK or not 0 <= m.server <= SERVER_MASK:
+    if (
+        not 0 <= m.attempts <= ATTEMPTS_MASK
+        or not 0 <= m.server <= SERVER_MASK
+        or not 0 <= m.ws_failed <= WS_FAILED_MASK
+    ):
         raise SpecError(f"message out of the explorer's encoding: {m}")
     return (
         STATE_ORDER[m.state] << STATE_SHIFT
         | m.held << HELD_SHIFT
         | m.server << SERVER_SHIFT
         | m.attempts << ATTEMPTS_SHIFT
-        | m.done_owed
+        | m.done_owed * DONE_OWED
+        | m.ws_failed << WS_FAILED_SHIFT
     )
 
 
@@ -119,6 +129,7 @@ def decode_message(c: int) -> Message:
         c >> SERVER_SHIFT & SERVER_MASK,
         c >> ATTEMPTS_SHIFT & ATTEMPTS_MASK,
         bool(c & DONE_OWED),
+        c >> WS_FAILED_SHIFT & WS_FAILED_MASK,
     )
 
 
@@ -126,14 +137,28 @@ def decode_message(c: int) -> Message:
 MOST_COPIES = 2
 
 
-def _is_message_code(c: int) -> bool:
-    """Whether code ``c`` decodes to a message."""
-    return (
-        c >> STATE_SHIFT < len(ORDERED_STATES) and (c >> SERVER_SHIFT & SERVER_MASK) <= MOST_COPIES
-    )
-
-
 UNSENT = message_code(Message())
+
+
+def _canonical_codes() -> NDArray[np.int16]:
+    """For every code, the code of the message the symmetry reduction stores.
+
+    :func:`~fsm.analysis.system.canonical_message` only resets fields that can no
+    longer matter, and which it resets depends on the message's state alone: so
+    it is probed once per state with every field set, and the fields it reset
+    are cleared from every code of that state."""
+    codes = np.arange(CODES, dtype=np.int64)
+    cleared = np.zeros(STATE_ORDERS, np.int64)
+    for state, order in STATE_ORDER.items():
+        probe = Message(state, True, 1, 1, True, 1)
+        kept = message_code(canonical_message(probe)[1])
+        cleared[order] = message_code(probe) & ~kept
+    out: NDArray[np.int16] = (codes & ~cleared[codes >> STATE_SHIFT]).astype(np.int16)
+    return out
+
+
+#: :func:`_canonical_codes`, computed once.
+CANONICAL_CODES = _canonical_codes()
 
 # -- global codes -------------------------------------------------------------------------
 #: Foreground x network: the low bits of a global code.
@@ -255,8 +280,8 @@ class Codec:
     def __init__(self, n: int, symmetry: bool) -> None:
         self.n = n
         self.symmetry = symmetry
-        # As many bits per message as the key has room for, up to a whole code.
-        self.bits = min(CODE_BITS, (KEY_BITS - GLOBAL_BITS) // max(n, 1))
+        # As many bits per message as the key has room for, up to NUMBER_BITS.
+        self.bits = min(NUMBER_BITS, (KEY_BITS - GLOBAL_BITS) // max(n, 1))
         if self.bits < MIN_NUMBER_BITS:
             most = (KEY_BITS - GLOBAL_BITS) // MIN_NUMBER_BITS
             raise SpecError(f"the explorer encodes at most {most} messages, got {n}")
@@ -264,9 +289,7 @@ class Codec:
         self.code: dict[Message, int] = {}
         self.canonical: dict[int, int] = {}
         #: For every code a message can have, the code the symmetry reduction stores.
-        self.canonical_codes = np.array(
-            [self.canon(c) if _is_message_code(c) else c for c in range(CODES)], np.int16
-        )
+        self.canonical_codes = CANONICAL_CODES
         #: Dense numbers of the codes seen so far, and the codes by number.
         self.number = np.full(CODES, -1, np.int64)
         self.numbered = np.zeros(1 << self.bits, np.int16)

@@ -55,12 +55,15 @@ SPREAD_MASK = (1 << SPREAD_BITS) - 1
 assert touches.SPREADS | touches.SETS_EVERY_HELD <= SPREAD_MASK
 
 #: The kind of a message for the aimed steps it allows: whether the server owes
-#: its done/toolUse, whether a REST request carrying it is in flight; or a twin
-#: of the message before it, which the symmetry reduction never aims at.
-OWES_DONE = 2
+#: its done/toolUse, whether a REST request carrying it is in flight, whether the
+#: client awaits its acknowledgement (the :class:`~fsm.model.stimuli.Aim` of its
+#: state, :data:`AIM_OF_STATE`); or a twin of the message before it, which the
+#: symmetry reduction never aims at.
 OVER_REST_KIND = 1
-TWIN = 4
-MESSAGE_KINDS = 5
+OWES_DONE = 2
+AWAITS_ACK_KIND = 4
+TWIN = 8
+MESSAGE_KINDS = 9
 
 #: How a connection step treats the messages (``step_how``): learnt on the whole
 #: multiset; messages unchanged; every owed done/toolUse dies; learnt one
@@ -156,9 +159,13 @@ class Learner:
         self.is_user = np.array(
             [label_of(lid, n)[0] in USER_STIMULI for lid in range(self.labels)], np.bool_
         )
-        self.over_rest = np.zeros(STATE_ORDERS, np.bool_)
+        #: Per state order, the kind bits its state gives a message (OWES_DONE aside).
+        self.aim_of_state = np.zeros(STATE_ORDERS, np.intp)
         for state in OVER_REST:
-            self.over_rest[STATE_ORDER[state]] = True
+            self.aim_of_state[STATE_ORDER[state]] |= OVER_REST_KIND
+        for state in MessageState:
+            if state.awaits_ack:
+                self.aim_of_state[STATE_ORDER[state]] |= AWAITS_ACK_KIND
 
     def mask(self, t: Transition) -> int:
         mask = 0
@@ -176,7 +183,8 @@ class Learner:
             if t.stimulus is Stimulus.send:
                 assert t.outcome is not None
                 self.send_to[g, OUTCOMES.index(t.outcome)] = global_code(t.target)
-        probe = Message(MessageState.sent_ws, False, 1, 0, True)
+        # A message the server has and, where the design has acknowledgements, owes one for.
+        probe = Message(MessageState.sent_ws, False, 1, 0, self.system.acknowledges)
         for t in self.system.successors(World(c, s, fg, net, (probe,))):
             if t.stimulus is Stimulus.send or t.message is not None:
                 continue

@@ -333,7 +333,7 @@ class _Search(Learner):
             ok = np.flatnonzero(has_unsent & (self.send_to[g, o] >= 0))
             parts.append((ok, first_unsent[ok], o, o))
         owes_done = (rows & DONE_OWED) != 0
-        kinds = owes_done.astype(np.intp) * OWES_DONE | self.over_rest[rows >> STATE_SHIFT]
+        kinds = owes_done.astype(np.intp) * OWES_DONE | self.aim_of_state[rows >> STATE_SHIFT]
         if self.symmetry and n > 1:
             kinds[:, 1:][rows[:, 1:] == rows[:, :-1]] = TWIN
         new_kinds = ~self.aims_known[g[:, None], kinds]

@@ -15,13 +15,17 @@ from typing import NamedTuple
 from fsm.analysis.system import LOCAL_ACTIONS, SOCKET_ACTIONS, Stimulus, System, Transition
 from fsm.model.vocabulary import (
     Action,
+    FailEachUnacked,
+    FailWsAttempt,
     Hook,
     Meaning,
+    OnEach,
     OnEachHeld,
     OnEachOnServer,
     Part,
     SetHeld,
     SetSocket,
+    WriteNow,
 )
 
 __all__ = [
@@ -80,10 +84,30 @@ class Traits(NamedTuple):
     held_value: bool
 
 
+#: Effects of the client libraries' mechanisms (a buffer flushed, a message written
+#: again after a failed acknowledgement, failed attempts counted): a design with any
+#: of them has every step learnt on the whole multiset and the whole global part.
+WHOLE_EFFECTS = (OnEach, WriteNow, FailWsAttempt, FailEachUnacked)
+
+
+def learnt_whole(system: System) -> bool:
+    """Whether ``system``'s design runs an effect of :data:`WHOLE_EFFECTS`."""
+    behaviour = system.behaviour
+    actions = [
+        *(a for row in (*behaviour.message, *behaviour.connection) for a in row.actions),
+        *(a for h in Hook for a in behaviour.effects.actions(h)),
+    ]
+    return any(isinstance(e, WHOLE_EFFECTS) for a in actions for e in a.meaning.effects)
+
+
 def traits(system: System) -> Traits:
     """What the rows and effects of ``system``'s design touch."""
     behaviour = system.behaviour
     effects = behaviour.effects
+    if learnt_whole(system):
+        return Traits(
+            loose=True, ack_socket_only=False, separable=False, spread=False, held_value=False
+        )
     per_message = [
         a
         for h in (Hook.accept, Hook.rest_succeeded, Hook.rest_attempt_fails)
@@ -123,7 +147,9 @@ def traits(system: System) -> Traits:
 
 def socket_only(t: Transition, *, loose: bool, ack_socket_only: bool) -> bool:
     """Whether connection step ``t`` touches only the socket (then it leaves every
-    message alone, or only kills the done/toolUse the server owes)."""
+    message alone, or only kills the done/toolUse the server owes). A design with
+    an effect at a disconnect is learnt whole (:func:`learnt_whole`), so its
+    disconnects never get here."""
     return (
         all(f.message is None and set(f.row.actions) <= SOCKET_ACTIONS for f in t.fired)
         and (t.stimulus is not Stimulus.handshake_ack or ack_socket_only)

@@ -56,9 +56,10 @@ class Link:
 
 @dataclass(frozen=True)
 class YesNo:
-    """yes / NO, optionally linking to the counterexample."""
+    """yes / NO / n/a (the property says nothing about the design), optionally
+    linking to the counterexample."""
 
-    holds: bool
+    holds: bool | None
     href: str = ""
 
 

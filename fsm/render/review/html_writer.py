@@ -10,6 +10,7 @@ from pathlib import Path
 
 from typing_extensions import assert_never
 
+from fsm.analysis.report import verdict_word
 from fsm.render.graphviz import svg_of
 from fsm.render.review.document import (
     Block,
@@ -49,6 +50,7 @@ tr.marked td { background: #fed7d7; }
 td.yes { background: #e6f4ea; color: #22543d; text-align: center; }
 td.no { background: #fed7d7; color: #822727; font-weight: bold; text-align: center; }
 td.no a { color: #822727; }
+td.na { background: #edf2f7; color: #4a5568; text-align: center; }
 figure { margin: 12px 0; }
 figure .svg { overflow-x: auto; border: 1px solid #e2e8f0; border-radius: 6px; padding: 6px; }
 figure .svg svg { max-width: 100%; height: auto; }
@@ -78,7 +80,7 @@ def _html_part(part: Inline) -> str:
         case Link():
             return f'<a href="{_h(part.href)}">{_h(part.text)}</a>'
         case YesNo():
-            word = "yes" if part.holds else "NO"
+            word = verdict_word(part.holds)
             return f'<a href="{_h(part.href)}">{word}</a>' if part.href else word
         case _:
             assert_never(part)
@@ -112,7 +114,9 @@ def _html_table(block: Grid) -> str:
             verdicts = [p for p in cell if isinstance(p, YesNo)]
             cls = ""
             if verdicts:
-                cls = ' class="yes"' if verdicts[0].holds else ' class="no"'
+                cls = {True: ' class="yes"', False: ' class="no"', None: ' class="na"'}[
+                    verdicts[0].holds
+                ]
             cells.append(f"<td{cls}>{_html_inline(cell)}</td>")
         marked = ' class="marked"' if n in block.marked else ""
         rows.append(f"<tr{marked}>{''.join(cells)}</tr>")

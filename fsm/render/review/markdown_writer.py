@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from typing_extensions import assert_never
 
+from fsm.analysis.report import verdict_word
 from fsm.render.review.document import (
     Block,
     BulletList,
@@ -49,7 +50,7 @@ def _md_part(part: Inline) -> str:
         case Link():
             return f"[{md_text(part.text)}]({part.href})"
         case YesNo():
-            word = "yes" if part.holds else "**NO**"
+            word = "**NO**" if part.holds is False else verdict_word(part.holds)
             return f"[{word}]({part.href})" if part.href else word
         case _:
             assert_never(part)

@@ -66,7 +66,7 @@ def _verdict_section(data: ReviewData) -> list[Block]:
                 [str(result.transitions)],
             ]
             for v in result.verdicts:
-                href = "" if v.holds else "#" + cex_anchor(d.name, env, v.id)
+                href = "#" + cex_anchor(d.name, env, v.id) if v.violated else ""
                 cells.append([YesNo(v.holds, href)])
             rows.append(cells)
     findings: list[Text] = []
@@ -74,7 +74,7 @@ def _verdict_section(data: ReviewData) -> list[Block]:
         broken: dict[str, list[str]] = {}
         for env in ENVIRONMENTS:
             for v in data.result(d.name, env).verdicts:
-                if not v.holds:
+                if v.violated:
                     broken.setdefault(v.id, []).append(env)
         if not broken:
             findings.append([Strong(d.name), ": every property holds in every environment."])
@@ -342,7 +342,7 @@ def _counterexamples_section(data: ReviewData) -> list[Block]:
     for d in data.designs:
         for env in ENVIRONMENTS:
             for v in data.result(d.name, env).verdicts:
-                if v.holds or not v.trace:
+                if not v.violated or not v.trace:
                     continue
                 any_found = True
                 blocks.append(

@@ -108,7 +108,7 @@ def _shortest(data: ReviewData, design: str, pid: str) -> tuple[str, Trace] | No
     found = [
         (len(v.trace), env, v.trace)
         for env in ENVIRONMENTS
-        if not (v := data.result(design, env).verdict(pid)).holds and v.trace is not None
+        if (v := data.result(design, env).verdict(pid)).violated and v.trace is not None
     ]
     if not found:
         return None
@@ -122,7 +122,7 @@ def _design_story(data: ReviewData, d: Design) -> Text:
     broken: dict[str, list[str]] = {}
     for env in ENVIRONMENTS:
         for v in data.result(d.name, env).verdicts:
-            if not v.holds:
+            if v.violated:
                 broken.setdefault(v.id, []).append(env)
     if not broken:
         return [
