@@ -178,14 +178,14 @@ def test_retry_budget_rule() -> None:
 def test_every_stimulus_has_a_guard_and_refusals_name_the_reason() -> None:
     assert set(ENABLED) == set(Stimulus)
     env = get_environment("ios-suspend")
-    table = select_behaviour(get_design("fixed")).connection
+    rules = select_behaviour(get_design("fixed")).rules
     behind = Scene(ConnectionState.idle, Socket.closed, False, True)
-    assert refusal(Stimulus.connect, behind, env, table) == "the app is in the background"
+    assert refusal(Stimulus.connect, behind, env, rules) == "the app is in the background"
     front = behind._replace(foreground=True)
-    assert refusal(Stimulus.connect, front, env, table) is None
+    assert refusal(Stimulus.connect, front, env, rules) is None
     live = Scene(ConnectionState.connected, Socket.open, True, True)
-    assert refusal(Stimulus.connection_dropped, live, get_environment("half-open"), table) is None
-    why = refusal(Stimulus.connection_dropped, live, env, table)
+    assert refusal(Stimulus.connection_dropped, live, get_environment("half-open"), rules) is None
+    why = refusal(Stimulus.connection_dropped, live, env, rules)
     assert why == "ios-suspend has no silent_drops"
 
 
@@ -206,6 +206,12 @@ class Backend:
     ) -> None: ...
     def count_attempt(self, action: Action, at: int | None) -> None: ...
     def on_each_on_server(self, action: Action, event: MessageEvent, at: int | None) -> None: ...
+    def on_each(
+        self, action: Action, event: MessageEvent, over_ws: bool, at: int | None
+    ) -> None: ...
+    def write_now(self, action: Action, at: int | None) -> None: ...
+    def fail_ws_attempt(self, action: Action, at: int | None) -> None: ...
+    def fail_each_unacked(self, action: Action, at: int | None) -> None: ...
 
 backend: ActionInterpreter[int | None, None] = Backend()
 interpret(Action.hold, backend, 0)

@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fsm.analysis.system import OVER_REST, System, World
+from fsm.analysis.system import OVER_REST, System, World, disconnects
 from fsm.model.errors import DefinitionError
 from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
 from fsm.model.stimuli import (
@@ -116,11 +116,17 @@ class Stranded:
     (``send_failed``) needs a new send, so it counts only while a message is
     unsent.
 
+    A message in a state some action moves on every message that has a row
+    for it (the offline buffer's flush) is never stranded, nor is one whose
+    acknowledgement can still fail (an acknowledgement timer, or a disconnect
+    that fails every attempt awaiting one): the failure moves it.
+
     The converse does not hold in general: a message in the list may still be
     lost because every path to the action that would retry it clears the list
     first. So this is a sound under-approximation of the checker's
     ``no-silent-loss`` (every stranded message is lost); the tests check that
-    for the built-in designs it finds the first loss at the same depth.
+    for the built-in designs and the example designs it finds the first loss at
+    the same depth.
     """
 
     #: States with a REST request in flight.
@@ -131,6 +137,8 @@ class Stranded:
     rescued_held_by_send: frozenset[MessageState]
     #: Some action puts every message back in the list.
     may_rehold: bool
+    #: States an action moves on every message with a row for it, held or not.
+    rescued_any: frozenset[MessageState] = frozenset()
 
     @classmethod
     def of(cls, system: System) -> Stranded:
@@ -139,6 +147,7 @@ class Stranded:
         actions: list[Action] = [a for s in system.behaviour.effects for a in s.actions]
         for row in system.message:
             actions.extend(row.actions)
+        everyone: set[MessageEvent] = set()
         for action in actions:
             if action.meaning.each_held is not None:
                 free.add(action.meaning.each_held)
@@ -148,6 +157,13 @@ class Stranded:
                 if action.meaning.each_held is not None:
                     after_send = crow.event is CE.send_failed
                     (by_send if after_send else free).add(action.meaning.each_held)
+        for action in actions:
+            if action.meaning.each is not None:
+                everyone.add(action.meaning.each)
+        effects = system.behaviour.effects
+        if effects.actions(Hook.ack_timer) or effects.actions(Hook.disconnected):
+            # An acknowledgement that will not come moves the message either way.
+            everyone |= {ME.ack_retry, ME.ack_failed}
 
         def sources(events: Iterable[MessageEvent]) -> frozenset[MessageState]:
             return frozenset(r.source for r in system.message if r.event in set(events))
@@ -157,6 +173,7 @@ class Stranded:
             rescued_held=sources(free),
             rescued_held_by_send=sources(by_send),
             may_rehold=any(a.meaning.hold_all is True for a in actions),
+            rescued_any=sources(everyone),
         )
 
     def messages(self, world: World) -> list[int]:
@@ -166,7 +183,7 @@ class Stranded:
         for i, m in enumerate(world.messages):
             if m.state is None or m.state is MessageState.failed or m.server or m.done_owed:
                 continue
-            if m.state in self.over_rest:
+            if m.state in self.over_rest or m.state in self.rescued_any:
                 continue
             if (m.held or self.may_rehold) and (
                 m.state in self.rescued_held or (unsent and m.state in self.rescued_held_by_send)
@@ -177,7 +194,7 @@ class Stranded:
 
     def promela(self, i: int, n: int) -> str:
         """Message ``i`` is stranded, as a Promela expression."""
-        excluded = {MessageState.failed, *self.over_rest}
+        excluded = {MessageState.failed, *self.over_rest, *self.rescued_any}
         parts = [f"st[{i}] != 0", f"srv[{i}] == 0", f"!owed[{i}]"]
         parts += [f"st[{i}] != {_m(s)}" for s in MessageState if s in excluded]
         held = "1" if self.may_rehold else f"held[{i}]"
@@ -210,6 +227,9 @@ class _Gen:
         self.sys = system
         self.n = system.n
         self.depth = 0
+        #: Above 0 while the disconnect's effect is written: the client reports
+        #: connected nowhere in it, so writing a message again does nothing.
+        self.offline = 0
         self.rules: dict[int, list[ForbiddenRule]] = {}
         for name, table in (("connection", system.connection), ("message", system.message)):
             for row in table:
@@ -246,6 +266,10 @@ class _Gen:
             body = [*self._rule_asserts(row), f"conn = {_c(row.target)};"]
             for action in row.actions:
                 body += self.run(action, None)
+            if disconnects(row):
+                self.offline += 1
+                body += self.hook(Hook.disconnected)
+                self.offline -= 1
             lines.append(f":: conn == {_c(state)} ->")
             lines += ["   " + b for b in body]
         lines += [f':: else -> printf("@error no row for {event.value}\\n"); assert(false)', "fi;"]
@@ -283,7 +307,7 @@ class _Gen:
                 lines.append(f"if :: srv[{i}] < 2 -> srv[{i}]++ :: else -> skip fi;")
             else:
                 lines.append(f"if :: srv[{i}] == 0 -> srv[{i}] = 1 :: else -> skip fi;")
-        if over_ws:
+        if over_ws and self.sys.acknowledges:
             lines.append(f"owed[{i}] = 1;")
         return lines
 
@@ -328,6 +352,80 @@ class _Gen:
     def count_attempt(self, action: Action, at: int | None) -> list[str]:
         return []  # read where a REST attempt fails (after_rest_failure)
 
+    def on_each(
+        self, action: Action, event: MessageEvent, over_ws: bool, at: int | None
+    ) -> list[str]:
+        lines: list[str] = []
+        for k in range(self.n):
+            allowed = " || ".join(f"st[{k}] == {_m(s)}" for s in self.msg_sources(event))
+            if not allowed:
+                continue
+            body = self.deliver(k, over_ws=True) if over_ws else []
+            body += self.fire_message(k, event)
+            lines.append(f"if :: {allowed} ->")
+            lines += ["   " + b for b in body]
+            lines.append(":: else -> skip fi;")
+        return lines
+
+    def write_now(self, action: Action, at: int | None) -> list[str]:
+        if at is None:
+            raise DefinitionError(f"action {action.value!r} needs a message")
+        if self.offline:
+            return []
+        connected = _in("conn", [_c(s) for s in ConnectionState if s.reports_connected])
+        lines = [f"if :: ({connected}) && sock == {_s(Socket.open)} ->"]
+        lines += ["   " + b for b in self.deliver(at, over_ws=True)]
+        lines += ["   " + b for b in self.fire_message(at, ME.resend_ws)]
+        deadline = self.conn_sources(CE.heartbeat_expired)
+        if deadline:
+            lines.append(
+                f":: {_in('conn', [_c(s) for s in deadline])} && sock == {_s(Socket.suspended)} ->"
+            )
+            lines += ["   " + b for b in self.fire_message(at, ME.deadline_buffer)]
+            lines += ["   " + b for b in self.fire_connection(CE.heartbeat_expired)]
+        lines.append(
+            f":: ({connected}) && sock != {_s(Socket.open)} && sock != {_s(Socket.opening)}"
+            + (
+                "".join(
+                    f" && !(conn == {_c(s)} && sock == {_s(Socket.suspended)})" for s in deadline
+                )
+            )
+            + " ->"
+        )
+        lines += ["   " + b for b in self.fire_message(at, ME.resend_ws)]
+        lines.append(":: else -> skip fi;")
+        return lines
+
+    def fail_ws_attempt(self, action: Action, at: int | None) -> list[str]:
+        if at is None:
+            raise DefinitionError(f"action {action.value!r} needs a message")
+        return self.after_ack_failure(at)
+
+    def fail_each_unacked(self, action: Action, at: int | None) -> list[str]:
+        lines: list[str] = []
+        for k in range(self.n):
+            lines.append(f"if :: st[{k}] == {_m(MessageState.sent_ws)} ->")
+            lines += ["   " + b for b in self.after_ack_failure(k)]
+            lines.append(":: else -> skip fi;")
+        return lines
+
+    def after_ack_failure(self, i: int) -> list[str]:
+        """The WebSocket attempt budget rule (:meth:`Behaviour.after_ack_failure
+        <fsm.model.behaviour.Behaviour.after_ack_failure>`)."""
+        budget = self.sys.behaviour.ws_budget
+        lines = [f"wsf[{i}]++;"]
+        retry_states = self.msg_sources(ME.ack_retry)
+        if retry_states:
+            allowed = " || ".join(f"st[{i}] == {_m(s)}" for s in retry_states)
+            lines.append(f"if :: wsf[{i}] < {budget} && ({allowed}) ->")
+            lines += ["   " + b for b in self.fire_message(i, ME.ack_retry)]
+            lines.append(":: else ->")
+            lines += ["   " + b for b in self.fire_message(i, ME.ack_failed)]
+            lines.append("fi;")
+        else:
+            lines += self.fire_message(i, ME.ack_failed)
+        return lines
+
     def on_each_on_server(self, action: Action, event: MessageEvent, at: int | None) -> list[str]:
         lines: list[str] = []
         for k in range(self.n):
@@ -370,18 +468,30 @@ class _Gen:
             if not sources:
                 return None
             parts.append(_in("conn", [_c(s) for s in sources]))
+        if c.lacks_row is not None:
+            parts += [f"conn != {_c(s)}" for s in self.conn_sources(c.lacks_row)]
+        if c.accepts is not None and not self.sys.message.allows(MessageState.pending, c.accepts):
+            return None
+        if c.hook is not None and c.hook not in self.sys.rules.hooks:
+            return None
         if c.aim is not None:
             if i is None:
                 raise DefinitionError("a guard on a message needs a message")
             if c.aim == "done_owed":
                 parts.append(f"owed[{i}]")
+            elif c.aim == "awaiting_ack":
+                parts.append(_in(f"st[{i}]", [_m(s) for s in MessageState if s.awaits_ack]))
             else:
                 parts.append(_in(f"st[{i}]", [_m(s) for s in MessageState if s.rest_in_flight]))
         return " && ".join(parts) or "true"
 
     def guard(self, stimulus: Stimulus, i: int | None = None) -> str | None:
         """When ``stimulus`` is enabled (:data:`~fsm.model.stimuli.ENABLED`), as Promela."""
-        alternatives = [self.condition(c, i) for c in ENABLED[stimulus]]
+        return self.any_of(ENABLED[stimulus], i)
+
+    def any_of(self, conditions: Iterable[Condition], i: int | None = None) -> str | None:
+        """Any one of ``conditions``, as Promela; ``None`` when none can hold."""
+        alternatives = [self.condition(c, i) for c in conditions]
         held = [a for a in alternatives if a is not None]
         if not held:
             return None
@@ -396,7 +506,7 @@ class _Gen:
     def accept(self, i: int) -> list[str]:
         lines = [
             f"st[{i}] = {_m(MessageState.pending)};",
-            f"held[{i}] = 0; srv[{i}] = 0; att[{i}] = 0; owed[{i}] = 0;",
+            f"held[{i}] = 0; srv[{i}] = 0; att[{i}] = 0; owed[{i}] = 0; wsf[{i}] = 0;",
         ]
         for action in self.sys.on_accept:
             lines += self.run(action, i)
@@ -445,13 +555,21 @@ def promela(system: System) -> PromelaModel:
             g.accept(i) + g.fire_message(i, ME.ws_send_failed) + g.fire_connection(CE.send_failed)
         ),
         Outcome.ws_vanished: lambda i: g.accept(i) + g.fire_message(i, ME.ws_send_ok),
+        Outcome.buffered: lambda i: g.accept(i) + g.fire_message(i, ME.buffer),
+        Outcome.queued: lambda i: g.accept(i) + g.fire_message(i, ME.queue),
+        Outcome.refused: lambda i: g.accept(i) + g.fire_message(i, ME.refuse),
+        Outcome.deadline_passed: lambda i: (
+            g.accept(i)
+            + g.fire_message(i, ME.deadline_buffer)
+            + g.fire_connection(CE.heartbeat_expired)
+        ),
     }
     for i in range(n):
         earlier = "".join(f" && st[{k}] != 0" for k in range(i))
         first = f"st[{i}] == 0{earlier}"
         enabled = g.guard(Stimulus.send)
-        for outcome, condition in OUTCOMES.items():
-            answer = g.condition(condition, None)
+        for outcome, conditions in OUTCOMES.items():
+            answer = g.any_of(conditions)
             if enabled is None or answer is None:
                 continue
             step(
@@ -496,6 +614,7 @@ def promela(system: System) -> PromelaModel:
             + g.hook(Hook.rest_succeeded, i),
             Stimulus.rest_error: g.after_rest_failure(i),
             Stimulus.rest_lost_response: g.deliver(i, over_ws=False) + g.after_rest_failure(i),
+            Stimulus.ack_timeout: [f"owed[{i}] = 0;", *g.hook(Hook.ack_timer, i)],
         }
         for stimulus, body in aimed.items():
             guard = g.guard(stimulus, i)
@@ -539,6 +658,7 @@ def promela(system: System) -> PromelaModel:
     w(f"byte srv[{n}];")
     w(f"byte att[{n}];")
     w(f"bool owed[{n}];")
+    w(f"byte wsf[{n}];")
     w("")
     w("active proctype client() {")
     w("  do")

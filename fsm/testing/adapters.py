@@ -86,11 +86,12 @@ class SystemUnderTest(Protocol):
     ``connected`` is the client's ``isConnected`` flag, true in the connection
     states ``connected`` and ``suspended_stale`` (a client cannot know its socket
     died), false in ``idle``, ``handshaking`` and ``disconnected``. Each message
-    shows ``unsent`` until sent, then ``pending`` (``pending``), ``sent``
-    (``sent_ws``, ``sending_rest`` or ``retrying_rest``: a transport has it and
-    nothing confirmed it), ``confirmed`` (``confirmed``) or ``failed``
-    (``failed``); ``held`` is whether it is in the pending-retry list; ``server``
-    is how many copies the server applied, ``2`` meaning two or more.
+    shows ``unsent`` until sent, then ``pending`` (``pending``, or ``buffered``:
+    no transport has it yet), ``sent`` (``sent_ws``, ``sending_rest`` or
+    ``retrying_rest``: a transport has it and nothing confirmed it),
+    ``confirmed`` (``confirmed``) or ``failed`` (``failed``); ``held`` is whether
+    it is in the pending-retry list; ``server`` is how many copies the server
+    applied, ``2`` meaning two or more.
 
     **When the fake world may take each step** (as the composed system has it,
     :meth:`~fsm.analysis.system.System.successors`); refuse every other:
@@ -102,7 +103,11 @@ class SystemUnderTest(Protocol):
       (``ws_delivered``) into an open socket, raised (``ws_raised``) by a dead
       one; ``ws_vanished`` asks a dead socket to return normally instead, which
       only an environment with ``suspended_sends_vanish`` (suspended socket) or
-      ``half_open_sends_vanish`` (half-open socket) allows.
+      ``half_open_sends_vanish`` (half-open socket) allows. A client that is not
+      connected does what its design's ``offline_send`` says (``rest_direct``,
+      ``buffered``, ``queued`` or ``refused``); one that checks the heartbeat
+      deadline at send time buffers the message and closes the connection
+      (``deadline_passed``) instead of writing into a suspended socket.
     * ``connect``: the app is in the foreground and the client's table has a
       row for it (it is idle or disconnected).
     * ``handshake_ack``: the socket is opening and the network is up.
@@ -131,6 +136,9 @@ class SystemUnderTest(Protocol):
       (``sending_rest`` or ``retrying_rest``), the app is in the foreground and
       the network is up; both make the server apply a copy. ``rest_error`` m:
       m's request is in flight and the app is in the foreground.
+    * ``ack_timeout`` m: the design has an acknowledgement timer, the app is in
+      the foreground and the client awaits m's acknowledgement (m is ``sent_ws``
+      or ``buffered``).
 
     A message whose REST request is in flight is not retried: when a failed
     send retries the pending-retry list over REST, a held message in
@@ -244,6 +252,7 @@ class TransitionsAdapter:
         self.server = [0] * messages
         self.owed = [False] * messages
         self.attempts = [0] * messages
+        self.ws_failed = [0] * messages
         self.socket = Socket.closed
         self.foreground = True
         self.network = True
@@ -277,8 +286,8 @@ class TransitionsAdapter:
             if message is None or not 0 <= message < len(self.messages):
                 raise StepRefused(f"{stimulus.value} needs a message")
             machine = self._message(message)
-            aim = Aim(self.owed[message], machine.state.rest_in_flight)
-        if refusal(stimulus, scene, self.environment, b.connection, aim) is not None:
+            aim = Aim.of(machine.state, self.owed[message])
+        if refusal(stimulus, scene, self.environment, b.rules, aim) is not None:
             raise StepRefused(_refusal(stimulus, message))
         if message is not None and stimulus.aimed:
             self._aimed(stimulus, message)
@@ -324,6 +333,7 @@ class TransitionsAdapter:
                 | Stimulus.rest_ok
                 | Stimulus.rest_error
                 | Stimulus.rest_lost_response
+                | Stimulus.ack_timeout
             ):
                 raise StepRefused(f"{stimulus.value} needs a message")
             case _:
@@ -347,6 +357,11 @@ class TransitionsAdapter:
                 self._rest_failed(i)
             case Stimulus.rest_error:
                 self._rest_failed(i)
+            case Stimulus.ack_timeout:
+                self.owed[i] = False  # a late acknowledgement is ignored
+                assert self.behaviour is not None
+                for action in self.behaviour.effects.actions(Hook.ack_timer):
+                    interpret(action, self, i)
             case _:
                 raise StepRefused(f"{stimulus.value} is not aimed at a message")
 
@@ -358,9 +373,9 @@ class TransitionsAdapter:
     def _on_send(self, scene: Scene, message: int | None, outcome: Outcome | None) -> None:
         assert self.behaviour is not None
         unsent = [i for i, m in enumerate(self.messages) if m is None]
-        outcomes = send_outcomes(scene, self.environment, self.behaviour.connection)
+        outcomes = send_outcomes(scene, self.environment, self.behaviour.rules)
         if (
-            refusal(Stimulus.send, scene, self.environment, self.behaviour.connection)
+            refusal(Stimulus.send, scene, self.environment, self.behaviour.rules)
             or not unsent
             or (message is not None and message != unsent[0])
             or not outcomes  # the send awaits the handshake
@@ -377,16 +392,28 @@ class TransitionsAdapter:
             interpret(action, self, i)
         machine = self.messages[i]
         assert machine is not None
-        if answer is Outcome.rest_direct:
-            machine.fire(MessageEvent.send_rest)
-        elif answer is Outcome.ws_delivered:
-            self._deliver(i, over_ws=True)
-            machine.fire(MessageEvent.ws_send_ok)
-        elif answer is Outcome.ws_vanished:
-            machine.fire(MessageEvent.ws_send_ok)
-        else:
-            machine.fire(MessageEvent.ws_send_failed)
-            self.connection.fire(ConnectionEvent.send_failed)
+        match answer:
+            case Outcome.rest_direct:
+                machine.fire(MessageEvent.send_rest)
+            case Outcome.ws_delivered:
+                self._deliver(i, over_ws=True)
+                machine.fire(MessageEvent.ws_send_ok)
+            case Outcome.ws_vanished:
+                machine.fire(MessageEvent.ws_send_ok)
+            case Outcome.ws_raised:
+                machine.fire(MessageEvent.ws_send_failed)
+                self.connection.fire(ConnectionEvent.send_failed)
+            case Outcome.buffered:
+                machine.fire(MessageEvent.buffer)
+            case Outcome.queued:
+                machine.fire(MessageEvent.queue)
+            case Outcome.refused:
+                machine.fire(MessageEvent.refuse)
+            case Outcome.deadline_passed:
+                machine.fire(MessageEvent.deadline_buffer)
+                self.connection.fire(ConnectionEvent.heartbeat_expired)
+            case _:
+                assert_never(answer)
 
     def _message(self, i: int) -> Machine[MessageState, MessageEvent]:
         machine = self.messages[i]
@@ -408,12 +435,24 @@ class TransitionsAdapter:
             how = action.meaning.server
             if how == "count" or (how == "once" and self.server[i] == 0):
                 self.server[i] += 1
-        if over_ws:
+        if over_ws and self.behaviour.acknowledges:
             self.owed[i] = True
 
     def _connection_fired(self, row: Row[ConnectionState, ConnectionEvent]) -> None:
         for action in row.actions:
             interpret(action, self, None)
+        # The client's disconnect: it leaves a state that reports connected.
+        if row.source.reports_connected and not row.target.reports_connected:
+            assert self.behaviour is not None
+            for action in self.behaviour.effects.actions(Hook.disconnected):
+                interpret(action, self, None)
+
+    def _ws_attempt_failed(self, i: int) -> None:
+        """The WebSocket attempt budget rule, on message ``i``."""
+        assert self.behaviour is not None
+        self.ws_failed[i] += 1
+        machine = self._message(i)
+        machine.fire(self.behaviour.after_ack_failure(machine.state, self.ws_failed[i]))
 
     def _message_fired(self, i: int, row: Row[MessageState, MessageEvent]) -> None:
         for action in row.actions:
@@ -449,6 +488,41 @@ class TransitionsAdapter:
         for k, machine in enumerate(self.messages):
             if self.server[k] >= 1 and machine is not None and machine.may(event):
                 machine.fire(event)
+
+    def on_each(self, action: Action, event: MessageEvent, over_ws: bool, at: int | None) -> None:
+        for k, machine in enumerate(self.messages):
+            if machine is not None and machine.may(event):
+                if over_ws:
+                    self._deliver(k, over_ws=True)
+                machine.fire(event)
+
+    def write_now(self, action: Action, at: int | None) -> None:
+        """Write message ``at`` over the WebSocket now, if the client reports connected."""
+        if at is None:
+            raise StepRefused(f"{action.value} needs a message")
+        if not self.connection.state.reports_connected or self.socket is Socket.opening:
+            return
+        machine = self._message(at)
+        if self.socket is Socket.open:
+            self._deliver(at, over_ws=True)
+            machine.fire(MessageEvent.resend_ws)
+        elif self.socket is Socket.suspended and self.connection.may(
+            ConnectionEvent.heartbeat_expired
+        ):
+            machine.fire(MessageEvent.deadline_buffer)
+            self.connection.fire(ConnectionEvent.heartbeat_expired)
+        else:
+            machine.fire(MessageEvent.resend_ws)  # into a dead socket: the bytes vanish
+
+    def fail_ws_attempt(self, action: Action, at: int | None) -> None:
+        if at is None:
+            raise StepRefused(f"{action.value} needs a message")
+        self._ws_attempt_failed(at)
+
+    def fail_each_unacked(self, action: Action, at: int | None) -> None:
+        for k, machine in enumerate(self.messages):
+            if machine is not None and machine.state is MessageState.sent_ws:
+                self._ws_attempt_failed(k)
 
 
 #: The built-in adapters, by the name ``fsm replay --adapter`` takes.

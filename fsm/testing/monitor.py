@@ -29,12 +29,20 @@ Events (one per thing the client observes):
   monitor fires that row itself before ``ping_timeout`` and ``ws_send_failed``);
 * per message id: ``send`` (the user pressed send), ``ws_send_ok``,
   ``ws_send_failed`` (also the connection's ``send_failed``), ``send_rest``,
-  ``done``, ``rest_ok``, ``rest_failed`` (another attempt follows),
-  ``retries_exhausted`` (no attempt left), ``recovered`` (a refetch showed
-  the server has it).
+  ``buffer``, ``queue`` or ``refuse`` (what a send did while not connected),
+  ``deadline_buffer`` (a send found the heartbeat deadline passed: also the
+  connection's ``heartbeat_expired``), ``done``, ``rest_ok``, ``rest_failed``
+  (another attempt follows), ``retries_exhausted`` (no attempt left),
+  ``recovered`` (a refetch showed the server has it), ``ack_retry`` and
+  ``ack_failed`` (an acknowledgement that will not come, with and without an
+  attempt left).
 
-``retry_rest`` and ``resend_ws`` are not reported: they follow from the rows'
-actions (the REST retry and the resend of the pending-retry list).
+``retry_rest``, ``resend_ws`` and ``flush`` are not reported: they follow from
+the rows' actions (the REST retry, the resend of the pending-retry list or of a
+message whose attempt failed, the offline buffer written on a new connection).
+Nor is what writing a message again does after ``ack_retry``: the monitor
+follows the model there, knowing from ``app_background`` whether the socket was
+suspended.
 """
 
 from __future__ import annotations
@@ -99,6 +107,12 @@ MESSAGE_EVENTS: tuple[str, ...] = (
     "rest_failed",
     "retries_exhausted",
     "recovered",
+    MessageEvent.buffer.value,
+    MessageEvent.queue.value,
+    MessageEvent.refuse.value,
+    MessageEvent.deadline_buffer.value,
+    MessageEvent.ack_retry.value,
+    MessageEvent.ack_failed.value,
 )
 
 
@@ -114,7 +128,9 @@ class Seen(NamedTuple):
 
 
 #: Events whose handling does more than fire their own row.
-_COMPOSITE = frozenset({"handshake_ack", "ping_timeout", "ws_send_failed", "rest_ok"})
+_COMPOSITE = frozenset(
+    {"handshake_ack", "ping_timeout", "ws_send_failed", "rest_ok", "deadline_buffer"}
+)
 
 
 @dataclass(slots=True)
@@ -203,6 +219,10 @@ class Monitor:
         self.messages: dict[str, MessageState] = {}
         #: The message ids in the pending-retry list.
         self.held: set[str] = set()
+        #: Whether the client's socket was suspended with the app (it went to the
+        #: background while a socket was open or opening, and none was opened or
+        #: closed since): what writing a message again does depends on it.
+        self.suspended = False
         #: The last events taken (at least ``window`` of them, at most twice as
         #: many), as ``(event, message id or None)``.
         self.trace: list[tuple[str, str | None]] = []
@@ -268,13 +288,14 @@ class Monitor:
             self.connection,
             dict(self.messages),
             set(self.held),
+            self.suspended,
             len(self.trace),
             len(self.violations),
         )
         try:
             handle(*args)
         except (ForbiddenTransition, MonitorError, UnknownName):
-            self.connection, self.messages, self.held, length, found = saved
+            self.connection, self.messages, self.held, self.suspended, length, found = saved
             self._here = self._conn[self.connection]
             del self.trace[length:]
             del self.violations[found:]
@@ -290,6 +311,8 @@ class Monitor:
                 raise MonitorError(f"event {event!r} needs a message id")
             raise UnknownName("event", event, [*CONNECTION_EVENTS, *MESSAGE_EVENTS])
         self.trace.append((event, None))
+        if event == "app_background" and self.connection in _SOCKET_LIVE:
+            self.suspended = True
         if event == "ping_timeout" and self._silently_dropped():
             entry = self._here.get(event)
         if entry is None:
@@ -318,8 +341,20 @@ class Monitor:
         self._here = self._conn[entry.target]
         for rule in entry.rules:
             self._broken(rule, "connection", before, entry.row.event)
+        if any(a.meaning.socket is not None for a in entry.row.actions):
+            self.suspended = False  # a socket was opened or closed
         for action in entry.actions:
             self._run(action, None)
+        if before.reports_connected and not entry.target.reports_connected:
+            for action in self.behaviour.effects.actions(Hook.disconnected):
+                self._run(action, None)
+
+    def _fire_connection_event(self, event: ConnectionEvent) -> None:
+        entry = self._here.get(event.value)
+        if entry is None:
+            self._forbidden("connection", self.connection, event)
+        else:
+            self._fire_connection(entry)
 
     # -- message events ---------------------------------------------------------------
     def _message_event(self, event: str, message: str) -> None:
@@ -351,11 +386,9 @@ class Monitor:
             self._silently_dropped()
         self._fire_message(message, entry)
         if event == "ws_send_failed":
-            conn = self._here.get(ConnectionEvent.send_failed.value)
-            if conn is None:
-                self._forbidden("connection", self.connection, ConnectionEvent.send_failed)
-            else:
-                self._fire_connection(conn)
+            self._fire_connection_event(ConnectionEvent.send_failed)
+        elif event == "deadline_buffer":
+            self._fire_connection_event(ConnectionEvent.heartbeat_expired)
         elif event == "rest_ok":
             for action in self.behaviour.effects.actions(Hook.rest_succeeded):
                 self._run(action, message)
@@ -409,6 +442,38 @@ class Monitor:
     def on_each_on_server(self, action: Action, event: MessageEvent, at: str | None) -> None:
         """The client reports each message it recovered (``recovered``) itself."""
 
+    def on_each(self, action: Action, event: MessageEvent, over_ws: bool, at: str | None) -> None:
+        for message in list(self.messages):
+            entry = self._msg[self.messages[message]].get(event.value)
+            if entry is not None:
+                self._fire_message(message, entry)
+
+    def write_now(self, action: Action, at: str | None) -> None:
+        """What writing message ``at`` again does, as the model has it (a socket
+        still opening, which the monitor cannot tell from an open one, aside)."""
+        if at is None:
+            raise DefinitionError(f"action {action.value!r} needs a message")
+        if not self.connection.reports_connected:
+            return
+        state = self.messages[at]
+        expired = self._here.get(ConnectionEvent.heartbeat_expired.value)
+        event = MessageEvent.resend_ws
+        if self.suspended and expired is not None:
+            event = MessageEvent.deadline_buffer
+        entry = self._msg[state].get(event.value)
+        if entry is None:
+            self._forbidden(f"message {at}", state, event)
+            return
+        self._fire_message(at, entry)
+        if event is MessageEvent.deadline_buffer and expired is not None:
+            self._fire_connection(expired)
+
+    def fail_ws_attempt(self, action: Action, at: str | None) -> None:
+        """The client reports ``ack_retry`` or ``ack_failed`` itself."""
+
+    def fail_each_unacked(self, action: Action, at: str | None) -> None:
+        """The client reports ``ack_retry`` or ``ack_failed`` for each message itself."""
+
     # -- violations -------------------------------------------------------------------
     def _last(self) -> tuple[tuple[str, str | None], ...]:
         return tuple(self.trace[-self.window :])
@@ -439,8 +504,22 @@ class Monitor:
             raise violation
 
 
+#: Connection states with a socket open or opening under them.
+_SOCKET_LIVE = frozenset(
+    {ConnectionState.handshaking, ConnectionState.connected, ConnectionState.suspended_stale}
+)
+
 #: Rows a client does not report: they follow from another row's actions or event.
-_IMPLIED = frozenset({"send_failed", "retry_rest", "resend_ws", "connection_dropped"})
+_IMPLIED = frozenset(
+    {
+        "send_failed",
+        "retry_rest",
+        "resend_ws",
+        "connection_dropped",
+        "flush",
+        ConnectionEvent.heartbeat_expired.value,
+    }
+)
 
 
 def events_of(steps: list[Transition]) -> list[Seen]:
@@ -452,9 +531,15 @@ def events_of(steps: list[Transition]) -> list[Seen]:
         if step.stimulus is Stimulus.send:
             assert step.message is not None
             seen.append(Seen("send", message_name(step.message)))
-        for fired in step.fired:
+        for k, fired in enumerate(step.fired):
             event = fired.row.event.value
             if event in _IMPLIED:
+                continue
+            # A send reports where the deadline put its message; a message written
+            # again after a failed attempt follows from ``ack_retry``.
+            if event == MessageEvent.deadline_buffer.value and (
+                step.stimulus is not Stimulus.send or k
+            ):
                 continue
             name = None if fired.message is None else message_name(fired.message)
             seen.append(Seen(event, name))
