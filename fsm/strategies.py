@@ -93,7 +93,9 @@ def designs(based_on: Design | str | None = None, **fixed_fields: Any) -> st.Sea
 
     The values each feature may take are read off the model's own field types
     and bounds, and validity is the model's own validation, so nothing here
-    restates a coherence rule. ``fixed_fields`` pin features (for example
+    restates a coherence rule: a draw the model refuses has its features with a
+    default (the seed's behaviour) set back to it one at a time, the last
+    declared first, until the model accepts it, or is dropped. ``fixed_fields`` pin features (for example
     ``designs(message_ids=True)``); with ``based_on`` (a design or a built-in
     name) every other feature shrinks towards that design's value.
     """
@@ -104,6 +106,14 @@ def designs(based_on: Design | str | None = None, **fixed_fields: Any) -> st.Sea
     features = [f for f in Design.model_fields if f not in ("name", "summary")]
     drawn = {f: st.sampled_from(_choices(f, base)) for f in features if f not in fixed_fields}
 
+    # Features with a default (the seed's behaviour), the last declared first: an
+    # incoherent draw has them set back one at a time until the model accepts it.
+    defaults = [
+        f
+        for f in reversed(features)
+        if not Design.model_fields[f].is_required() and f not in fixed_fields
+    ]
+
     def build(values: dict[str, Any]) -> Design | None:
         data = {
             "name": "generated",
@@ -111,10 +121,14 @@ def designs(based_on: Design | str | None = None, **fixed_fields: Any) -> st.Sea
             **values,
             **fixed_fields,
         }
-        try:
-            return Design.model_validate(data)
-        except ValidationError:
-            return None
+        for reset in [None, *defaults]:
+            if reset is not None:
+                data[reset] = Design.model_fields[reset].default
+            try:
+                return Design.model_validate(data)
+            except ValidationError:
+                continue
+        return None
 
     built = st.fixed_dictionaries(drawn).map(build)
     return built.filter(lambda d: d is not None).map(_present)

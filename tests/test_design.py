@@ -43,7 +43,11 @@ def test_four_designs_are_built_in_in_review_order() -> None:
 
 def test_pre_fix_has_no_resilience_feature() -> None:
     features = get_design("pre-fix").features()
-    assert {k for k, v in features.items() if v is True} == set()
+    # It has a REST endpoint and its server acknowledges messages: its transport, not
+    # a resilience feature.
+    assert {k for k, v in features.items() if v is True} == {"rest_endpoint", "acknowledged"}
+    assert features["offline_send"] == "rest"
+    assert features["ws_attempts"] == 1
     assert features["max_rest_attempts"] == 1
     assert features["pending_cleared_on"] == "any_done"
 
@@ -126,10 +130,22 @@ def test_unknown_environment_name_is_refused() -> None:
         get_environment("wifi")
 
 
+LIBRARY_FEATURES = [
+    "rest_endpoint",
+    "offline_send",
+    "send_deadline_check",
+    "acknowledged",
+    "ack_timer",
+    "ack_fails_on_disconnect",
+    "ws_attempts",
+]
+
+
 def test_every_valid_feature_combination_builds_both_tables() -> None:
-    """The rows' conditions are exclusive and total for every design a file can describe."""
+    """The rows' conditions are exclusive and total for every design a file can describe:
+    every combination of the seed's features (the client libraries' at their defaults)."""
     base = get_design("pre-fix").model_dump()
-    flags = BOOLEAN_FEATURES
+    flags = [f for f in BOOLEAN_FEATURES if f not in LIBRARY_FEATURES]
     built = 0
     for values in itertools.product([False, True], repeat=len(flags)):
         for policy in ("ws_send", "any_done", "own_confirmation"):
@@ -149,6 +165,46 @@ def test_every_valid_feature_combination_builds_both_tables() -> None:
                 built += 1
     # write_ahead, rest_fallback and resend_on_reconnect have 5 valid combinations of 8.
     assert built == 2 ** (len(flags) - 3) * 5 * 3 * 3
+
+
+def _library_combination_valid(base: Design, values: dict[str, Any]) -> bool:
+    """An oracle of the coherence rules of the client libraries' features."""
+    v = values
+    fails = v["ack_timer"] or v["ack_fails_on_disconnect"]
+    return (
+        (v["rest_endpoint"] or (v["offline_send"] != "rest" and not base.rest_fallback))
+        and (v["offline_send"] != "queue" or base.resend_on_reconnect)
+        and (not v["send_deadline_check"] or base.heartbeat)
+        and (v["acknowledged"] or not fails)
+        and (v["ws_attempts"] == 1 or (fails and base.resend_on_reconnect))
+    )
+
+
+@pytest.mark.parametrize("name", sorted(DESIGNS))
+def test_every_combination_of_the_libraries_features_builds_both_tables(name: str) -> None:
+    """Every combination of the client libraries' features on each built-in design."""
+    base = get_design(name)
+    choices: dict[str, list[Any]] = {
+        "rest_endpoint": [False, True],
+        "offline_send": ["rest", "buffer", "queue", "refuse"],
+        "send_deadline_check": [False, True],
+        "acknowledged": [False, True],
+        "ack_timer": [False, True],
+        "ack_fails_on_disconnect": [False, True],
+        "ws_attempts": [1, 2, 5],
+    }
+    built = expected = 0
+    for combination in itertools.product(*choices.values()):
+        values = dict(zip(choices, combination, strict=True))
+        expected += _library_combination_valid(base, values)
+        try:
+            design = Design.model_validate({**base.model_dump(), **values})
+        except ValidationError:
+            continue
+        CONNECTION.table(design)
+        MESSAGE.table(design)
+        built += 1
+    assert built == expected > 0
 
 
 # -- design files ----------------------------------------------------------------------

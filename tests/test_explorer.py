@@ -52,17 +52,27 @@ def _graph(ex: Exploration) -> tuple[object, ...]:
 
 def test_message_codes_sort_like_the_symmetry_reduction() -> None:
     messages = [
-        Message(state, held, server, attempts, done)
+        Message(state, held, server, attempts, done, ws_failed)
         for state in [None, *MessageState]
         for held, done in itertools.product((False, True), repeat=2)
         for server in range(3)
         for attempts in range(4)
+        for ws_failed in (0, 1, 2, 5)
     ]
     canonical = [canonical_message(m)[1] for m in messages]
     by_key = sorted(canonical, key=lambda m: canonical_message(m)[0])
     by_code = sorted(canonical, key=codec_module.message_code)
     assert by_key == by_code
     assert all(codec_module.decode_message(codec_module.message_code(m)) == m for m in messages)
+
+
+def test_the_canonical_code_of_every_code_is_the_canonical_messages() -> None:
+    codes = codec_module.CANONICAL_CODES.tolist()
+    for c in range(codec_module.CODES):
+        m = codec_module.decode_message(c)
+        if m.server > 2:  # never a message's: the server counts up to a duplicate
+            continue
+        assert codes[c] == codec_module.message_code(canonical_message(m)[1]), m
 
 
 def _narrowed(system: System, symmetry: bool, *, loose: bool) -> Exploration:

@@ -78,13 +78,20 @@ def test_every_meaning_field_is_an_effect() -> None:
         "server": "count",
         "budget": True,
         "each_on_server": MessageEvent.recovered,
+        "each": MessageEvent.flush,
+        "write_now": True,
+        "ws_budget": True,
+        "each_unacked": True,
     }
     fields = {f.name for f in dataclasses.fields(Meaning)}
     assert fields == set(samples), "a new Meaning field needs a sample here and an Effect"
     for name, value in samples.items():
-        if name == "over_ws":  # a modifier of each_held
-            base = Meaning(each_held=MessageEvent.resend_ws)
-            assert Meaning(each_held=MessageEvent.resend_ws, over_ws=True).effects != base.effects
+        if name == "over_ws":  # a modifier of each_held and each
+            for field in ("each_held", "each"):
+                base = Meaning(**{field: MessageEvent.resend_ws})
+                assert Meaning(**{field: MessageEvent.resend_ws, "over_ws": True}).effects != (
+                    base.effects
+                )
             continue
         assert Meaning(**{name: value}).effects, name
 
@@ -157,11 +164,16 @@ def test_footprints_classify_the_actions() -> None:
         Action.count_copy,
         Action.dedupe_copy,
         Action.attempt_budget,
+        Action.fail_attempt,
     } == LOCAL_ACTIONS
     resend = Action.resend_pending_ws.meaning.footprint
     assert Part.server_copies in resend.writes
     assert Part.server_copies not in Action.retry_pending_rest.meaning.footprint.writes
     assert Action.refetch.meaning.footprint.reads == {Part.server_copies, Part.every_message}
+    assert Part.server_copies in Action.flush_buffer.meaning.footprint.writes
+    # Writing a message again may close the connection, which fails the others' attempts.
+    assert {Part.socket, Part.every_message} <= Action.write_now.meaning.footprint.writes
+    assert Action.fail_unacked.meaning.footprint.touches == {Part.every_message}
 
 
 def test_retry_budget_rule() -> None:

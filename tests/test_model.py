@@ -10,6 +10,7 @@ import pytest
 from fsm import (
     DESIGNS,
     FORBIDDEN,
+    Design,
     ConnectionEvent,
     ConnectionState,
     DefinitionError,
@@ -70,7 +71,7 @@ def test_builtin_specs_validate(spec: MachineSpec[Any, Any]) -> None:
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_every_condition_names_a_design_field(spec: MachineSpec[Any, Any]) -> None:
-    features = set(get_design("fixed").features())
+    features = {*get_design("fixed").features(), *Design.derived()}
     for row in spec.rows:
         for cond in row.when:
             assert cond.feature in features, row

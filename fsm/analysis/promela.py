@@ -161,7 +161,7 @@ class Stranded:
             if action.meaning.each is not None:
                 everyone.add(action.meaning.each)
         effects = system.behaviour.effects
-        if effects.actions(Hook.ack_timer) or effects.actions(Hook.disconnected):
+        if effects.actions(Hook.ack_timed_out) or effects.actions(Hook.disconnected):
             # An acknowledgement that will not come moves the message either way.
             everyone |= {ME.ack_retry, ME.ack_failed}
 
@@ -614,7 +614,7 @@ def promela(system: System) -> PromelaModel:
             + g.hook(Hook.rest_succeeded, i),
             Stimulus.rest_error: g.after_rest_failure(i),
             Stimulus.rest_lost_response: g.deliver(i, over_ws=False) + g.after_rest_failure(i),
-            Stimulus.ack_timeout: [f"owed[{i}] = 0;", *g.hook(Hook.ack_timer, i)],
+            Stimulus.ack_timeout: [f"owed[{i}] = 0;", *g.hook(Hook.ack_timed_out, i)],
         }
         for stimulus, body in aimed.items():
             guard = g.guard(stimulus, i)

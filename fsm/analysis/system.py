@@ -670,8 +670,8 @@ class System:
         elif stimulus is Stimulus.ack_timeout:
             # The client stops waiting: a late acknowledgement is ignored.
             s.messages[i] = s.messages[i]._replace(done_owed=False)
-            s.hook(Hook.ack_timer, i)
-            hooked = self.behaviour.effects.actions(Hook.ack_timer)
+            s.hook(Hook.ack_timed_out, i)
+            hooked = self.behaviour.effects.actions(Hook.ack_timed_out)
         else:
             if stimulus is Stimulus.rest_lost_response:
                 s.deliver(i, over_ws=False)

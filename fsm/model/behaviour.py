@@ -85,7 +85,7 @@ class Behaviour:
     def ws_budget(self) -> int:
         """How many WebSocket attempts a message gets when an attempt fails (the
         parameter of the ``ack_timer`` and ``disconnected`` effects; 1 without them)."""
-        params = [self.effects.param(h) for h in (Hook.ack_timer, Hook.disconnected)]
+        params = [self.effects.param(h) for h in (Hook.ack_timed_out, Hook.disconnected)]
         return max((p for p in params if p is not None), default=1)
 
     def after_ack_failure(self, state: MessageState, failed: int) -> MessageEvent:

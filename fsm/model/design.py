@@ -141,7 +141,7 @@ class Design(BaseModel):
         "recovered (the seed's companion fix; Ably resumed=false, Socket.IO recovered=false)."
     )
     # -- the design space of real client libraries; each default is the seed's behaviour --
-    rest: bool = Field(
+    rest_endpoint: bool = Field(
         default=True,
         description="The client has a REST endpoint for messages. Without it no message "
         "ever goes over REST: no REST send, retry or outcome exists in the design.",
@@ -168,7 +168,7 @@ class Design(BaseModel):
         "done/toolUse; an emit with an acknowledgement callback). Without it a message "
         "written over the WebSocket is never confirmed (fire-and-forget emits).",
     )
-    ack_timeout: bool = Field(
+    ack_timer: bool = Field(
         default=False,
         description="Each message awaiting its acknowledgement has a timer; when it fires "
         "first, the WebSocket attempt failed and the late acknowledgement is ignored "
@@ -184,7 +184,7 @@ class Design(BaseModel):
         default=1,
         ge=1,
         le=5,
-        description="WebSocket attempts per message. A failed attempt (see ack_timeout and "
+        description="WebSocket attempts per message. A failed attempt (see ack_timer and "
         "ack_fails_on_disconnect) with attempts left puts the message back into the "
         "pending-retry list and writes it again at once if the client reports connected, "
         "else at the next connection; the last failed attempt is shown (socket.io retries "
@@ -207,7 +207,7 @@ class Design(BaseModel):
     def notices_ack_failure(self) -> bool:
         """Something tells the client an acknowledgement will not come: its timer, or
         the connection's close."""
-        return self.ack_timeout or self.ack_fails_on_disconnect
+        return self.ack_timer or self.ack_fails_on_disconnect
 
     _printable_summary = field_validator("summary")(_one_printable_line)
 
@@ -233,15 +233,15 @@ def _incoherent(d: Design) -> list[str]:
         problems.append(
             "resend_on_reconnect needs write_ahead: the resend reads the pending-retry list"
         )
-    if not d.rest:
+    if not d.rest_endpoint:
         if d.offline_send == "rest":
             problems.append(
-                "offline_send = 'rest' needs rest: without REST a send while not connected "
+                "offline_send = 'rest' needs rest_endpoint: without REST a send while not connected "
                 "is buffered, queued or refused (offline_send = 'buffer', 'queue' or 'refuse')"
             )
         if d.rest_fallback:
             problems.append(
-                "rest_fallback needs rest: the failed send's retry goes over REST; without "
+                "rest_fallback needs rest_endpoint: the failed send's retry goes over REST; without "
                 "REST use ws_attempts to send it again over the WebSocket"
             )
     if d.offline_send == "queue" and not d.resend_on_reconnect:
@@ -255,12 +255,12 @@ def _incoherent(d: Design) -> list[str]:
         )
     if not d.acknowledged and d.notices_ack_failure:
         problems.append(
-            "ack_timeout and ack_fails_on_disconnect need acknowledged: without an "
+            "ack_timer and ack_fails_on_disconnect need acknowledged: without an "
             "acknowledgement there is nothing to wait for"
         )
     if d.ws_attempts > 1 and not d.notices_ack_failure:
         problems.append(
-            "ws_attempts above 1 needs ack_timeout or ack_fails_on_disconnect: a WebSocket "
+            "ws_attempts above 1 needs ack_timer or ack_fails_on_disconnect: a WebSocket "
             "attempt fails only when one of them says so"
         )
     if d.ws_attempts > 1 and not d.resend_on_reconnect:

@@ -15,7 +15,7 @@ of the composed system that no machine row covers:
   after a reconnect or a REST success (``refetch_after_reconnect``, the seed's
   companion fix),
 * what a message's acknowledgement timer does when it fires, and what the
-  connection's close does to the messages still awaiting theirs (``ack_timeout``,
+  connection's close does to the messages still awaiting theirs (``ack_timer``,
   ``ack_fails_on_disconnect``), with the WebSocket attempt budget
   (``ws_attempts``).
 
@@ -128,14 +128,14 @@ EFFECTS: tuple[Effect, ...] = (
            note="no client id: every copy counts"),
     Effect(Hook.server_receives, (A.dedupe_copy,), (on("message_ids"),),
            note="dedup by client message id (Ably RSL1k)"),
-    Effect(Hook.rest_attempt_fails, (A.attempt_budget,), (on("rest"),),
+    Effect(Hook.rest_attempt_fails, (A.attempt_budget,), (on("rest_endpoint"),),
            param="max_rest_attempts",
            note="REST attempts before rest_retry_failure applies (Ably RTN7e)"),
     Effect(Hook.connection_acknowledged, (A.refetch,), (on("refetch_after_reconnect"),),
            note="companion fix: recover responses the server computed"),
-    Effect(Hook.rest_succeeded, (A.refetch,), (on("refetch_after_reconnect"), on("rest")),
+    Effect(Hook.rest_succeeded, (A.refetch,), (on("refetch_after_reconnect"), on("rest_endpoint")),
            note="companion fix: recover responses the server computed"),
-    Effect(Hook.ack_timer, (A.fail_attempt,), (on("ack_timeout"),), param="ws_attempts",
+    Effect(Hook.ack_timed_out, (A.fail_attempt,), (on("ack_timer"),), param="ws_attempts",
            note="the attempt failed (socket.io ackTimeout)"),
     Effect(Hook.disconnected, (A.fail_unacked,), (on("ack_fails_on_disconnect"),),
            param="ws_attempts", note="acknowledgements die with the connection (_clearAcks)"),

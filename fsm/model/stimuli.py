@@ -324,7 +324,7 @@ ENABLED: dict[Stimulus, tuple[Condition, ...]] = {
     ),
     # Timers run only while the app runs (iOS freezes a suspended app's process).
     Stimulus.ack_timeout: _when(
-        Condition(aim="awaiting_ack", foreground=True, hook=Hook.ack_timer)
+        Condition(aim="awaiting_ack", foreground=True, hook=Hook.ack_timed_out)
     ),
 }
 

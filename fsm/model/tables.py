@@ -362,25 +362,25 @@ _MESSAGE_ROWS: tuple[Row[MessageState, MessageEvent], ...] = (
     # Confirmation, and what it clears: the server's done/toolUse, a REST success,
     # or the state refetched after a reconnect (the companion fix).
     *_confirmations(M.sent_ws, ME.done, on("acknowledged")),
-    *_confirmations(M.sending_rest, ME.rest_ok, on("rest")),
-    *_confirmations(M.retrying_rest, ME.rest_ok, on("rest")),
+    *_confirmations(M.sending_rest, ME.rest_ok, on("rest_endpoint")),
+    *_confirmations(M.retrying_rest, ME.rest_ok, on("rest_endpoint")),
     *_confirmations(M.sent_ws, ME.recovered, on("refetch_after_reconnect")),
     Row(M.confirmed, ME.done, M.confirmed, (on("refetch_after_reconnect"), on("acknowledged")),
         note="a late done after the refetch: ignored"),
     # Bounded REST attempts (Ably RTN7e). The app's own REST send shows its failure;
     # what a failed retry from the pending-retry list does is the design's choice.
     Row(M.sending_rest, ME.rest_failed, M.sending_rest,
-        (on("rest"), on("max_rest_attempts", 1, ">")), note="another attempt"),
+        (on("rest_endpoint"), on("max_rest_attempts", 1, ">")), note="another attempt"),
     Row(M.retrying_rest, ME.rest_failed, M.retrying_rest,
-        (on("rest"), on("max_rest_attempts", 1, ">")), note="another attempt"),
-    Row(M.sending_rest, ME.retries_exhausted, M.failed, (on("rest"),), (A.release,)),
+        (on("rest_endpoint"), on("max_rest_attempts", 1, ">")), note="another attempt"),
+    Row(M.sending_rest, ME.retries_exhausted, M.failed, (on("rest_endpoint"),), (A.release,)),
     Row(M.retrying_rest, ME.retries_exhausted, M.failed,
-        (on("rest"), on("rest_retry_failure", "shown")), (A.release,), note="failure shown"),
+        (on("rest_endpoint"), on("rest_retry_failure", "shown")), (A.release,), note="failure shown"),
     Row(M.retrying_rest, ME.retries_exhausted, M.sent_ws,
-        (on("rest"), on("rest_retry_failure", "swallowed")), (A.release,),
+        (on("rest_endpoint"), on("rest_retry_failure", "swallowed")), (A.release,),
         note="try? swallows the error"),
     Row(M.retrying_rest, ME.retries_exhausted, M.pending,
-        (on("rest"), on("rest_retry_failure", "requeued")), (A.hold,), note="back in the list"),
+        (on("rest_endpoint"), on("rest_retry_failure", "requeued")), (A.hold,), note="back in the list"),
     # The acknowledgement that will not come (socket.io ackTimeout, _clearAcks): written
     # again while WebSocket attempts are left, then shown as failed. A buffered message's
     # timer runs too (socket.io registers it at emit); a disconnect spares it.
@@ -390,9 +390,9 @@ _MESSAGE_ROWS: tuple[Row[MessageState, MessageEvent], ...] = (
     Row(M.sent_ws, ME.ack_failed, M.failed, (on("notices_ack_failure"),), (A.release,),
         note="the app is told it failed"),
     Row(M.buffered, ME.ack_retry, M.pending,
-        (on("ack_timeout"), on("offline_buffer"), on("ws_attempts", 1, ">")),
+        (on("ack_timer"), on("offline_buffer"), on("ws_attempts", 1, ">")),
         (A.hold, A.write_now), note="back in the retry queue"),
-    Row(M.buffered, ME.ack_failed, M.failed, (on("ack_timeout"), on("offline_buffer")),
+    Row(M.buffered, ME.ack_failed, M.failed, (on("ack_timer"), on("offline_buffer")),
         (A.release,), note="timed out in the buffer"),
 )
 # fmt: on

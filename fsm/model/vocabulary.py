@@ -772,8 +772,8 @@ class Hook(Documented):
         "The server acknowledged a (new) connection's handshake.",
     )
     rest_succeeded = ("rest_succeeded", "A REST request for a message returned success.")
-    ack_timer = (
-        "ack_timer",
+    ack_timed_out = (
+        "ack_timed_out",
         "A message's acknowledgement timer fired before its acknowledgement arrived.",
     )
     disconnected = (

@@ -360,7 +360,7 @@ class TransitionsAdapter:
             case Stimulus.ack_timeout:
                 self.owed[i] = False  # a late acknowledgement is ignored
                 assert self.behaviour is not None
-                for action in self.behaviour.effects.actions(Hook.ack_timer):
+                for action in self.behaviour.effects.actions(Hook.ack_timed_out):
                     interpret(action, self, i)
             case _:
                 raise StepRefused(f"{stimulus.value} is not aimed at a message")

@@ -145,12 +145,12 @@ def _canonical_codes() -> NDArray[np.int16]:
 
     :func:`~fsm.analysis.system.canonical_message` only resets fields that can no
     longer matter, and which it resets depends on the message's state alone: so
-    it is probed once per state with every field set, and the fields it reset
-    are cleared from every code of that state."""
+    it is probed once per state with every bit of every field set, and the bits
+    it reset are cleared from every code of that state."""
     codes = np.arange(CODES, dtype=np.int64)
     cleared = np.zeros(STATE_ORDERS, np.int64)
     for state, order in STATE_ORDER.items():
-        probe = Message(state, True, 1, 1, True, 1)
+        probe = Message(state, True, SERVER_MASK, ATTEMPTS_MASK, True, WS_FAILED_MASK)
         kept = message_code(canonical_message(probe)[1])
         cleared[order] = message_code(probe) & ~kept
     out: NDArray[np.int16] = (codes & ~cleared[codes >> STATE_SHIFT]).astype(np.int16)
