@@ -17,13 +17,31 @@ from pathlib import Path
 
 import pytest
 
-from fsm import FORBIDDEN, Design, Environment, MessageState, get_environment
+from fsm import (
+    DESIGNS,
+    FORBIDDEN,
+    Design,
+    Environment,
+    MessageState,
+    get_design,
+    get_environment,
+    load_design,
+)
 from fsm.analysis.ablation import AblationRow, ablate
 from fsm.analysis.system import System, Transition, World
 from fsm.analysis.trace import Trace
 
 #: The yes/no features of a design, read off the model.
 BOOLEAN_FEATURES = [name for name, f in Design.model_fields.items() if f.annotation is bool]
+
+#: The example designs of real client libraries (``designs/*.toml``), by name.
+EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "designs"
+EXAMPLES = sorted(p.stem for p in EXAMPLE_DIR.glob("*.toml"))
+
+
+def design_named(name: str) -> Design:
+    """A built-in design, or an example design of ``designs/`` by its name."""
+    return get_design(name) if name in DESIGNS else load_design(EXAMPLE_DIR / f"{name}.toml")
 
 
 def fires_forbidden_row(t: Transition) -> list[str]:

@@ -104,24 +104,55 @@ def test_message_ids_on_fixed_shows_as_an_effect() -> None:
     assert b.effects.actions(Hook.server_receives) == (Action.dedupe_copy,)
 
 
+#: The client libraries' features, each with a default: the seed's behaviour.
+LIBRARY = [f for f in FEATURES if not Design.model_fields[f].is_required()]
+
+
 def test_every_valid_feature_combination_has_its_own_behaviour() -> None:
-    """Two designs that differ in any feature differ in a row or an effect."""
+    """Two designs that differ in any feature differ in a row or an effect: every
+    combination of the seed's features (the libraries' at their defaults), and every
+    combination of the libraries' features on each built-in design."""
     base = get_design("pre-fix")
     seen: dict[tuple[Any, ...], Design] = {}
-    flags = [f for f in FEATURES if Design.model_fields[f].annotation is bool]
+
+    def distinct(design: Design | None) -> None:
+        if design is None:
+            return
+        fingerprint = select_behaviour(design).fingerprint()
+        if fingerprint in seen:
+            assert seen[fingerprint].features() == design.features(), (
+                design.features(),
+                seen[fingerprint].features(),
+            )
+        seen[fingerprint] = design
+
+    flags = [f for f in FEATURES if Design.model_fields[f].annotation is bool and f not in LIBRARY]
     for values in itertools.product([False, True], repeat=len(flags)):
         for policy in ("ws_send", "any_done", "own_confirmation"):
             for attempts in (1, 2, 3):
                 features = dict(zip(flags, values, strict=True))
-                design = _with(
-                    base, **features, pending_cleared_on=policy, max_rest_attempts=attempts
+                distinct(
+                    _with(base, **features, pending_cleared_on=policy, max_rest_attempts=attempts)
                 )
-                if design is None:
-                    continue
-                fingerprint = select_behaviour(design).fingerprint()
-                assert fingerprint not in seen, (design.features(), seen[fingerprint].features())
-                seen[fingerprint] = design
-    assert len(seen) > 1000
+    seed = len(seen)
+    assert seed > 1000
+    choices: dict[str, list[Any]] = {
+        "rest_endpoint": [False, True],
+        "offline_send": ["rest", "buffer", "queue", "refuse"],
+        "send_deadline_check": [False, True],
+        "acknowledged": [False, True],
+        "ack_timer": [False, True],
+        "ack_fails_on_disconnect": [False, True],
+        "ws_attempts": [1, 2, 5],
+    }
+    assert set(choices) == set(LIBRARY)
+    for design in DESIGNS.values():
+        for combination in itertools.product(*choices.values()):
+            no_rest = {"max_rest_attempts": 1, "rest_retry_failure": "shown"}
+            changes = dict(zip(choices, combination, strict=True))
+            extra = {} if changes["rest_endpoint"] else no_rest
+            distinct(_with(design, **changes, **extra))
+    assert len(seen) > seed + 100
 
 
 @pytest.mark.parametrize("name", sorted(DESIGNS))

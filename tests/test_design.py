@@ -172,7 +172,14 @@ def _library_combination_valid(base: Design, values: dict[str, Any]) -> bool:
     v = values
     fails = v["ack_timer"] or v["ack_fails_on_disconnect"]
     return (
-        (v["rest_endpoint"] or (v["offline_send"] != "rest" and not base.rest_fallback))
+        (
+            v["rest_endpoint"]
+            or (
+                v["offline_send"] != "rest"
+                and not base.rest_fallback
+                and (base.max_rest_attempts, base.rest_retry_failure) == (1, "shown")
+            )
+        )
         and (v["offline_send"] != "queue" or base.resend_on_reconnect)
         and (not v["send_deadline_check"] or base.heartbeat)
         and (v["acknowledged"] or not fails)

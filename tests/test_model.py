@@ -10,10 +10,10 @@ import pytest
 from fsm import (
     DESIGNS,
     FORBIDDEN,
-    Design,
     ConnectionEvent,
     ConnectionState,
     DefinitionError,
+    Design,
     ForbiddenTransition,
     MessageEvent,
     MessageState,

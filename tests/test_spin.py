@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLES, design_named
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,9 @@ except EngineUnavailable as exc:  # pragma: no cover - depends on the machine
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=MISSING or "spin is installed")
 
 ALL = [(d, e, n) for e in ENVIRONMENTS for d in DESIGNS for n in (1, 2, 3)]
+#: The example designs of real client libraries: the buffer, the queue, the deadline
+#: check, acknowledgement timers and failures, fire-and-forget messages.
+ALL += [(d, e, n) for e in ENVIRONMENTS for d in EXAMPLES for n in (1, 2)]
 
 
 def _spin(design: Design, environment: str, n: int, **kw: int) -> SpinCheck:
@@ -42,7 +46,7 @@ def _spin(design: Design, environment: str, n: int, **kw: int) -> SpinCheck:
 
 @lru_cache(maxsize=64)
 def _concrete(design: str, environment: str, n: int) -> Exploration:
-    return explore(System(get_design(design), get_environment(environment), n), symmetry=False)
+    return explore(System(design_named(design), get_environment(environment), n), symmetry=False)
 
 
 def _length(result: CheckResult, pid: str) -> int | None:
@@ -73,8 +77,8 @@ def _agree(spin: CheckResult, py: CheckResult, *, exact_loss: bool = True) -> No
 
 @pytest.mark.parametrize(("design", "environment", "n"), ALL)
 def test_both_engines_agree_on_every_builtin(design: str, environment: str, n: int) -> None:
-    spin = _spin(get_design(design), environment, n).result
-    py = check(get_design(design), get_environment(environment), n)
+    spin = _spin(design_named(design), environment, n).result
+    py = check(design_named(design), get_environment(environment), n)
     assert spin.states == len(_concrete(design, environment, n).worlds)
     _agree(spin, py)
 

@@ -244,6 +244,11 @@ def _incoherent(d: Design) -> list[str]:
                 "rest_fallback needs rest_endpoint: the failed send's retry goes over REST; without "
                 "REST use ws_attempts to send it again over the WebSocket"
             )
+        if d.max_rest_attempts != 1 or d.rest_retry_failure != "shown":
+            problems.append(
+                "max_rest_attempts and rest_retry_failure describe REST requests: without "
+                "rest_endpoint leave them at 1 and 'shown'"
+            )
     if d.offline_send == "queue" and not d.resend_on_reconnect:
         problems.append(
             "offline_send = 'queue' needs resend_on_reconnect: the queued message is sent "

@@ -36,7 +36,7 @@ from fsm.analysis.explore.graph import USER_STIMULI
 from fsm.analysis.system import OVER_REST, STATE_ORDER, Message, Stimulus, System, Transition, World
 from fsm.model.errors import SpecError
 from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
-from fsm.model.vocabulary import MessageState
+from fsm.model.vocabulary import Hook, MessageState
 
 __all__ = ["Learner"]
 
@@ -114,6 +114,7 @@ class Learner:
         self.separable = traits.separable
         self.spread = traits.spread
         self.held_value = traits.held_value
+        self.on_disconnect = bool(system.behaviour.effects.actions(Hook.disconnected))
         # Forbidden-rule hits: one bit per rule.
         self.mask_type = _mask_type(len(FORBIDDEN))
         self.all_rules = (1 << len(FORBIDDEN)) - 1
@@ -188,7 +189,12 @@ class Learner:
         for t in self.system.successors(World(c, s, fg, net, (probe,))):
             if t.stimulus is Stimulus.send or t.message is not None:
                 continue
-            if touches.socket_only(t, loose=self.loose, ack_socket_only=self.ack_socket_only):
+            if touches.socket_only(
+                t,
+                loose=self.loose,
+                ack_socket_only=self.ack_socket_only,
+                on_disconnect=self.on_disconnect,
+            ):
                 how = DONE_DIES if not t.target.messages[0].done_owed else UNCHANGED
             else:
                 how = EACH if self.separable else WHOLE

@@ -12,14 +12,19 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from fsm.analysis.system import LOCAL_ACTIONS, SOCKET_ACTIONS, Stimulus, System, Transition
+from fsm.analysis.system import (
+    LOCAL_ACTIONS,
+    SOCKET_ACTIONS,
+    Stimulus,
+    System,
+    Transition,
+    disconnects,
+)
 from fsm.model.vocabulary import (
     Action,
-    FailEachUnacked,
-    FailWsAttempt,
+    ConnectionEvent,
     Hook,
     Meaning,
-    OnEach,
     OnEachHeld,
     OnEachOnServer,
     Part,
@@ -84,36 +89,24 @@ class Traits(NamedTuple):
     held_value: bool
 
 
-#: Effects of the client libraries' mechanisms (a buffer flushed, a message written
-#: again after a failed acknowledgement, failed attempts counted): a design with any
-#: of them has every step learnt on the whole multiset and the whole global part.
-WHOLE_EFFECTS = (OnEach, WriteNow, FailWsAttempt, FailEachUnacked)
-
-
-def learnt_whole(system: System) -> bool:
-    """Whether ``system``'s design runs an effect of :data:`WHOLE_EFFECTS`."""
-    behaviour = system.behaviour
-    actions = [
-        *(a for row in (*behaviour.message, *behaviour.connection) for a in row.actions),
-        *(a for h in Hook for a in behaviour.effects.actions(h)),
-    ]
-    return any(isinstance(e, WHOLE_EFFECTS) for a in actions for e in a.meaning.effects)
+def moves_the_socket(system: System, m: Meaning) -> bool:
+    """Whether an action with meaning ``m``, run by a message's row or a per-message
+    effect, may move the socket: it sets it, or it writes the message again where a
+    write may find the heartbeat deadline passed and close the connection."""
+    deadline = any(r.event is ConnectionEvent.heartbeat_expired for r in system.connection)
+    return m.socket is not None or (deadline and any(isinstance(e, WriteNow) for e in m.effects))
 
 
 def traits(system: System) -> Traits:
     """What the rows and effects of ``system``'s design touch."""
     behaviour = system.behaviour
     effects = behaviour.effects
-    if learnt_whole(system):
-        return Traits(
-            loose=True, ack_socket_only=False, separable=False, spread=False, held_value=False
-        )
     per_message = [
         a
-        for h in (Hook.accept, Hook.rest_succeeded, Hook.rest_attempt_fails)
+        for h in (Hook.accept, Hook.rest_succeeded, Hook.rest_attempt_fails, Hook.ack_timed_out)
         for a in effects.actions(h)
     ] + [a for row in behaviour.message for a in row.actions]
-    loose = any(a.meaning.socket is not None for a in per_message)
+    loose = any(moves_the_socket(system, a.meaning) for a in per_message)
     separable = (
         not loose
         and all(set(row.actions) <= LOCAL_ACTIONS for row in behaviour.message)
@@ -145,13 +138,19 @@ def traits(system: System) -> Traits:
     )
 
 
-def socket_only(t: Transition, *, loose: bool, ack_socket_only: bool) -> bool:
+def socket_only(
+    t: Transition, *, loose: bool, ack_socket_only: bool, on_disconnect: bool = False
+) -> bool:
     """Whether connection step ``t`` touches only the socket (then it leaves every
-    message alone, or only kills the done/toolUse the server owes). A design with
-    an effect at a disconnect is learnt whole (:func:`learnt_whole`), so its
-    disconnects never get here."""
+    message alone, or only kills the done/toolUse the server owes). ``on_disconnect``:
+    the design has an effect at the client's disconnect, which acts on the messages."""
     return (
-        all(f.message is None and set(f.row.actions) <= SOCKET_ACTIONS for f in t.fired)
+        all(
+            f.message is None
+            and set(f.row.actions) <= SOCKET_ACTIONS
+            and not (on_disconnect and disconnects(f.row))
+            for f in t.fired
+        )
         and (t.stimulus is not Stimulus.handshake_ack or ack_socket_only)
         and not loose
     )
@@ -167,6 +166,8 @@ def effects_around(system: System, t: Transition) -> tuple[tuple[Action, ...], t
         return (), effects.actions(Hook.rest_succeeded)
     if t.stimulus is Stimulus.handshake_ack:
         return (), effects.actions(Hook.connection_acknowledged)
+    if t.stimulus is Stimulus.ack_timeout:
+        return (), effects.actions(Hook.ack_timed_out)
     return (), ()
 
 
@@ -204,7 +205,12 @@ def spreads(system: System, t: Transition, held_value: bool) -> int:
     """
     before, after = effects_around(system, t)
     # Every action the step ran, with whether its parts other than setting
-    # every held flag may run.
+    # every held flag may run. The disconnect's effect acts on every message on
+    # its own, but what it fires may hold a message again: never spread over it.
+    if any(disconnects(f.row) for f in t.fired) and system.behaviour.effects.actions(
+        Hook.disconnected
+    ):
+        return 0
     ran = [(a, touches_only_its_message(a.meaning)) for a in before]
     rows_setting_every_flag = False
     for k, f in enumerate(t.fired):
