@@ -111,17 +111,23 @@ def check_spec(path: str, design: Design) -> Design:
 
 def diff_pairs(designs: Sequence[Design]) -> list[tuple[Design, Design]]:
     """Consecutive built-in designs among ``designs``, and each other design against
-    the built-in it differs least from."""
+    the design it differs least from among the built-in ones and the other designs
+    listed before it (those first on a tie): ``socketio-4.8`` after ``socketio-4.7``
+    is drawn against it."""
     builtins = list(DESIGNS.values())
     names = {d.name for d in designs}
     pairs = [(a, b) for a, b in pairwise(builtins) if a.name in names or b.name in names]
+    earlier: list[Design] = []
     for d in designs:
         if d.name in DESIGNS:
             continue
+        features = d.features()
         base = min(
-            builtins, key=lambda b: sum(b.features()[k] != v for k, v in d.features().items())
+            [*earlier, *builtins],
+            key=lambda b: sum(b.features()[k] != v for k, v in features.items()),
         )
         pairs.append((base, d))
+        earlier.append(d)
     return pairs
 
 

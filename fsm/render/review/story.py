@@ -124,6 +124,13 @@ def _design_story(data: ReviewData, d: Design) -> Text:
         for v in data.result(d.name, env).verdicts:
             if v.violated:
                 broken.setdefault(v.id, []).append(env)
+    if not broken and (idle := _inapplicable(data, d)):
+        return [
+            Strong(d.name),
+            f" keeps every property that applies {_envs_text(list(ENVIRONMENTS))}: it never "
+            "loses a message and never delivers one twice.",
+            *idle,
+        ]
     if not broken:
         return [
             Strong(d.name),
@@ -161,7 +168,21 @@ def _design_story(data: ReviewData, d: Design) -> Text:
             if len(broken[pid]) < len(ENVIRONMENTS):
                 text.append(f" ({', '.join(broken[pid])})")
         text.append(".")
-    return text
+    return [*text, *_inapplicable(data, d)]
+
+
+def _inapplicable(data: ReviewData, d: Design) -> Text:
+    """The properties that say nothing about ``d``, and why, in a sentence."""
+    first = data.result(d.name, next(iter(ENVIRONMENTS)))
+    idle = [v for v in first.verdicts if v.holds is None]
+    if not idle:
+        return []
+    text: list[Inline] = []
+    for n, v in enumerate(idle):
+        text += [" " if n == 0 else (" and " if n == len(idle) - 1 else ", "), Code(v.id)]
+    verb = "does" if len(idle) == 1 else "do"
+    why = idle[0].explanation[0].text.removeprefix("not applicable: ")
+    return [*text, f" {verb} not apply: {why}."]
 
 
 def story_section(data: ReviewData) -> list[Block]:
