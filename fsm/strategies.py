@@ -95,9 +95,10 @@ def designs(based_on: Design | str | None = None, **fixed_fields: Any) -> st.Sea
     and bounds, and validity is the model's own validation, so nothing here
     restates a coherence rule: a draw the model refuses has its features with a
     default (the seed's behaviour) set back to it one at a time, the last
-    declared first, until the model accepts it, or is dropped. ``fixed_fields`` pin features (for example
-    ``designs(message_ids=True)``); with ``based_on`` (a design or a built-in
-    name) every other feature shrinks towards that design's value.
+    declared first, until the model accepts it, or is dropped. ``fixed_fields``
+    pin features (for example ``designs(message_ids=True)``); with ``based_on``
+    (a design or a built-in name) every other feature shrinks towards that
+    design's value.
     """
     base = get_design(based_on) if isinstance(based_on, str) else based_on
     unknown = sorted(set(fixed_fields) - set(Design.model_fields))

@@ -236,13 +236,14 @@ def _incoherent(d: Design) -> list[str]:
     if not d.rest_endpoint:
         if d.offline_send == "rest":
             problems.append(
-                "offline_send = 'rest' needs rest_endpoint: without REST a send while not connected "
-                "is buffered, queued or refused (offline_send = 'buffer', 'queue' or 'refuse')"
+                "offline_send = 'rest' needs rest_endpoint: without REST a send while not "
+                "connected is buffered, queued or refused (offline_send = 'buffer', 'queue' "
+                "or 'refuse')"
             )
         if d.rest_fallback:
             problems.append(
-                "rest_fallback needs rest_endpoint: the failed send's retry goes over REST; without "
-                "REST use ws_attempts to send it again over the WebSocket"
+                "rest_fallback needs rest_endpoint: the failed send's retry goes over REST; "
+                "without REST use ws_attempts to send it again over the WebSocket"
             )
         if d.max_rest_attempts != 1 or d.rest_retry_failure != "shown":
             problems.append(

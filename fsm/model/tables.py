@@ -375,12 +375,14 @@ _MESSAGE_ROWS: tuple[Row[MessageState, MessageEvent], ...] = (
         (on("rest_endpoint"), on("max_rest_attempts", 1, ">")), note="another attempt"),
     Row(M.sending_rest, ME.retries_exhausted, M.failed, (on("rest_endpoint"),), (A.release,)),
     Row(M.retrying_rest, ME.retries_exhausted, M.failed,
-        (on("rest_endpoint"), on("rest_retry_failure", "shown")), (A.release,), note="failure shown"),
+        (on("rest_endpoint"), on("rest_retry_failure", "shown")), (A.release,),
+        note="failure shown"),
     Row(M.retrying_rest, ME.retries_exhausted, M.sent_ws,
         (on("rest_endpoint"), on("rest_retry_failure", "swallowed")), (A.release,),
         note="try? swallows the error"),
     Row(M.retrying_rest, ME.retries_exhausted, M.pending,
-        (on("rest_endpoint"), on("rest_retry_failure", "requeued")), (A.hold,), note="back in the list"),
+        (on("rest_endpoint"), on("rest_retry_failure", "requeued")), (A.hold,),
+        note="back in the list"),
     # The acknowledgement that will not come (socket.io ackTimeout, _clearAcks): written
     # again while WebSocket attempts are left, then shown as failed. A buffered message's
     # timer runs too (socket.io registers it at emit); a disconnect spares it.

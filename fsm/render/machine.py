@@ -13,7 +13,6 @@ from typing import Any, cast
 
 from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design
-from fsm.model.effects import Effects
 from fsm.model.errors import DefinitionError, SpecError
 from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
 from fsm.model.tables import CONNECTION, MESSAGE, MachineSpec, Row, Table
@@ -173,14 +172,24 @@ def start_edge(table: Table[Any, Any]) -> Edge:
     return Edge(START, table.initial.value, EdgeRole.start)
 
 
-def effects_panel(effects: Effects) -> Panel:
+#: Hooks whose point every design's system has, or every design with REST: where a
+#: design has no effect there, the panel says "nothing". The other hooks exist only
+#: where a design has an effect there (an acknowledgement timer, a disconnect that
+#: fails the attempts awaiting one).
+_ALWAYS = (Hook.accept, Hook.server_receives, Hook.connection_acknowledged)
+_WITH_REST = (Hook.rest_attempt_fails, Hook.rest_succeeded)
+
+
+def effects_panel(b: Behaviour) -> Panel:
     """The design's effects outside the machines, one line per hook."""
     lines: list[Line] = []
-    selected = {s.hook: s for s in effects}
+    selected = {s.hook: s for s in b.effects}
+    rest = any(row.target.rest_in_flight for row in b.message)
     for hook in Hook:
         chosen = selected.get(hook)
         if chosen is None:
-            lines.append((Span(f"{hook.value} / nothing", tone=Tone.muted),))
+            if hook in _ALWAYS or (rest and hook in _WITH_REST):
+                lines.append((Span(f"{hook.value} / nothing", tone=Tone.muted),))
             continue
         ln: list[Span] = [Span(chosen.describe())]
         if chosen.note:
@@ -269,7 +278,7 @@ def machine_graph(spec: MachineSpec[Any, Any], design: Design) -> Graph:
         title=(f"{design.name} · {spec.name} machine", design.summary, _counts(table)),
         direction="TB" if RANKDIR.get(spec.name) == "TB" else "LR",
         legend=tuple(_legend(rules, len(reachable(table)) < len(table.states))),
-        blocks=(effects_panel(b.effects),),
+        blocks=(effects_panel(b),),
         nodes=tuple(state_nodes(table, loops)),
         edges=tuple(edges),
     )
