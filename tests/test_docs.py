@@ -6,8 +6,8 @@ the next command are what it prints (standard output, then standard error). A
 line that is exactly ``...`` stands for any number of lines, itself included
 none; every other line must match exactly (trailing spaces aside). ``fsm`` is
 the command line of this tree (``fsm.cli.main``, which ``python -m fsm`` runs),
-run in a fresh folder holding a copy of ``examples/``, one folder per block, so
-the commands of one block may use the files that earlier ones wrote.
+run in a fresh folder holding a copy of ``examples/`` and ``designs/``, one folder
+per block, so the commands of one block may use the files that earlier ones wrote.
 
 Every block marked ``pycon`` is a doctest and is run as one.
 
@@ -168,6 +168,7 @@ def test_the_shell_example_prints_what_the_page_shows(
     if example.skip is not None:
         pytest.skip(f"{example.id}: {example.skip}")
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shutil.copytree(ROOT / "designs", tmp_path / "designs")
     monkeypatch.chdir(tmp_path)
     for command in example.commands:
         actual = run(command, capsys)
@@ -183,6 +184,7 @@ def test_the_examples_run_as_python_m_fsm_prints(
     """The program ``python -m fsm`` prints what the in-process run of an example does."""
     command = next(c for e in EXAMPLES for c in e.commands if c.argv[:2] == ("fsm", "monitor"))
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shutil.copytree(ROOT / "designs", tmp_path / "designs")
     monkeypatch.chdir(tmp_path)
     done = subprocess.run(
         [sys.executable, "-m", "fsm", *command.argv[1:]],

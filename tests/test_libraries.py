@@ -452,3 +452,17 @@ def test_hooks_of_the_libraries_effects_exist_only_where_the_design_has_them() -
     assert Hook.disconnected not in seed
     retries = {s.hook for s in select_behaviour(example("socketio-4.8-retries")).effects}
     assert {Hook.ack_timed_out, Hook.disconnected} <= retries
+
+
+def test_a_message_the_deadline_buffered_while_the_queue_holds_it_is_written_twice() -> None:
+    """socket.io 4.8 with retries: the queue's write finds the deadline passed, so the
+    packet goes into sendBuffer and the connection closes; on the next connection
+    onconnect() runs emitBuffered() and then _drainQueue(true), two copies."""
+    system = System(example("socketio-4.8-retries"), get_environment("ios-suspend"), 1)
+    world = World(C.suspended_stale, Socket.suspended, True, True, (Message(),))
+    trace = [(Stimulus.send, 0, Outcome.deadline_passed), (Stimulus.connect, None, None)]
+    trace.append((Stimulus.handshake_ack, None, None))
+    for label in trace:
+        world = system.step(world, label).target
+    m = world.messages[0]
+    assert (m.state, m.held, m.server) == (M.sent_ws, True, 2)
