@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLES, design_named
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -168,15 +169,15 @@ def test_unknown_events_and_ids_are_clear_errors(
     assert (monitor.connection, monitor.messages, monitor.held, monitor.trace) == before
 
 
-@pytest.mark.parametrize("design", ["pre-fix", "fixed", "seed-system", "hardened"])
+@pytest.mark.parametrize("design", ["pre-fix", "fixed", "seed-system", "hardened", *EXAMPLES])
 @pytest.mark.parametrize("environment", ["ios-suspend", "half-open"])
 def test_the_monitor_agrees_with_the_model_on_random_runs(design: str, environment: str) -> None:
-    """Same rules broken at the same steps, same connection state (until a silent
-    half-open drop, which no client can see)."""
-    system = System(get_design(design), get_environment(environment), 2)
+    """Same rules broken at the same steps, same connection state and message states
+    (until a silent half-open drop, which no client can see)."""
+    system = System(design_named(design), get_environment(environment), 2)
     rng = random.Random(7)
     for _ in range(60):
-        monitor = Monitor(get_design(design), raise_on_violation=False)
+        monitor = Monitor(design_named(design), raise_on_violation=False)
         world = system.initial()
         steps: list[Transition] = []
         for _ in range(20):
@@ -191,6 +192,8 @@ def test_the_monitor_agrees_with_the_model_on_random_runs(design: str, environme
             if any(t.stimulus.value == "connection_dropped" for t in steps):
                 break
             assert monitor.connection is world.connection
+            sent = {f"m{i + 1}": m.state for i, m in enumerate(world.messages) if m.state}
+            assert monitor.messages == sent
 
 
 def test_monitor_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

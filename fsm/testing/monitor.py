@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from fsm.analysis.report import message_name
-from fsm.analysis.system import Stimulus, Transition
+from fsm.analysis.system import Stimulus, Transition, disconnects
 from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design
 from fsm.model.errors import (
@@ -129,7 +129,14 @@ class Seen(NamedTuple):
 
 #: Events whose handling does more than fire their own row.
 _COMPOSITE = frozenset(
-    {"handshake_ack", "ping_timeout", "ws_send_failed", "rest_ok", "deadline_buffer"}
+    {
+        "handshake_ack",
+        "ping_timeout",
+        "ws_send_failed",
+        "rest_ok",
+        "deadline_buffer",
+        "app_background",
+    }
 )
 
 
@@ -148,7 +155,9 @@ class _Entry:
     next: dict[str, _Entry] | None = None
 
 
-def _compile(table: Any, machine: str) -> dict[Any, dict[str, _Entry]]:
+def _compile(table: Any, machine: str, on_disconnect: bool) -> dict[Any, dict[str, _Entry]]:
+    """``table``'s rows as entries; ``on_disconnect``: the design has an effect at the
+    client's disconnect, which a row that disconnects runs (it is not plain)."""
     out: dict[Any, dict[str, _Entry]] = {state: {} for state in table.states}
     for row in table:
         rules = [r for r in FORBIDDEN if r.machine == machine and r.matches_row(row)]
@@ -161,7 +170,10 @@ def _compile(table: Any, machine: str) -> dict[Any, dict[str, _Entry]]:
             tuple(r for r in rules if r.while_connection is None),
             tuple(r for r in rules if r.while_connection is not None),
             row,
-            plain=not actions and not rules and event not in _COMPOSITE,
+            plain=not actions
+            and not rules
+            and event not in _COMPOSITE
+            and not (on_disconnect and disconnects(row)),
         )
     for entries in out.values():
         for entry in entries.values():
@@ -204,8 +216,9 @@ class Monitor:
         self.window = window
         self._trim_at = 2 * window
         self.raise_on_violation = raise_on_violation
-        self._conn = _compile(b.connection, "connection")
-        self._msg = _compile(b.message, "message")
+        on_disconnect = bool(b.effects.actions(Hook.disconnected))
+        self._conn = _compile(b.connection, "connection", on_disconnect)
+        self._msg = _compile(b.message, "message", on_disconnect)
         self._on_accept = b.effects.actions(Hook.accept)
         self._pending = b.message.initial
         #: For the fast path of ``send``: whether accepting holds the message, or
