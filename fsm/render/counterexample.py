@@ -30,7 +30,7 @@ from fsm.render.graph import (
     Span,
     SpanKind,
 )
-from fsm.render.machine import actions_text, behaviour_of, group, row_order
+from fsm.render.machine import actions_text, behaviour_of, group, named_states, row_order
 from fsm.render.style import AMBER, BLUE, FAINT, RED, VISITED, Legend, Tone, wrap
 from fsm.render.text import trace_headers, trace_rows
 
@@ -147,7 +147,7 @@ def _cluster(
             tooltip=state.doc,
             last=state is final,
         )
-        for state in table.states
+        for state in named_states(table)
     ]
     nodes.append(Node(f"{prefix}__start", NodeRole.start))
     start_label: tuple[Line, ...] = ()

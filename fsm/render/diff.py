@@ -22,6 +22,7 @@ from fsm.render.machine import (
     actions_text,
     behaviour_of,
     group,
+    named_states,
     row_lines,
     row_order,
     rules_for,
@@ -259,7 +260,14 @@ def diff_graph(spec: MachineSpec[Any, Any], old: Design, new: Design) -> Graph:
         direction="TB" if RANKDIR.get(spec.name) == "TB" else "LR",
         legend=legend,
         blocks=(effects_panel(effects),),
-        nodes=tuple(state_nodes(table, loops, dim_unreachable=False)),
+        nodes=tuple(
+            state_nodes(
+                table,
+                loops,
+                dim_unreachable=False,
+                states=named_states(table_of(old, spec.name), table),
+            )
+        ),
         edges=tuple(edges),
     )
 

@@ -117,6 +117,17 @@ def reachable(table: Table[Any, Any]) -> set[Any]:
     return seen
 
 
+def named_states(*tables: Table[Any, Any]) -> list[Any]:
+    """The states a row of any of ``tables`` names, or that starts one, in the machine's
+    order: a state no row of a design names (``buffered`` in a design without a buffer,
+    the REST states in one without REST) is not part of its drawing."""
+    named = {t.initial for t in tables}
+    for table in tables:
+        for row in table:
+            named |= {row.source, row.target}
+    return [s for s in tables[0].states if s in named]
+
+
 # -- labels -------------------------------------------------------------------------------
 def actions_text(row: Row[Any, Any]) -> str:
     return ", ".join(a.value for a in row.actions)
@@ -148,11 +159,13 @@ def state_nodes(
     loops: Mapping[Any, Sequence[Row[Any, Any]]],
     dim_unreachable: bool = True,
     loop_tone: Tone | None = None,
+    states: Sequence[Any] | None = None,
 ) -> list[Node]:
-    """A node per state of ``table`` (self-loop rows listed inside), then the start dot."""
+    """A node per state of ``states`` (by default those ``table`` names, see
+    :func:`named_states`; self-loop rows listed inside), then the start dot."""
     live = reachable(table) if dim_unreachable else set(table.states)
     nodes = []
-    for state in table.states:
+    for state in named_states(table) if states is None else states:
         dim = state not in live
         nodes.append(
             Node(
@@ -224,9 +237,8 @@ def _legend(rules: Sequence[ForbiddenRule], unreachable: bool) -> list[Legend]:
 
 
 def _counts(table: Table[Any, Any]) -> str:
-    return (
-        f"{len(table.states)} states, {len(table)} transitions; initial state {table.initial.value}"
-    )
+    states = len(named_states(table))
+    return f"{states} states, {len(table)} transitions; initial state {table.initial.value}"
 
 
 # -- the view -----------------------------------------------------------------------------
@@ -259,10 +271,13 @@ def machine_graph(spec: MachineSpec[Any, Any], design: Design) -> Graph:
                 label.append((Span(scope, SpanKind.note, Tone.alarm),))
             label += [(Span(ln, SpanKind.detail),) for ln in wrap(short(rule.reason, 60), 34)]
             edges.append(Edge(row.source.value, row.target.value, EdgeRole.forbidden, tuple(label)))
+    drawn = set(named_states(table))
     for rule in rules:
         for row in candidates(spec, rule):
             if row.edge in forbidden and rule in forbidden[row.edge]:
                 continue
+            if not {row.source, row.target} <= drawn:
+                continue  # between states this design does not have
             when = f" (while {rule.scope})" if rule.scope else ""
             label = [
                 (
@@ -277,7 +292,7 @@ def machine_graph(spec: MachineSpec[Any, Any], design: Design) -> Graph:
         name=f"{design.name}_{spec.name}",
         title=(f"{design.name} · {spec.name} machine", design.summary, _counts(table)),
         direction="TB" if RANKDIR.get(spec.name) == "TB" else "LR",
-        legend=tuple(_legend(rules, len(reachable(table)) < len(table.states))),
+        legend=tuple(_legend(rules, len(reachable(table) & drawn) < len(drawn))),
         blocks=(effects_panel(b),),
         nodes=tuple(state_nodes(table, loops)),
         edges=tuple(edges),
