@@ -277,6 +277,32 @@ def test_spec_files_join_the_review(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.usefixtures("ablate_once")
+def test_two_socket_io_designs_side_by_side_show_the_loss_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """socket.io-client 4.7.5 loses the message the seed lost after a suspension; 4.8.4
+    does not; the second design file is drawn against the first: the send-time check."""
+    no_dot(monkeypatch)
+    designs = Path(__file__).resolve().parents[1] / "designs"
+    old, new = str(designs / "socketio-4.7.toml"), str(designs / "socketio-4.8.toml")
+    out = tmp_path / "out"
+    assert main(["review", "--out", str(out), "--spec", old, "--spec", new]) == 0
+    md = (out / "REVIEW.md").read_text(encoding="utf-8")
+    rows = verdict_rows(md)
+    for env in ("ios-suspend", "ios-suspend-silent"):
+        assert rows[("socketio-4.7", env)]["no-silent-loss"] == "NO"
+        assert rows[("socketio-4.8", env)]["no-silent-loss"] == "yes"
+    assert rows[("socketio-4.7", "half-open")]["no-silent-loss"] == "NO"
+    assert rows[("socketio-4.8", "half-open")]["no-silent-loss"] == "NO"
+    assert "### socketio-4.7 → socketio-4.8" in md
+    section = md.split('<a id="diff-socketio-4.7-socketio-4.8"></a>', 1)[1].split("<a id=", 1)[0]
+    assert "+send_deadline_check" in section
+    assert "heartbeat_expired" in section
+    assert "deadline_buffer" in section
+    assert (out / "diff" / "connection-socketio-4.7-to-socketio-4.8.dot").is_file()
+
+
+@pytest.mark.usefixtures("ablate_once")
 def test_review_lists_effect_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A design that differs from ``fixed`` only outside its machines still gets a diff
     that says what changed."""
