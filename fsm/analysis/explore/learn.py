@@ -19,6 +19,7 @@ from fsm.analysis.explore.codec import (
     AIMED,
     AIMED_INDEX,
     AIMED_KINDS,
+    FIRST_AIMED_KIND,
     GLOBAL,
     GLOBALS,
     MESSAGE_STRIDE,
@@ -115,6 +116,16 @@ class Learner:
         self.spread = traits.spread
         self.held_value = traits.held_value
         self.on_disconnect = bool(system.behaviour.effects.actions(Hook.disconnected))
+        #: Aimed kinds (FIRST_AIMED_KIND + which aimed stimulus) whose steps may move the
+        #: global part: learnt on the whole multiset and the whole global part.
+        self.moving_kinds = np.array(
+            [
+                FIRST_AIMED_KIND + AIMED.index(s)
+                for s in touches.moving_stimuli(system)
+                if s in AIMED and not self.loose
+            ],
+            np.int64,
+        )
         # Forbidden-rule hits: one bit per rule.
         self.mask_type = _mask_type(len(FORBIDDEN))
         self.all_rules = (1 << len(FORBIDDEN)) - 1
@@ -157,6 +168,9 @@ class Learner:
         # (multiset, label, global or its connection/socket part)
         #   -> multiset key, permutation, mask, global code after
         self.whole = Memo(np.int64, np.int32, self.mask_type, np.int16)
+        # The same for the moving aimed steps of a design that is not loose: always
+        # keyed on the whole global part.
+        self.whole_global = Memo(np.int64, np.int32, self.mask_type, np.int16)
         self.is_user = np.array(
             [label_of(lid, n)[0] in USER_STIMULI for lid in range(self.labels)], np.bool_
         )

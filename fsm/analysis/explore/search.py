@@ -206,7 +206,7 @@ class _Search(Learner):
         g0 = global_code(first_world)
         # The global codes a state can have, each given a slot: every multiset has
         # a row of slots in ``index`` holding the state id of (multiset, global).
-        if self.loose:
+        if self.loose or len(self.moving_kinds):
             reachable = list(range(GLOBALS))
         else:
             reachable = [g0]
@@ -441,6 +441,13 @@ class _Search(Learner):
         if not len(other):
             return
         left = steps.take(other)
+        if len(self.moving_kinds):
+            # A step of a moving stimulus that is not local may move the global part.
+            moving = np.isin(left.kind, self.moving_kinds)
+            if moving.any():
+                m = left.take(np.flatnonzero(moving))
+                self.whole_step(layer, frontier, m.at, m.rank, m.lid, g, m.to, whole_global=True)
+                left = left.take(np.flatnonzero(~moving))
         if self.separable or self.spread:
             left = self.pairwise(layer, rows, left, g)
         if len(left.at):
@@ -580,25 +587,30 @@ class _Search(Learner):
         lid: NDArray[Any],
         g: NDArray[np.intp],
         to: NDArray[Any],
+        *,
+        whole_global: bool = False,
     ) -> None:
-        """Steps learnt on the whole multiset (and, in loose designs, the whole global part)."""
+        """Steps learnt on the whole multiset (and, in loose designs or with
+        ``whole_global``, the whole global part, which the steps may change)."""
         if not len(at):
             return
+        full = self.loose or whole_global
+        memo = self.whole_global if whole_global and not self.loose else self.whole
         mids = (frontier[at] // GLOBALS).astype(np.int64)
-        part = g[at] if self.loose else g[at] >> PART_SHIFT
+        part = g[at] if full else g[at] >> PART_SHIFT
         keys = (mids * self.labels + lid) * GLOBALS + part
         unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        found, where = self.whole.find(unique)
+        found, where = memo.find(unique)
         if not found.all():
-            if len(self.whole) + int((~found).sum()) > MEMO_LIMIT:
-                self.whole.clear()
+            if len(memo) + int((~found).sum()) > MEMO_LIMIT:
+                memo.clear()
                 found[:] = False
             missing = np.flatnonzero(~found)
             learnt = self.learn_whole(
                 [(int(frontier[at[first[u]]]), int(lid[first[u]])) for u in missing.tolist()]
             )
-            self.whole.add(unique[missing], *learnt)
-            found, where = self.whole.find(unique)
+            memo.add(unique[missing], *learnt)
+            found, where = memo.find(unique)
         where = where[inverse.reshape(-1)]
-        mkey, pid, mask, g2 = (c[where] for c in self.whole.columns)
-        layer.add(at, rank, lid, mkey, pid, mask, g2 if self.loose else to)
+        mkey, pid, mask, g2 = (c[where] for c in memo.columns)
+        layer.add(at, rank, lid, mkey, pid, mask, g2 if full else to)

@@ -25,6 +25,7 @@ from fsm.model.vocabulary import (
     ConnectionEvent,
     Hook,
     Meaning,
+    MessageEvent,
     OnEachHeld,
     OnEachOnServer,
     Part,
@@ -67,6 +68,8 @@ def runs_on_each_held(m: Meaning) -> bool:
 #: every message's membership of the pending-retry list.
 NEARLY_LOCAL = frozenset(a for a in Action if touches_only_its_message(a.meaning))
 
+_ACK_RETRY = MessageEvent.ack_retry
+
 #: Bits of :func:`spreads`: the step acts on each message on its own but for
 #: every held flag; it sets every held flag.
 SPREADS = 1
@@ -89,12 +92,27 @@ class Traits(NamedTuple):
     held_value: bool
 
 
-def moves_the_socket(system: System, m: Meaning) -> bool:
-    """Whether an action with meaning ``m``, run by a message's row or a per-message
-    effect, may move the socket: it sets it, or it writes the message again where a
-    write may find the heartbeat deadline passed and close the connection."""
+def _writes_and_may_close(system: System, m: Meaning) -> bool:
+    """Whether an action writes its message again where the write may find the
+    heartbeat deadline passed and close the connection."""
     deadline = any(r.event is ConnectionEvent.heartbeat_expired for r in system.connection)
-    return m.socket is not None or (deadline and any(isinstance(e, WriteNow) for e in m.effects))
+    return deadline and any(isinstance(e, WriteNow) for e in m.effects)
+
+
+def moving_stimuli(system: System) -> frozenset[Stimulus]:
+    """The aimed stimuli whose step may move the socket and the connection though no
+    row of the design moves them directly: an acknowledgement timer whose failed
+    attempt writes the message again into a socket that may be past its heartbeat
+    deadline. Those steps are learnt on the whole global part; the others as usual."""
+    b = system.behaviour
+    if any(
+        _writes_and_may_close(system, a.meaning)
+        for row in b.message
+        for a in row.actions
+        if row.event is MessageEvent.ack_retry
+    ):
+        return frozenset({Stimulus.ack_timeout})
+    return frozenset()
 
 
 def traits(system: System) -> Traits:
@@ -105,8 +123,18 @@ def traits(system: System) -> Traits:
         a
         for h in (Hook.accept, Hook.rest_succeeded, Hook.rest_attempt_fails, Hook.ack_timed_out)
         for a in effects.actions(h)
-    ] + [a for row in behaviour.message for a in row.actions]
-    loose = any(moves_the_socket(system, a.meaning) for a in per_message)
+    ] + [a for row in behaviour.message for a in row.actions if row.event is not _ACK_RETRY]
+    # A message row or per-message effect that moves the socket makes every step loose;
+    # the acknowledgement's retry is learnt whole by its stimulus (moving_stimuli).
+    loose = any(
+        a.meaning.socket is not None or _writes_and_may_close(system, a.meaning)
+        for a in per_message
+    ) or any(
+        a.meaning.socket is not None
+        for row in behaviour.message
+        if row.event is _ACK_RETRY
+        for a in row.actions
+    )
     separable = (
         not loose
         and all(set(row.actions) <= LOCAL_ACTIONS for row in behaviour.message)
