@@ -115,7 +115,11 @@ STIMULUS_COLORS: tuple[tuple[frozenset[str], str, str], ...] = (
         "#c05621",
         "network and socket failures",
     ),
-    (frozenset({"done", "rest_ok", "rest_error", "rest_lost_response"}), "#2f855a", "server"),
+    (
+        frozenset({"done", "rest_ok", "rest_error", "rest_lost_response", "ack_timeout"}),
+        "#2f855a",
+        "server",
+    ),
 )
 OTHER_STIMULUS = ("#718096", "connect, handshake, heartbeat")
 
