@@ -147,10 +147,17 @@ def ack_timeouts(t: Transition) -> list[str]:
     return [f"ack_timeout on {t.target.socket.value}: {fired}"]
 
 
+#: Steps that move two messages, one stimulus of each kind (a disconnect by
+#: ``ping_timeout`` or ``socket_error`` does what one by ``network_lost`` does).
+_BOTH = frozenset(
+    {Stimulus.network_lost, Stimulus.ack_timeout, Stimulus.handshake_ack, Stimulus.send}
+)
+
+
 def both_messages(t: Transition) -> list[str]:
     """``network_lost: ack_retry ack_failed``: a step that moves two messages."""
     moved = [f for f in t.fired if f.message is not None]
-    if len({f.message for f in moved}) < 2:
+    if t.stimulus not in _BOTH or len({f.message for f in moved}) < 2:
         return []
     return [f"{t.stimulus.value}: " + " ".join(f.row.event.value for f in moved)]
 
