@@ -50,7 +50,7 @@ FAULTS: dict[str, int] = {
 }
 FAULT_RATE = 0.12
 STEP = 0.25  # seconds of the client's clock per message
-TIMINGS = Timings(heartbeat_interval=2.0, ack_timeout=4.0, report_delay=0.6)
+TIMINGS = Timings(heartbeat_interval=2.0, ack_watchdog=4.0, report_delay=0.6)
 
 
 @dataclass(frozen=True)

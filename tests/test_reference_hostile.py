@@ -105,6 +105,27 @@ def test_two_clients_may_use_the_same_epoch_and_one_cannot_replace_the_other() -
     run(body)
 
 
+def test_an_ack_id_is_echoed_a_fire_and_forget_copy_gets_no_done_a_fetch_is_answered() -> None:
+    async def body(server: ReferenceServer, base: str, session: Callable[..., Any]) -> None:
+        sock = await _open(session("alice"), base)
+        await sock.send_json({"type": "message", "body": "quiet", "ack": False})
+        await sock.send_json({"type": "message", "body": "loud", "ack": 7})
+        assert await asyncio.wait_for(sock.receive_json(), 5) == {
+            "type": "done",
+            "ref": "loud",
+            "ack": 7,
+        }
+        await sock.send_json({"type": "fetch", "n": 1, "refs": ["quiet", "loud", "never"]})
+        assert await asyncio.wait_for(sock.receive_json(), 5) == {
+            "type": "applied",
+            "n": 1,
+            "applied": ["quiet", "loud"],
+        }
+        assert server.applied == {"quiet": 1, "loud": 1}
+
+    run(body)
+
+
 # -- hostile input -----------------------------------------------------------------------
 BAD_FRAMES = [
     "not json",
@@ -119,6 +140,12 @@ BAD_FRAMES = [
     '{"type": "message", "body": ["x"]}',
     '{"type": "message", "body": "x", "id": 5}',
     '{"type": "message", "body": "x", "id": {}}',
+    '{"type": "message", "body": "x", "ack": "1"}',
+    '{"type": "message", "body": "x", "ack": true}',
+    '{"type": "message", "body": "x", "ack": -1}',
+    '{"type": "message", "body": "x", "ack": 1.5}',
+    '{"type": "fetch", "refs": "x"}',
+    '{"type": "fetch", "refs": [1]}',
     '{"type": "bogus"}',
     '{"type": null}',
     "[" * 5000 + "]" * 5000,

@@ -21,7 +21,7 @@ async def _main(args: argparse.Namespace) -> None:
     client = ReferenceClient(
         get_design(args.design),
         ws_url=args.ws,
-        rest_url=args.rest,
+        rest_url=args.rest_url,
         store=args.store,
         clock=RealClock(),
     )
@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m fsm.reference")
     parser.add_argument("--design", required=True, choices=sorted(DESIGNS))
     parser.add_argument("--ws", required=True)
-    parser.add_argument("--rest", required=True)
+    parser.add_argument("--rest", required=True, dest="rest_url")
     parser.add_argument("--store", required=True)
     parser.add_argument("--linger", type=float, default=30.0)
     parser.add_argument("texts", nargs="+")

@@ -11,11 +11,14 @@ pending-list entry) and the real server's store (copies applied).
 Whether a step can happen is the model's guard (:data:`fsm.model.stimuli.ENABLED`)
 read on the real world, not on the model's state: the client's connection state
 and isConnected flag, the socket's truth, the app's lifecycle and the network; for
-a step aimed at a message, whether the real server owes its done (``done``) or
-holds its REST request (``rest_*``). Two more facts only the real world has: a
-``handshake_ack`` needs the server to hold the hello, a ``handshake_fail`` a
-pending handshake timer. A ``send`` also needs m to be the next message, and is
-refused while it would wait for a handshake.
+a step aimed at a message, its state in the real client and whether the real
+server owes a done the client still waits for (``done``). More facts only the
+real world has: a ``handshake_ack`` needs the server to hold the hello, a
+``handshake_fail`` a pending handshake timer, a REST outcome the server to hold
+the message's request, an ``ack_timeout`` the message's pending acknowledgement
+timer. A ``send`` also needs m to be the next message, and is refused while it
+would wait for a handshake; where the client decides how a send goes (not
+connected, or past the heartbeat deadline) the outcome is the client's.
 
 The socket's truth comes from the proxy (forwarding, held, black-holed by a
 suspension or by a silent drop) and the client's own socket object.
@@ -41,8 +44,8 @@ from fsm.analysis.report import message_name
 from fsm.analysis.system import Outcome, Stimulus
 from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design, Environment
-from fsm.model.stimuli import Aim, Scene, refusal, send_outcomes
-from fsm.model.vocabulary import ConnectionEvent, ConnectionState, Socket
+from fsm.model.stimuli import REST_STIMULI, Aim, Scene, refusal, send_outcomes
+from fsm.model.vocabulary import ConnectionEvent, ConnectionState, MessageEvent, Socket
 from fsm.reference.client import ClientEvent, ReferenceClient
 from fsm.reference.driver import LockstepDriver, RealState
 from fsm.reference.world import ReferenceWorld
@@ -56,7 +59,25 @@ T = TypeVar("T")
 
 #: Rows the client fires that a monitor infers from another event it is told.
 _IMPLIED = frozenset(
-    {ConnectionEvent.send_failed.value, "retry_rest", "resend_ws"},
+    {
+        ConnectionEvent.send_failed.value,
+        ConnectionEvent.heartbeat_expired.value,
+        "retry_rest",
+        "resend_ws",
+        "flush",
+    },
+)
+
+#: Send outcomes the client decides by itself (the world has no say): not connected,
+#: or connected past the heartbeat deadline.
+_DECIDED = frozenset(
+    {
+        Outcome.rest_direct,
+        Outcome.buffered,
+        Outcome.queued,
+        Outcome.refused,
+        Outcome.deadline_passed,
+    }
 )
 
 
@@ -77,8 +98,10 @@ class MonitorFeed:
     Every row the client fires is reported by its event name, the message named
     ``m1``, ``m2``, ... in the order the user sent them, ``send`` reported before a
     message's first row. Rows the monitor infers are left out: the connection's
-    ``send_failed`` (it follows ``ws_send_failed``), and ``retry_rest`` and
-    ``resend_ws`` (they follow from the rows' actions). ``connection_dropped``,
+    ``send_failed`` and ``heartbeat_expired`` (they follow ``ws_send_failed`` and
+    ``deadline_buffer``), ``retry_rest``, ``resend_ws`` and ``flush`` (they follow
+    from the rows' actions), and a ``deadline_buffer`` that is not a send's own
+    (it follows from writing a message again after ``ack_retry``). ``connection_dropped``,
     which the client fires when its transport reports a dead socket while it is
     ``connected``, is reported as it is. A :class:`MonitorError` (an event the
     monitor cannot take) is kept in :attr:`errors` instead of raised into the client.
@@ -88,12 +111,21 @@ class MonitorFeed:
         self.monitor = monitor
         self.errors: list[str] = []
         self._sent: set[int] = set()
+        #: The message whose send the client just reported, until the next row.
+        self._sending: int | None = None
 
     def __call__(self, event: ClientEvent) -> None:
         if event.kind == "send" and event.message is not None:
             self._send(event.message)
+            self._sending = event.message
         elif event.kind == "fired" and event.event is not None:
+            own = False
+            if event.machine == "message":
+                # The send's own first row; a connection row may come before it.
+                own, self._sending = self._sending == event.message, None
             if event.event in _IMPLIED:
+                return
+            if event.event == MessageEvent.deadline_buffer.value and not own:
                 return
             if event.machine == "message" and event.message is not None:
                 self._send(event.message)
@@ -229,14 +261,14 @@ class ReferenceAdapter:
 
         # A client that still believes a silently dropped socket is live fires
         # connection_dropped first when its transport reports the socket dead.
-        table, conn = client.b.connection, client.conn
-        dropped = ConnectionEvent.connection_dropped
+        rules, conn = client.b.rules, client.conn
+        table, dropped = rules.connection, ConnectionEvent.connection_dropped
         if socket.dead and conn is ConnectionState.connected and table.allows(conn, dropped):
             conn = table.step(conn, dropped).target
         scene = Scene(conn, socket, self.foreground, self.network)
 
         if stimulus is Stimulus.send:
-            why = refusal(stimulus, scene, env, table)
+            why = refusal(stimulus, scene, env, rules)
             if why is not None:
                 raise refuse(why)
             sent = len(client.messages)
@@ -244,45 +276,55 @@ class ReferenceAdapter:
                 raise refuse(f"all {self.driver.n} messages were sent")
             if message is not None and message != sent:
                 raise refuse(f"the next message is {message_name(sent)}")
-            outcomes = send_outcomes(scene, env, table)
+            outcomes = send_outcomes(scene, env, rules)
             if not outcomes:
                 raise refuse("the send would wait for the handshake")
-            if outcomes[0] is Outcome.rest_direct:
-                return Outcome.rest_direct
+            if outcomes[0] in _DECIDED:
+                # Not connected, or past the heartbeat deadline: the client decides.
+                return outcomes[0]
             if socket.dead:
                 # A send into a dead socket raises, or the world swallows it.
                 vanish = outcome is Outcome.ws_vanished and outcome in outcomes
                 return Outcome.ws_vanished if vanish else Outcome.ws_raised
             return outcome
         aim = None
+        m = None
         if stimulus.aimed:
             if message is None or not 0 <= message < len(client.messages):
                 raise refuse("that message was never sent")
             m = client.messages[message]
             ref = m.key if client.policy.sends_ids else m.body
-            # The real server shows what the model's message fields say: a done
-            # it owes, a REST request it holds.
-            aim = Aim(world.server.owes(ref), bool(world.server.held_for(m.body)))
-        why = refusal(stimulus, scene, env, table, aim)
+            # The real server shows whether it owes a done the client still waits for.
+            aim = Aim.of(m.state, world.server.owes(ref, m.ack_floor))
+        why = refusal(stimulus, scene, env, rules, aim)
         if why is not None:
             raise refuse(why)
         if stimulus is Stimulus.handshake_ack and not world.server.waiting_hello():
             raise refuse("the server holds no handshake")
         if stimulus is Stimulus.handshake_fail and not world.clock.pending("handshake"):
             raise refuse("no handshake timer is pending")
+        if stimulus in REST_STIMULI and m is not None and not world.server.held_for(m.body):
+            raise refuse("the server holds no REST request for it")
+        if stimulus is Stimulus.ack_timeout and m is not None and client.acks.timer(m) is None:
+            raise refuse("no acknowledgement timer is pending for it")
         return outcome
 
 
 def _socket(world: ReferenceWorld, client: ReferenceClient) -> Socket:
-    """The client's socket as the model names it, from the proxy and the client."""
+    """The client's socket as the model names it, from the proxy and the client.
+
+    A black-holed connection is dead and unreported: suspended with the app, or
+    half-open. It stays so when the proxy resets it to make a send raise, until
+    the client closes the socket (the receive loop's report comes later).
+    """
     sock = client.sock
-    live = world.ws_proxy.live()
-    if sock is None or sock.closed or not live:
+    conns = world.ws_proxy.conns
+    if sock is None or sock.closed or not conns:
         return Socket.closed
-    conn = max(live, key=lambda c: c.id)
+    conn = conns[max(conns)]
     if conn.mode == "blackhole":
-        return Socket.suspended if conn.suspended else Socket.half_open
-    if sock.dead:
+        return Socket.suspended if conn.suspended or sock.backgrounded else Socket.half_open
+    if conn.closed or sock.dead:
         return Socket.closed
     if not sock.ready.done():
         return Socket.opening

@@ -3,30 +3,23 @@
 The client is **table-driven**. Its connection and each message carry a state
 of the design's machines, and everything that moves them is the design's row
 for that event (:func:`fsm.model.behaviour.select_behaviour`); a row's actions are
-carried out with real I/O, effect by effect (the client is an
-:class:`~fsm.model.vocabulary.ActionInterpreter`):
-
-=========================  ==========================================================
-effect (action)            what the client does
-=========================  ==========================================================
-socket := opening          open a WebSocket through the proxy (``ws_connect``); the
-(``open_socket``)          server's ``hello`` is the handshake acknowledgement
-socket := closed           abort the socket
-held := yes / no           write / delete the message's row of the SQLite pending list
-every held := no           empty the pending list (``pendingRetryMessages = nil``)
-event on every held        fire it on each held message (``retry_rest`` POSTs it);
-message                    over the WebSocket (``resend_ws``) send each again first
-event on every message     ``GET /messages?ref=...``; fire it (``recovered``) on those
-the server has             the server applied
-server rule, budget        the server's, and read where a REST attempt fails
-=========================  ==========================================================
+carried out with real I/O, effect by effect (:class:`~fsm.reference.effects.RowRunner`,
+whose table says what each effect does).
 
 What the client observes decides which event it is: a send that raised is
 ``ws_send_failed`` (and ``send_failed``), an unanswered ping ``ping_timeout``,
-the receive loop's error ``socket_error``. A real client cannot tell a socket
-iOS suspended from a half-open one: when its transport reports a dead socket
-while the connection is ``connected``, it fires ``connection_dropped`` first
-(``connected -> suspended_stale``, a row every design has), then the event.
+the receive loop's error ``socket_error``, a message's acknowledgement timer
+(:mod:`fsm.reference.acks`) the ``ack_timer`` effect. A real client cannot tell a
+socket iOS suspended from a half-open one: when its transport reports a dead
+socket while the connection is ``connected``, it fires ``connection_dropped``
+first (``connected -> suspended_stale``, a row every design has), then the event.
+
+A send does what the design's rows say: while the client is not connected, the
+row the message table has from ``pending`` for ``send_rest``, ``buffer``,
+``queue`` or ``refuse`` (the design's ``offline_send``); while it is connected,
+``deadline_buffer`` and ``heartbeat_expired`` where the table has that row and
+the client's clock is past the socket's heartbeat deadline (socket.io 4.8's
+``_hasPingExpired``: the app was frozen past it), else a WebSocket write.
 
 Lifecycle: while the app is in the background (:meth:`ReferenceClient.background`)
 the client processes nothing: every event (a frame, a REST answer, a timer) is
@@ -48,29 +41,36 @@ import itertools
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from typing_extensions import assert_never
 
 from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design
 from fsm.model.errors import DefinitionError
-from fsm.model.tables import Row
+from fsm.model.stimuli import Outcome
 from fsm.model.vocabulary import (
-    Action,
     ConnectionEvent,
     ConnectionState,
     Hook,
     MessageEvent,
     MessageState,
-    Socket,
     interpret,
 )
+from fsm.reference.acks import AckTimers
 from fsm.reference.activity import Activity
 from fsm.reference.clock import Clock, Timer
+from fsm.reference.effects import RowRunner
 from fsm.reference.outbox import Outbox
 from fsm.reference.policy import Policy, Timings
-from fsm.reference.records import ClientEvent, ClientMessage, Event, Kind, SendRequest
+from fsm.reference.records import (
+    ClientEvent,
+    ClientMessage,
+    Deferred,
+    Event,
+    Kind,
+    SendRequest,
+)
 from fsm.reference.server import CLIENT_HEADER
 from fsm.reference.transport import Sock, Transport
 
@@ -79,8 +79,17 @@ __all__ = ["ClientEvent", "ClientMessage", "ReferenceClient"]
 C, CE = ConnectionState, ConnectionEvent
 M, ME = MessageState, MessageEvent
 
+#: What a send does while the client is not connected: the first of these events
+#: the message table has from ``pending``, and what the client reports it did.
+_OFFLINE: tuple[tuple[MessageEvent, str], ...] = (
+    (ME.send_rest, "rest"),
+    (ME.buffer, Outcome.buffered.value),
+    (ME.queue, Outcome.queued.value),
+    (ME.refuse, Outcome.refused.value),
+)
 
-class ReferenceClient:
+
+class ReferenceClient(RowRunner):
     """One chat client. Start it with :meth:`start`; stop it with :meth:`close`."""
 
     def __init__(
@@ -126,9 +135,10 @@ class ReferenceClient:
         self.busy = False
         self.forbidden: list[str] = []
         self.rest_in_flight: dict[str, int] = {}
-        #: Row events to run once the event is handled: on each held, on each on server.
-        self._resend: list[MessageEvent] = []
-        self._refetch: list[MessageEvent] = []
+        self.acks = AckTimers(
+            self.clock, self.t.ack_timer, self._post, enabled=self.policy.ack_timer
+        )
+        self._io: list[Deferred] = []
 
     # -- the app's API ------------------------------------------------------------------
     async def start(self, *, connect: bool = True) -> None:
@@ -167,11 +177,6 @@ class ReferenceClient:
         self._post(Event(Kind.connect))
 
     @property
-    def is_connected(self) -> bool:
-        """The isConnected flag."""
-        return self.conn.reports_connected
-
-    @property
     def idle(self) -> bool:
         """Nothing queued and nothing being processed."""
         return self._inbox.empty() and not self.busy
@@ -191,6 +196,7 @@ class ReferenceClient:
         if self.sock is not None:
             self.io.kill(self.sock)
         self._cancel_reconnect()
+        self.acks.close()
         pending = [t for t in (self._actor, *self._tasks) if t is not None and not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=2.0)
@@ -265,115 +271,14 @@ class ReferenceClient:
                 await self._on_heartbeat(ev)
             case Kind.ack:
                 await self._on_ack(ev)
-            case Kind.rest:
+            case Kind.ack_timer:
+                await self._on_ack_timer(ev)
+            case Kind.rest_answer:
                 await self._on_rest(ev)
             case _:
                 assert_never(ev.kind)
 
-    # -- firing rows --------------------------------------------------------------------
-    def _emit(self, event: ClientEvent) -> None:
-        if self.on_event is not None:
-            self.on_event(event)
-
-    def _fire_conn(self, event: ConnectionEvent) -> Row[ConnectionState, ConnectionEvent]:
-        before = self.is_connected
-        row = self.b.connection.step(self.conn, event)
-        self._emit(ClientEvent.fired("connection", row, self.conn))
-        self.conn = row.target
-        if self.is_connected != before:
-            self._emit(ClientEvent("connected", value=self.is_connected))
-        self._after_conn_change()
-        for action in row.actions:
-            interpret(action, self, None)
-        return row
-
-    def _can_conn(self, event: ConnectionEvent) -> bool:
-        return self.b.connection.allows(self.conn, event)
-
-    def _fire_msg(self, m: ClientMessage, event: MessageEvent) -> None:
-        row = self.b.message.step(m.state, event)
-        self._emit(ClientEvent.fired("message", row, self.conn, m.index))
-        m.state = row.target
-        self.outbox.set_state(m.key, m.state)
-        for action in row.actions:
-            interpret(action, self, m)
-        if row.target.rest_in_flight and event.starts_rest:
-            self._start_rest(m)
-
-    def _can_msg(self, m: ClientMessage, event: MessageEvent) -> bool:
-        return self.b.message.allows(m.state, event)
-
-    def _hook(self, hook: Hook) -> list[Action]:
-        return list(self.b.effects.actions(hook))
-
-    def _set_held(self, m: ClientMessage, held: bool) -> None:
-        m.held = held
-        self.outbox.hold(m.key, held)
-
-    # -- the effects, with real I/O (fsm.model.vocabulary.ActionInterpreter) ------------
-    def set_socket(self, action: Action, to: Socket, at: ClientMessage | None) -> None:
-        if to is Socket.opening:
-            self._open_socket()
-        elif to is Socket.closed:
-            if self.sock is not None:
-                self.io.kill(self.sock)
-                self._emit(ClientEvent("socket", value="closed"))
-        else:
-            raise DefinitionError(f"action {action.value!r}: a client cannot make a socket {to}")
-
-    def set_held(self, action: Action, value: bool, at: ClientMessage | None) -> None:
-        if at is None:
-            raise DefinitionError(f"action {action.value!r} needs a message")
-        self._set_held(at, value)
-
-    def set_every_held(self, action: Action, value: bool, at: ClientMessage | None) -> None:
-        for other in self.messages:
-            other.held = value
-        if value:
-            for other in self.messages:
-                self.outbox.hold(other.key, True)
-        else:
-            self.outbox.release_all()
-
-    def on_each_held(
-        self, action: Action, event: MessageEvent, over_ws: bool, at: ClientMessage | None
-    ) -> None:
-        if over_ws:
-            # Sent over the socket once the row that asked for it has finished.
-            self._resend.append(event)
-        else:
-            for other in self._held(event):
-                self._fire_msg(other, event)
-
-    def server_rule(
-        self, action: Action, how: Literal["count", "once"], at: ClientMessage | None
-    ) -> None:
-        """How the server counts copies is the server's (and :attr:`Policy.sends_ids`)."""
-
-    def count_attempt(self, action: Action, at: ClientMessage | None) -> None:
-        """Read where a REST attempt fails (:meth:`_on_rest`)."""
-
-    def on_each_on_server(
-        self, action: Action, event: MessageEvent, at: ClientMessage | None
-    ) -> None:
-        self._refetch.append(event)
-
-    def _held(self, event: MessageEvent) -> list[ClientMessage]:
-        return [m for m in self.messages if m.held and self._can_msg(m, event)]
-
-    async def _flush_io(self) -> None:
-        """Run the I/O that actions asked for: the resend and the refetch."""
-        resend, self._resend = self._resend, []
-        for event in dict.fromkeys(resend):
-            sock = self.sock
-            for m in self._held(event):
-                if sock is None or not await self._ws_send(sock, m):
-                    break
-                self._fire_msg(m, event)
-        refetch, self._refetch = self._refetch, []
-        for event in dict.fromkeys(refetch):
-            await self._fetch(event)
-
+    # -- what the effects need of the client --------------------------------------------
     def _after_conn_change(self) -> None:
         if self.conn is C.disconnected and not self.suspended and self._reconnect is None:
             self._schedule_reconnect(self._backoff)
@@ -385,6 +290,7 @@ class ReferenceClient:
             self.io.kill(self.sock)
         loop = asyncio.get_running_loop()
         sock = Sock(next(self._epochs), loop.create_future())
+        sock.deadline = self.clock.now() + self.t.heartbeat_deadline
         self.sock = sock
         sock.task = self._spawn(self.io.run(sock))
         sock.timers.append(
@@ -399,13 +305,6 @@ class ReferenceClient:
             return
         self.io.kill(sock)
         self._post(Event(Kind.handshake_timeout, sock.epoch))
-
-    async def _ws_send(self, sock: Sock, m: ClientMessage) -> bool:
-        """Send a message frame; ``False`` when the send raised."""
-        payload: dict[str, Any] = {"type": "message", "body": m.body}
-        if self.policy.sends_ids:
-            payload["id"] = m.key
-        return await self.io.write(sock, payload)
 
     def _current(self, epoch: int) -> Sock | None:
         sock = self.sock
@@ -426,6 +325,7 @@ class ReferenceClient:
         """After a restart: a request in flight when the process died is gone, so every
         held message that was on its way over REST, or not sent yet, goes again."""
         for m in self.messages:
+            self.acks.follow(m)
             if not m.held:
                 continue
             if m.state.rest_in_flight:
@@ -452,46 +352,67 @@ class ReferenceClient:
             and not self.sock.dead
             and not frozen
         ):
-            # A send on a socket still opening waits for the handshake.
-            opening = self.sock
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(opening.ready), self.t.io_timeout)
-            if opening.ready.done() and opening.ready.result():
-                await self._on_hello(Event(Kind.hello, opening.epoch))
-            elif opening.closed:
-                await self._on_handshake_timeout(Event(Kind.handshake_timeout, opening.epoch))
-            else:
-                await self._on_open_failed(Event(Kind.open_failed, opening.epoch))
-        if self.is_connected:
-            sock = self.sock
-            if frozen and sock is not None and not sock.dead:
-                # URLSessionWebSocketTask queues a send on a task iOS froze during its
-                # handshake and reports no error: the bytes never leave.
-                ok = True
-            else:
-                ok = sock is not None and await self._ws_send(sock, m)
-            self._emit(ClientEvent("send", m.index, "ws_ok" if ok else "ws_raised"))
-            if ok:
-                self._fire_msg(m, ME.ws_send_ok)
-                if self.policy.pings and sock is not None:
-                    self._arm_ack(sock, m)
-            else:
-                if self.conn is C.connected and self._can_conn(CE.connection_dropped):
-                    self._fire_conn(CE.connection_dropped)
-                self._fire_msg(m, ME.ws_send_failed)
-                if self._can_conn(CE.send_failed):
-                    self._fire_conn(CE.send_failed)
+            await self._await_handshake(self.sock)
+        if not self.is_connected:
+            self._send_offline(m)
+        elif self._deadline_passed():
+            self._emit(ClientEvent("send", m.index, Outcome.deadline_passed.value))
+            self._buffer_at_deadline(m)
         else:
-            self._emit(ClientEvent("send", m.index, "rest"))
-            self._fire_msg(m, ME.send_rest)
+            await self._send_ws(m, frozen)
         await self._flush_io()
+
+    async def _await_handshake(self, opening: Sock) -> None:
+        """A send on a socket still opening waits for the handshake."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(opening.ready), self.t.io_timeout)
+        if opening.ready.done() and opening.ready.result():
+            await self._on_hello(Event(Kind.hello, opening.epoch))
+        elif opening.closed:
+            await self._on_handshake_timeout(Event(Kind.handshake_timeout, opening.epoch))
+        else:
+            await self._on_open_failed(Event(Kind.open_failed, opening.epoch))
+
+    def _send_offline(self, m: ClientMessage) -> None:
+        """Not connected: the row the design has for it (``offline_send``)."""
+        for event, outcome in _OFFLINE:
+            if self._can_msg(m, event):
+                self._emit(ClientEvent("send", m.index, outcome))
+                if event is ME.buffer:
+                    self.acks.emit(m)  # the acknowledgement is registered at emit
+                self._fire_msg(m, event)
+                return
+        raise DefinitionError(f"design {self.design.name!r}: no row for a send while not connected")
+
+    async def _send_ws(self, m: ClientMessage, frozen: bool) -> None:
+        """Connected: write the message over the socket."""
+        sock = self.sock
+        if frozen and sock is not None and not sock.dead:
+            # URLSessionWebSocketTask queues a send on a task iOS froze during its
+            # handshake and reports no error: the bytes never leave.
+            ok = True
+        else:
+            ok = sock is not None and await self._ws_send(sock, m)
+        self._emit(ClientEvent("send", m.index, "ws_ok" if ok else "ws_raised"))
+        if ok:
+            self._fire_msg(m, ME.ws_send_ok)
+            if self.policy.pings and self.policy.acks and sock is not None:
+                self._arm_ack(sock, m)
+        else:
+            if self.conn is C.connected and self._can_conn(CE.connection_dropped):
+                self._fire_conn(CE.connection_dropped)
+            self._fire_msg(m, ME.ws_send_failed)
+            if self._can_conn(CE.send_failed):
+                self._fire_conn(CE.send_failed)
 
     async def _on_background(self) -> None:
         self._emit(ClientEvent("lifecycle", value="background"))
         self._fire_conn(CE.app_background)
         self.suspended = True
-        if self.sock is not None and not self.sock.ready.done():
-            self.sock.frozen = True
+        if self.sock is not None:
+            self.sock.backgrounded = True
+            if not self.sock.ready.done():
+                self.sock.frozen = True
         await self._flush_io()
 
     async def _on_foreground(self) -> None:
@@ -532,6 +453,7 @@ class ReferenceClient:
         if sock is None or sock.hello_handled:
             return
         sock.hello_handled = True
+        sock.deadline = self.clock.now() + self.t.heartbeat_deadline
         self._emit(ClientEvent("socket", value="hello"))
         self._backoff = self.t.backoff_first
         if self._can_conn(CE.handshake_ack):
@@ -589,18 +511,19 @@ class ReferenceClient:
         if frame.get("type") == "pong":
             if sock is not None:
                 sock.awaiting_pong = False
+                sock.deadline = self.clock.now() + self.t.heartbeat_deadline
             return
         if frame.get("type") != "done":
             return
         m = self._by_ref.get(str(frame.get("ref")))
-        if m is None:
-            return
+        if m is None or not self.acks.current(m, frame.get("ack")):
+            return  # a late acknowledgement: the client stopped waiting for it
         self._emit(ClientEvent("done", m.index))
         if self._can_msg(m, ME.done):
             self._fire_msg(m, ME.done)
         await self._flush_io()
 
-    # -- heartbeat and ack timeout ------------------------------------------------------
+    # -- heartbeat, ack watchdog and acknowledgement timers ------------------------------
     def _later(self, sock: Sock, delay: float, event: Event) -> None:
         """Post ``event`` after ``delay`` unless ``sock`` is killed first (a timer
         named after the event's kind)."""
@@ -611,7 +534,7 @@ class ReferenceClient:
         self._later(sock, self.t.heartbeat_interval, Event(Kind.heartbeat_due, sock.epoch))
 
     def _arm_ack(self, sock: Sock, m: ClientMessage) -> None:
-        self._later(sock, self.t.ack_timeout, Event(Kind.ack, sock.epoch, key=m.key))
+        self._later(sock, self.t.ack_watchdog, Event(Kind.ack, sock.epoch, key=m.key))
 
     async def _on_heartbeat(self, ev: Event) -> None:
         """Phoenix's rule: if the previous ping is still unanswered, the socket is
@@ -638,6 +561,18 @@ class ReferenceClient:
         self._declare_dead(CE.ping_timeout)
         await self._flush_io()
 
+    async def _on_ack_timer(self, ev: Event) -> None:
+        """A message's acknowledgement timer fired before its acknowledgement: the
+        client stops waiting for it and runs the design's ``ack_timer`` effect."""
+        m = self._by_ref.get(ev.key)
+        if m is None or not m.state.awaits_ack or m.ack_id != ev.attempt:
+            return
+        self._emit(ClientEvent("ack_timer", m.index))
+        self.acks.expire(m)
+        for action in self._hook(Hook.ack_timer):
+            interpret(action, self, m)
+        await self._flush_io()
+
     # -- REST ---------------------------------------------------------------------------
     def _start_rest(self, m: ClientMessage) -> None:
         m.rest_attempt += 1
@@ -649,7 +584,7 @@ class ReferenceClient:
         if self.policy.sends_ids:
             payload["id"] = m.key
         ok = await self.io.post_message(payload)
-        self._post(Event(Kind.rest, key=m.key, attempt=attempt, ok=ok))
+        self._post(Event(Kind.rest_answer, key=m.key, attempt=attempt, ok=ok))
 
     async def _on_rest(self, ev: Event) -> None:
         m = self._by_ref.get(ev.key)
@@ -665,20 +600,6 @@ class ReferenceClient:
             m.attempts += 1
             self._fire_msg(m, self.b.after_rest_failure(m.state, m.attempts))
         await self._flush_io()
-
-    async def _fetch(self, event: MessageEvent) -> None:
-        """The companion fix: ask the server which messages with a row for ``event``
-        (``recovered``) it applied, and fire it on them."""
-        candidates = [m for m in self.messages if self._can_msg(m, event)]
-        if not candidates:
-            return
-        refs = [m.key if self.policy.sends_ids else m.body for m in candidates]
-        applied = await self.io.applied(refs)
-        if applied is None:
-            return
-        for m, ref in zip(candidates, refs, strict=True):
-            if ref in applied and self._can_msg(m, event):
-                self._fire_msg(m, event)
 
     # -- reconnect ----------------------------------------------------------------------
     def _schedule_reconnect(self, delay: float) -> None:

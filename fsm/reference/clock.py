@@ -4,9 +4,11 @@ Every time-based behaviour of the client (the heartbeat, the ack timeout, the
 handshake timeout, the reconnect backoff, the delay before a dead socket is
 reported) is a named timer on a :class:`Clock`. With :class:`ManualClock` nothing
 happens until the test says so, so runs are deterministic and never sleep:
-``advance(dt)`` fires every timer that falls due, in deadline order, and
+``advance(dt)`` fires every timer that falls due, in deadline order,
 ``fire(kind)`` fires the earliest pending timer of one kind at once (how the
-replay adapter maps a model step such as ``ping_timeout`` to the real client).
+replay adapter maps a model step such as ``ping_timeout`` to the real client),
+``fire_timer(timer)`` fires one given timer (a message's acknowledgement timer),
+and ``skip(dt)`` lets time pass while the app is frozen, firing nothing.
 """
 
 from __future__ import annotations
@@ -99,17 +101,35 @@ class ManualClock:
         self._now = end
         return count
 
-    def fire(self, kind: str) -> bool:
-        """Fire the earliest pending timer of ``kind`` now (time jumps to its deadline
-        if that is later); ``False`` when there is none."""
-        timers = self.pending(kind)
-        if not timers:
+    def skip(self, dt: float) -> None:
+        """Move time forward by ``dt`` firing nothing: the app was frozen (iOS suspends
+        a process in the background), so the timers that fell due meanwhile wait until
+        they are fired or advanced past.
+
+        >>> clock = ManualClock()
+        >>> seen = []
+        >>> _ = clock.call_later(1.0, "heartbeat", lambda: seen.append("hb"))
+        >>> clock.skip(60.0)
+        >>> clock.now(), seen, len(clock.pending("heartbeat"))
+        (60.0, [], 1)
+        """
+        self._now += max(dt, 0.0)
+
+    def fire_timer(self, timer: Timer) -> bool:
+        """Fire ``timer`` now (time jumps to its deadline if that is later); ``False``
+        when it is no longer pending."""
+        if not timer.pending:
             return False
-        timer = timers[0]
         self._now = max(self._now, timer.deadline)
         timer.fired = True
         timer.callback()
         return True
+
+    def fire(self, kind: str) -> bool:
+        """Fire the earliest pending timer of ``kind`` now (time jumps to its deadline
+        if that is later); ``False`` when there is none."""
+        timers = self.pending(kind)
+        return bool(timers) and self.fire_timer(timers[0])
 
 
 class RealClock:

@@ -12,12 +12,17 @@ step                   real action
 =====================  ===================================================================
 ``send`` m             the user sends m's text; for ``ws_raised`` the proxy first resets
                        the defunct connection (so the send raises), for ``ws_vanished``
-                       it stays black-holed (the send returns and the bytes vanish)
+                       it stays black-holed (the send returns and the bytes vanish);
+                       ``buffered``, ``queued``, ``refused``, ``rest_direct`` and
+                       ``deadline_passed`` are the client's own doing (not connected,
+                       or its clock past the socket's heartbeat deadline)
 ``connect``            the client's reconnect timer fires (or, with none, ``connect()``)
 ``handshake_ack``      the server sends ``hello`` on the newest socket
 ``handshake_fail``     the client's handshake timeout fires
 ``app_background``     the proxy black-holes every connection; the client is suspended
-``app_foreground``     the client resumes (and does what its design does on return)
+``app_foreground``     the app was away longer than the heartbeat deadline: the clock
+                       moves on firing nothing (timers wait for their steps); the
+                       client resumes (and does what its design does on return)
 ``network_lost``       the proxy resets live connections and holds new ones; the OS tells
                        the client
 ``network_restored``   the proxy forwards again (held connections too); the OS tells
@@ -27,10 +32,11 @@ step                   real action
 ``connection_dropped`` the proxy black-holes the live connection (half-open)
 ``ping_timeout``       the client's heartbeat timer fires until the unanswered ping
                        declares the socket dead
-``done`` m             the server sends the done it owes for m
+``done`` m             the server sends the done it owes for m (the newest copy's)
 ``rest_ok`` m          the server applies m's held REST request and answers 200
 ``rest_error`` m       the server answers m's held REST request 503, applying nothing
 ``rest_lost_response`` the server applies m's held REST request and drops the connection
+``ack_timeout`` m      m's acknowledgement timer fires
 =====================  ===================================================================
 
 The server holds every handshake, done and REST request until a step releases
@@ -163,7 +169,8 @@ class LockstepDriver:
             world, self.world = self.world, None
             await world.stop()
         self.n = messages
-        self.world = ReferenceWorld(Gates(hold_hello=True, hold_done=True, hold_rest=True))
+        gates = Gates(hold_hello=True, hold_done=True, hold_rest=True)
+        self.world = ReferenceWorld(gates, scratch=True)
         await self.world.start()
         await self.world.new_client(design, behaviour_=behaviour_, on_event=self._on_event)
         await self._settle()
@@ -202,6 +209,8 @@ class LockstepDriver:
             world.ws_proxy.suspend()
             client.background()
         elif stimulus is S.app_foreground:
+            # iOS froze the app past the heartbeat deadline (the model's reading).
+            world.clock.skip(client.t.heartbeat_deadline + client.t.heartbeat_interval)
             client.foreground()
         elif stimulus is S.network_lost:
             # The loss reaches the client through its socket: one the client believes
@@ -230,7 +239,12 @@ class LockstepDriver:
                     break
         elif stimulus is S.done and message is not None and message < len(client.messages):
             m = client.messages[message]
-            await world.server.send_done(m.key if client.policy.sends_ids else m.body)
+            ref = m.key if client.policy.sends_ids else m.body
+            await world.server.send_done(ref, m.ack_floor)
+        elif stimulus is S.ack_timeout and message is not None and message < len(client.messages):
+            timer = client.acks.timer(client.messages[message])
+            if timer is not None:
+                world.clock.fire_timer(timer)
         elif stimulus in _REST and message is not None and message < len(client.messages):
             world.server.answer_rest(client.messages[message].body, _REST[stimulus])
         await self._settle()

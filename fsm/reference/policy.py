@@ -14,13 +14,17 @@ knob                   read from                                            desi
 ``sends_ids``          ``server_receives`` effect dedupes by id             ``message_ids``
 ``pings``              the connection table has a ``ping_timeout`` row      ``heartbeat``
 ``rest_attempts``      the retry budget (``Behaviour.retry_budget``)        ``max_rest_attempts``
+``acks``               the server acknowledges (``acknowledges``)           ``acknowledged``
+``ack_timer``          an effect at the ``ack_timer`` hook                  ``ack_timeout``
+``has_rest``           a message row sends over REST                        ``rest``
 =====================  ===================================================  ========================
 
 Everything else (``await_handshake``, ``send_failure_disconnects``,
 ``rest_fallback``, ``pending_cleared_on``, ``rest_retry_failure``,
-``reconnect_on_foreground``, ``resend_on_reconnect``, ``refetch_after_reconnect``)
-is in the rows and effects the client fires, so a mutant given as an edited
-:class:`~fsm.model.behaviour.Behaviour` runs on the real client too.
+``reconnect_on_foreground``, ``resend_on_reconnect``, ``refetch_after_reconnect``,
+``rest``, ``offline_send``, ``send_deadline_check``, ``ack_fails_on_disconnect``,
+``ws_attempts``) is in the rows and effects the client fires, so a mutant given as
+an edited :class:`~fsm.model.behaviour.Behaviour` runs on the real client too.
 """
 
 from __future__ import annotations
@@ -38,7 +42,11 @@ class Timings:
     """The client's timers, in seconds of its clock."""
 
     heartbeat_interval: float = 5.0
-    ack_timeout: float = 12.0
+    #: The heartbeat's ack watchdog: a message still unacknowledged this long after
+    #: its send declares the socket dead (designs with a heartbeat and acknowledgements).
+    ack_watchdog: float = 12.0
+    #: The design's acknowledgement timer (``ack_timeout``, socket.io's ackTimeout).
+    ack_timer: float = 0.5
     handshake_timeout: float = 10.0
     #: How long after the app is back in the foreground the receive loop reports a
     #: socket that died (iOS reports a suspended socket some time later).
@@ -48,6 +56,13 @@ class Timings:
     #: Real-time bound on any single HTTP request or socket open (never reached
     #: in tests; it only guarantees that every wait ends).
     io_timeout: float = 10.0
+
+    @property
+    def heartbeat_deadline(self) -> float:
+        """How long after the server was last heard a socket counts as dead: the
+        heartbeat declares it so at the second unanswered tick. A send that checks the
+        deadline (``heartbeat_expired``) compares the clock with it."""
+        return 2 * self.heartbeat_interval
 
 
 @dataclass(frozen=True)
@@ -59,9 +74,15 @@ class Policy:
     holds_first: bool
     #: Send client message ids (the server dedupes by them).
     sends_ids: bool
-    #: Run the heartbeat and the ack timeout (both end in ``ping_timeout``).
+    #: Run the heartbeat and the ack watchdog (both end in ``ping_timeout``).
     pings: bool
     rest_attempts: int
+    #: The server owes an acknowledgement for each copy written over the WebSocket.
+    acks: bool
+    #: Each message awaiting its acknowledgement has a timer (``ack_timer`` effect).
+    ack_timer: bool
+    #: The client has a REST endpoint (without it the refetch goes over the socket).
+    has_rest: bool
 
     @classmethod
     def of(cls, b: Behaviour) -> Policy:
@@ -74,4 +95,7 @@ class Policy:
             sends_ids=Action.dedupe_copy in receives,
             pings=pings,
             rest_attempts=b.retry_budget or 1,
+            acks=b.acknowledges,
+            ack_timer=Hook.ack_timer in b.effects.by_hook,
+            has_rest=any(row.target.rest_in_flight for row in b.message),
         )

@@ -2,7 +2,8 @@
 
 :class:`ClientEvent` is what the client tells a monitor; :class:`ClientMessage`
 is one message it holds; :class:`Event` (of a :class:`Kind`) and
-:class:`SendRequest` are what its actor task takes from its queue, one at a time.
+:class:`SendRequest` are what its actor task takes from its queue, one at a time;
+:class:`Deferred` is I/O an action asked for, run once the event is handled.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from fsm.model.tables import Row
-from fsm.model.vocabulary import ConnectionState, MessageState
+from fsm.model.vocabulary import ConnectionState, MessageEvent, MessageState
 
-__all__ = ["ClientEvent", "ClientMessage", "Event", "Kind", "SendRequest"]
+if TYPE_CHECKING:
+    from fsm.reference.transport import Sock
+
+__all__ = ["ClientEvent", "ClientMessage", "Deferred", "Event", "Kind", "SendRequest"]
 
 
 @dataclass(frozen=True)
@@ -25,9 +29,11 @@ class ClientEvent:
     ``kind`` is one of ``fired`` (a row fired: ``machine``, ``event``, ``source``,
     ``target``, ``connection`` it fired in, ``message``), ``connected`` (the
     isConnected flag changed: ``value``), ``send`` (``message``, ``value`` =
-    ``ws_ok``, ``ws_raised`` or ``rest``), ``done``, ``rest`` (``value`` = ``ok`` or
-    ``error``), ``lifecycle`` (``background``/``foreground``), ``network``
-    (``up``/``down``) and ``socket`` (``opened``, ``hello``, ``closed``).
+    ``ws_ok``, ``ws_raised``, ``rest``, ``buffered``, ``queued``, ``refused`` or
+    ``deadline_passed``), ``done``, ``ack_timer`` (the message's acknowledgement
+    timer fired), ``rest`` (``value`` = ``ok`` or ``error``), ``lifecycle``
+    (``background``/``foreground``), ``network`` (``up``/``down``) and ``socket``
+    (``opened``, ``hello``, ``closed``).
     """
 
     kind: str
@@ -68,6 +74,13 @@ class ClientMessage:
     held: bool
     attempts: int = 0
     rest_attempt: int = 0  # which REST attempt is in flight (stale answers are ignored)
+    #: WebSocket attempts that failed (its acknowledgement timed out or died with
+    #: the connection).
+    ws_failed: int = 0
+    #: The acknowledgement id of its latest emit (written now, or buffered to be).
+    ack_id: int = 0
+    #: Acknowledgements with a lower id are late: the client stopped waiting for them.
+    ack_floor: int = 0
 
 
 class Kind(Enum):
@@ -96,10 +109,14 @@ class Kind(Enum):
     frame = "frame"
     #: The heartbeat timer of socket ``epoch`` fired.
     heartbeat_due = "heartbeat"
-    #: The ack timer of message ``key`` on socket ``epoch`` fired.
+    #: The ack watchdog of message ``key`` on socket ``epoch`` fired (the heartbeat's:
+    #: a message still unacknowledged declares the socket dead).
     ack = "ack"
+    #: The acknowledgement timer of message ``key`` fired (``attempt``: the ack id it
+    #: was armed for; the design's ``ack_timer`` effect).
+    ack_timer = "ack_timer"
     #: REST attempt ``attempt`` for message ``key`` answered (``ok``).
-    rest = "rest"
+    rest_answer = "rest_answer"
 
 
 @dataclass
@@ -120,3 +137,19 @@ class SendRequest:
 
     body: str
     accepted: asyncio.Future[str]
+
+
+@dataclass
+class Deferred:
+    """I/O a row's action asked for, run in order once the event is handled.
+
+    ``each`` / ``held``: write every message (every one / every held one) with a row
+    for ``event`` over the socket, then fire ``event`` on it; ``write``: write
+    ``message`` (whose row fired already) over ``sock``; ``fetch``: ask the server
+    which messages with a row for ``event`` it applied, and fire it on those.
+    """
+
+    what: Literal["each", "held", "write", "fetch"]
+    event: MessageEvent | None = None
+    message: ClientMessage | None = None
+    sock: Sock | None = None

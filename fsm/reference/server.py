@@ -4,10 +4,15 @@ Wire format (JSON text frames and bodies):
 
 * ``GET /ws?epoch=N``: the WebSocket. The server greets with ``{"type": "hello"}``
   (the handshake acknowledgement, Ably's CONNECTED); the client sends
-  ``{"type": "message", "body": ..., "id": ...?}`` and ``{"type": "ping", "n": ...}``;
-  the server answers ``{"type": "done", "ref": ...}`` for every message copy it
-  received on that socket (also for a duplicate it did not apply, as Socket.IO's
-  tutorial does) and ``{"type": "pong", "n": ...}``.
+  ``{"type": "message", "body": ..., "id": ...?, "ack": ...?}`` and
+  ``{"type": "ping", "n": ...}``; the server answers ``{"type": "done", "ref": ...}``
+  for every message copy it received on that socket (also for a duplicate it did
+  not apply, as Socket.IO's tutorial does) and ``{"type": "pong", "n": ...}``. A
+  message's ``ack`` is a whole number (an acknowledgement id, echoed in its
+  ``done`` as ``"ack"``) or ``false`` (fire-and-forget: no ``done`` for it).
+  ``{"type": "fetch", "n": ..., "refs": [...]}`` is the refetch over the socket
+  (for a client without REST): the server answers at once
+  ``{"type": "applied", "n": ..., "applied": [...]}``, as ``GET /messages`` does.
 * ``POST /messages`` with ``{"body": ..., "id": ...?}``: 200 ``{"ok": true}``, or
   503 (the server failed and applied nothing), or the connection is dropped after
   the message was applied (an ambiguous failure: the response is lost).
@@ -86,6 +91,17 @@ def _message_fields(data: object) -> tuple[str, str | None]:
     return body, ident
 
 
+def _ack_field(frame: dict[str, Any]) -> int | Literal[False] | None:
+    """A message frame's ``ack``: an id to echo, ``None`` (absent: a done without
+    one) or ``False`` (no done); :class:`BadRequest` if malformed."""
+    ack = frame.get("ack")
+    if ack is None or ack is False:
+        return ack
+    if isinstance(ack, bool) or not isinstance(ack, int) or not 0 <= ack < 1 << 53:
+        raise BadRequest("ack must be a whole number, false or absent")
+    return ack
+
+
 def _json(text: str | bytes) -> object:
     try:
         return json.loads(text)
@@ -118,7 +134,8 @@ class _Conn:
     ws: web.WebSocketResponse
     client: str = ""
     hello: asyncio.Event = field(default_factory=asyncio.Event)
-    owed: list[str] = field(default_factory=list)  # refs of dones owed on this socket
+    #: The dones owed on this socket: the ref and the ack id to echo (if any).
+    owed: list[tuple[str, int | None]] = field(default_factory=list)
     said_hello: bool = False
 
 
@@ -208,15 +225,32 @@ class ReferenceServer:
         max(waiting, key=lambda c: c.epoch).hello.set()
         return True
 
-    def owes(self, ref: str) -> bool:
-        return any(ref in c.owed for c in self._conns.values() if not c.ws.closed)
+    @staticmethod
+    def _owed(conn: _Conn, ref: str, floor: int) -> tuple[str, int | None] | None:
+        """The newest done ``conn`` owes for ``ref`` with no ack id or one from ``floor``."""
+        for entry in reversed(conn.owed):
+            if entry[0] == ref and (entry[1] is None or entry[1] >= floor):
+                return entry
+        return None
 
-    async def send_done(self, ref: str) -> bool:
-        """Send the done owed for ``ref`` on a live socket; ``False`` if none is owed."""
+    def owes(self, ref: str, floor: int = 0) -> bool:
+        """Whether a live socket owes a done for ``ref`` (with no ack id below ``floor``:
+        the client stopped waiting for those)."""
+        return any(
+            self._owed(c, ref, floor) is not None for c in self._conns.values() if not c.ws.closed
+        )
+
+    async def send_done(self, ref: str, floor: int = 0) -> bool:
+        """Send the newest done owed for ``ref`` (as :meth:`owes` counts them) on the
+        newest live socket that owes one; ``False`` if none is owed."""
         for conn in sorted(self._conns.values(), key=lambda c: -c.epoch):
-            if ref in conn.owed and not conn.ws.closed:
-                conn.owed.remove(ref)
-                await self._send(conn, {"type": "done", "ref": ref})
+            entry = self._owed(conn, ref, floor)
+            if entry is not None and not conn.ws.closed:
+                conn.owed.remove(entry)
+                done: dict[str, Any] = {"type": "done", "ref": ref}
+                if entry[1] is not None:
+                    done["ack"] = entry[1]
+                await self._send(conn, done)
                 return True
         return False
 
@@ -298,17 +332,29 @@ class ReferenceServer:
         kind = frame.get("type")
         if kind == "ping":
             await self._send(conn, {"type": "pong", "n": frame.get("n")})
+        elif kind == "fetch":
+            refs = frame.get("refs")
+            if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+                raise BadRequest("refs must be a list of strings")
+            applied = [r for r in refs if self.has(r, conn.client)]
+            await self._send(conn, {"type": "applied", "n": frame.get("n"), "applied": applied})
         elif kind == "message":
             body, ident = _message_fields(frame)
+            ack = _ack_field(frame)
             self.ws_frames += 1
             self.apply(body, ident, conn.client)
             ref = ident if ident is not None else body
+            if ack is False:
+                return  # fire-and-forget: nobody waits for a done
             if self.gates.hold_done:
-                conn.owed.append(ref)
+                conn.owed.append((ref, ack))
             else:
-                await self._send(conn, {"type": "done", "ref": ref})
+                done: dict[str, Any] = {"type": "done", "ref": ref}
+                if ack is not None:
+                    done["ack"] = ack
+                await self._send(conn, done)
         else:
-            raise BadRequest("type must be 'message' or 'ping'")
+            raise BadRequest("type must be 'message', 'ping' or 'fetch'")
 
     async def _hello(self, conn: _Conn) -> None:
         if self.gates.hold_hello:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,10 +38,17 @@ class Sock:
     closed: bool = False
     #: The app was suspended while this socket was still opening: it is frozen.
     frozen: bool = False
+    #: The app went to the background while this socket existed.
+    backgrounded: bool = False
     hello_handled: bool = False
     failure_handled: bool = False
     awaiting_pong: bool = False
     pings: int = 0
+    #: Refetches over this socket awaiting their answer, by number.
+    fetches: dict[int, asyncio.Future[set[str] | None]] = field(default_factory=dict)
+    #: The heartbeat deadline, on the client's clock: past it, the socket counts as
+    #: dead (set when it opens, moved on by the server's hello and each pong).
+    deadline: float = 0.0
     timers: list[Timer] = field(default_factory=list)
 
 
@@ -64,6 +72,7 @@ class Transport:
         self.activity = activity
         self.post = post
         self.session: aiohttp.ClientSession | None = None
+        self._fetches = itertools.count(1)
 
     def start(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -89,6 +98,7 @@ class Transport:
             timer.cancel()
         if not sock.ready.done():
             sock.ready.set_result(False)
+        _drop_fetches(sock)
         if sock.ws is not None:
             # What aiohttp itself does to drop a WebSocket without a closing handshake.
             sock.ws._response.close()
@@ -131,11 +141,14 @@ class Transport:
                     if not sock.ready.done():
                         sock.ready.set_result(True)
                     self.post(Event(Kind.hello, sock.epoch))
+                elif frame.get("type") == "applied":
+                    _answer_fetch(sock, frame)
                 else:
                     self.post(Event(Kind.frame, sock.epoch, frame=frame))
         except (aiohttp.ClientError, OSError, RuntimeError):
             pass
         sock.dead = True
+        _drop_fetches(sock)
         self.activity.bump()
         if not sock.ready.done():
             sock.ready.set_result(False)
@@ -154,6 +167,21 @@ class Transport:
             return False
         self.activity.bump()
         return True
+
+    async def applied_ws(self, sock: Sock, refs: list[str]) -> set[str] | None:
+        """The refetch over ``sock`` (a client without REST): which of ``refs`` the
+        server applied; ``None`` when the socket died first."""
+        n = next(self._fetches)
+        answer: asyncio.Future[set[str] | None] = asyncio.get_running_loop().create_future()
+        sock.fetches[n] = answer
+        try:
+            if not await self.write(sock, {"type": "fetch", "n": n, "refs": refs}):
+                return None
+            return await asyncio.wait_for(asyncio.shield(answer), self.io_timeout)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            sock.fetches.pop(n, None)
 
     # -- REST ---------------------------------------------------------------------------
     async def post_message(self, payload: dict[str, Any]) -> bool:
@@ -181,3 +209,17 @@ class Transport:
             return None
         applied: set[str] = set(data.get("applied", []))
         return applied
+
+
+def _answer_fetch(sock: Sock, frame: dict[str, Any]) -> None:
+    answer = sock.fetches.get(frame.get("n", -1))
+    applied = frame.get("applied")
+    if answer is not None and not answer.done() and isinstance(applied, list):
+        answer.set_result({r for r in applied if isinstance(r, str)})
+
+
+def _drop_fetches(sock: Sock) -> None:
+    """The socket died: no refetch over it is answered."""
+    for answer in sock.fetches.values():
+        if not answer.done():
+            answer.set_result(None)

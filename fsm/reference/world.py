@@ -3,7 +3,9 @@
 ``ReferenceWorld`` starts the server and two :class:`~fsm.reference.proxy.FaultProxy`
 instances (one in front of the WebSocket path, one in front of REST), and
 makes clients that talk through them with their SQLite store in a directory of
-the world's. Everything binds to 127.0.0.1 on ports chosen at run time.
+the world's (with ``scratch``, on a RAM-backed file system where the machine has
+one: for drivers that kill no process, so a commit need not reach a disk).
+Everything binds to 127.0.0.1 on ports chosen at run time.
 
 :class:`LoopThread` runs an event loop in a thread for synchronous drivers
 (the replay adapter's ``apply`` is synchronous); every call into it is bounded.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import tempfile
 import threading
 from collections.abc import Callable, Coroutine
@@ -32,11 +35,20 @@ __all__ = ["LoopThread", "ReferenceWorld"]
 
 T = TypeVar("T")
 
+#: A RAM-backed file system (Linux), for scratch stores.
+_RAM = "/dev/shm"
+
 
 class ReferenceWorld:
     """Server, proxies, clock and (at most) one client at a time."""
 
-    def __init__(self, gates: Gates | None = None, directory: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        gates: Gates | None = None,
+        directory: str | Path | None = None,
+        *,
+        scratch: bool = False,
+    ) -> None:
         self.activity = Activity()
         self.clock = ManualClock()
         self.server = ReferenceServer(self.activity, gates)
@@ -44,7 +56,8 @@ class ReferenceWorld:
         self.rest_proxy: FaultProxy
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if directory is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="fsm-reference-")
+            root = _RAM if scratch and os.access(_RAM, os.W_OK | os.X_OK) else None
+            self._tmp = tempfile.TemporaryDirectory(prefix="fsm-reference-", dir=root)
             directory = self._tmp.name
         self.directory = Path(directory)
         self.client: ReferenceClient | None = None
