@@ -87,11 +87,11 @@ def test_every_meaning_field_is_an_effect() -> None:
     assert fields == set(samples), "a new Meaning field needs a sample here and an Effect"
     for name, value in samples.items():
         if name == "over_ws":  # a modifier of each_held and each
-            for field in ("each_held", "each"):
-                base = Meaning(**{field: MessageEvent.resend_ws})
-                assert Meaning(**{field: MessageEvent.resend_ws, "over_ws": True}).effects != (
-                    base.effects
-                )
+            resend = MessageEvent.resend_ws
+            assert Meaning(each_held=resend, over_ws=True).effects != (
+                Meaning(each_held=resend).effects
+            )
+            assert Meaning(each=resend, over_ws=True).effects != Meaning(each=resend).effects
             continue
         assert Meaning(**{name: value}).effects, name
 

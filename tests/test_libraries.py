@@ -195,7 +195,9 @@ def test_a_design_file_naming_features_that_need_others_is_one_line(
 
 
 # -- acknowledgements that will not come ------------------------------------------------------
-def _awaiting(design: Design, socket: Socket, connection: C = C.connected, **m: Any) -> World:
+def _awaiting(
+    design: Design, socket: Socket, connection: ConnectionState = C.connected, **m: Any
+) -> World:
     message = Message(M.sent_ws, held=True, **m)
     return World(connection, socket, True, True, (message,))
 

@@ -56,14 +56,6 @@ DESIGN_FILES = (
     "reconnecting-websocket-4.4",
 )
 ENVIRONMENTS = ("ios-suspend", "ios-suspend-silent", "half-open")
-#: Designs whose suites fsm.testing.generators cannot make at this commit: the
-#: explorer's canonical message codes keep ws_failed above 1 in a settled message
-#: (System.canonical resets it), so a walk of the graph has no concrete step
-#: (``no concrete step for ...``), and a suite's steps refuse ``ack_timeout`` as
-#: concerning no message (fsm.testing.suite.MESSAGE_STIMULI lacks it). Their cases
-#: are the same criterion's, found breadth-first on the composed system itself.
-NOT_GENERATED = frozenset({"socketio-4.8-retries", "socketio-4.8-retries-dedup"})
-
 Edge = tuple[object, object]
 
 
@@ -167,11 +159,8 @@ def design_cases(name: str, environment: str) -> tuple[System, list[Case]]:
     has, and a shortest run to each send outcome in each connection state."""
     design, env = design_file(name), get_environment(environment)
     system = System(design, env, 1)
-    if name in NOT_GENERATED:
-        rows = shortest_cases(system, fired_rows, "rows")
-    else:
-        suite = generate(design, env, 1, "rows")
-        rows = [c for c in suite.cases if c.covers.rows]
+    suite = generate(design, env, 1, "rows")
+    rows = [c for c in suite.cases if c.covers.rows]
     old = built_in_rows()
     new = [
         c
@@ -205,7 +194,7 @@ def guard_facts(adapter: ReferenceAdapter) -> tuple[tuple[bool, bool], ...]:
 
 
 def model_facts(system: System, world: World) -> tuple[tuple[bool, bool], ...]:
-    timer = Hook.ack_timer in system.rules.hooks
+    timer = Hook.ack_timed_out in system.rules.hooks
     return tuple(
         (m.done_owed, timer and m.state.awaits_ack) for m in world.messages if m.state is not None
     )
@@ -257,7 +246,7 @@ def test_a_design_files_cases_replay_on_its_real_client(
             assert problem is None, f"{name} in {environment}, {case.id}: {problem}"
             world = adapter.driver.world
             assert world is not None
-            if not system.design.rest:
+            if not system.design.rest_endpoint:
                 assert (world.server.rest_requests, len(world.rest_proxy.conns)) == (0, 0)
 
 

@@ -6,11 +6,11 @@ which its frame carries and the server's ``done`` echoes (socket.io numbers its
 acknowledgement callbacks the same way). Flushing the buffer writes the message
 with the id it was buffered with; every other write is a new emit.
 
-In a design with an effect at the ``ack_timer`` hook (``ack_timeout``), a message
+In a design with an effect at the ``ack_timed_out`` hook (``ack_timer``), a message
 that awaits its acknowledgement (:attr:`~fsm.model.vocabulary.MessageState.awaits_ack`:
-``sent_ws`` or ``buffered``) has one timer, named ``ack_timer``, armed for its
+``sent_ws`` or ``buffered``) has one timer, named ``ack_due``, armed for its
 latest emit (socket.io's ackTimeout, registered at emit). When it fires the client
-posts :attr:`~fsm.reference.records.Kind.ack_timer` and runs the design's effect.
+posts :attr:`~fsm.reference.records.Kind.ack_due` and runs the design's effect.
 
 When the client stops waiting for an acknowledgement (its timer fired, or the
 attempt failed with the connection) the message's ``ack_floor`` rises past its
@@ -61,9 +61,9 @@ class AckTimers:
         if armed is not None and armed[0] == m.ack_id and armed[1].pending:
             return
         self.cancel(m)
-        event = Event(Kind.ack_timer, key=m.key, attempt=m.ack_id)
+        event = Event(Kind.ack_due, key=m.key, attempt=m.ack_id)
         post = self.post
-        timer = self.clock.call_later(self.delay, "ack_timer", lambda: post(event))
+        timer = self.clock.call_later(self.delay, "ack_due", lambda: post(event))
         self._timers[m.key] = (m.ack_id, timer)
 
     def timer(self, m: ClientMessage) -> Timer | None:

@@ -9,7 +9,7 @@ whose table says what each effect does).
 What the client observes decides which event it is: a send that raised is
 ``ws_send_failed`` (and ``send_failed``), an unanswered ping ``ping_timeout``,
 the receive loop's error ``socket_error``, a message's acknowledgement timer
-(:mod:`fsm.reference.acks`) the ``ack_timer`` effect. A real client cannot tell a
+(:mod:`fsm.reference.acks`) the ``ack_timed_out`` effect. A real client cannot tell a
 socket iOS suspended from a half-open one: when its transport reports a dead
 socket while the connection is ``connected``, it fires ``connection_dropped``
 first (``connected -> suspended_stale``, a row every design has), then the event.
@@ -136,7 +136,7 @@ class ReferenceClient(RowRunner):
         self.forbidden: list[str] = []
         self.rest_in_flight: dict[str, int] = {}
         self.acks = AckTimers(
-            self.clock, self.t.ack_timer, self._post, enabled=self.policy.ack_timer
+            self.clock, self.t.ack_delay, self._post, enabled=self.policy.ack_timers
         )
         self._io: list[Deferred] = []
 
@@ -271,7 +271,7 @@ class ReferenceClient(RowRunner):
                 await self._on_heartbeat(ev)
             case Kind.ack:
                 await self._on_ack(ev)
-            case Kind.ack_timer:
+            case Kind.ack_due:
                 await self._on_ack_timer(ev)
             case Kind.rest_answer:
                 await self._on_rest(ev)
@@ -563,13 +563,13 @@ class ReferenceClient(RowRunner):
 
     async def _on_ack_timer(self, ev: Event) -> None:
         """A message's acknowledgement timer fired before its acknowledgement: the
-        client stops waiting for it and runs the design's ``ack_timer`` effect."""
+        client stops waiting for it and runs the design's ``ack_timed_out`` effect."""
         m = self._by_ref.get(ev.key)
         if m is None or not m.state.awaits_ack or m.ack_id != ev.attempt:
             return
         self._emit(ClientEvent("ack_timer", m.index))
         self.acks.expire(m)
-        for action in self._hook(Hook.ack_timer):
+        for action in self._hook(Hook.ack_timed_out):
             interpret(action, self, m)
         await self._flush_io()
 

@@ -15,7 +15,7 @@ knob                   read from                                            desi
 ``pings``              the connection table has a ``ping_timeout`` row      ``heartbeat``
 ``rest_attempts``      the retry budget (``Behaviour.retry_budget``)        ``max_rest_attempts``
 ``acks``               the server acknowledges (``acknowledges``)           ``acknowledged``
-``ack_timer``          an effect at the ``ack_timer`` hook                  ``ack_timeout``
+``ack_timers``         an effect at the ``ack_timed_out`` hook              ``ack_timer``
 ``has_rest``           a message row sends over REST                        ``rest``
 =====================  ===================================================  ========================
 
@@ -45,8 +45,8 @@ class Timings:
     #: The heartbeat's ack watchdog: a message still unacknowledged this long after
     #: its send declares the socket dead (designs with a heartbeat and acknowledgements).
     ack_watchdog: float = 12.0
-    #: The design's acknowledgement timer (``ack_timeout``, socket.io's ackTimeout).
-    ack_timer: float = 0.5
+    #: The design's acknowledgement timer (``ack_timer``, socket.io's ackTimeout).
+    ack_delay: float = 0.5
     handshake_timeout: float = 10.0
     #: How long after the app is back in the foreground the receive loop reports a
     #: socket that died (iOS reports a suspended socket some time later).
@@ -79,8 +79,8 @@ class Policy:
     rest_attempts: int
     #: The server owes an acknowledgement for each copy written over the WebSocket.
     acks: bool
-    #: Each message awaiting its acknowledgement has a timer (``ack_timer`` effect).
-    ack_timer: bool
+    #: Each message awaiting its acknowledgement has a timer (``ack_timed_out`` effect).
+    ack_timers: bool
     #: The client has a REST endpoint (without it the refetch goes over the socket).
     has_rest: bool
 
@@ -96,6 +96,6 @@ class Policy:
             pings=pings,
             rest_attempts=b.retry_budget or 1,
             acks=b.acknowledges,
-            ack_timer=Hook.ack_timer in b.effects.by_hook,
+            ack_timers=Hook.ack_timed_out in b.effects.by_hook,
             has_rest=any(row.target.rest_in_flight for row in b.message),
         )

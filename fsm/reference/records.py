@@ -30,7 +30,7 @@ class ClientEvent:
     ``target``, ``connection`` it fired in, ``message``), ``connected`` (the
     isConnected flag changed: ``value``), ``send`` (``message``, ``value`` =
     ``ws_ok``, ``ws_raised``, ``rest``, ``buffered``, ``queued``, ``refused`` or
-    ``deadline_passed``), ``done``, ``ack_timer`` (the message's acknowledgement
+    ``deadline_passed``), ``done``, ``ack_due`` (the message's acknowledgement
     timer fired), ``rest`` (``value`` = ``ok`` or ``error``), ``lifecycle``
     (``background``/``foreground``), ``network`` (``up``/``down``) and ``socket``
     (``opened``, ``hello``, ``closed``).
@@ -113,8 +113,8 @@ class Kind(Enum):
     #: a message still unacknowledged declares the socket dead).
     ack = "ack"
     #: The acknowledgement timer of message ``key`` fired (``attempt``: the ack id it
-    #: was armed for; the design's ``ack_timer`` effect).
-    ack_timer = "ack_timer"
+    #: was armed for; the design's ``ack_timed_out`` effect).
+    ack_due = "ack_due"
     #: REST attempt ``attempt`` for message ``key`` answered (``ok``).
     rest_answer = "rest_answer"
 
