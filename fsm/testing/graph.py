@@ -72,6 +72,15 @@ class StateGraph:
                 self._by_label[(sid, step.label)] = edge.id
                 ids.append(edge.id)
             self.out.append(ids)
+        # The explorer may store one world as several states, told apart only by the
+        # attempt counters of a settled message, which canonical_message resets
+        # (fsm.analysis.explore.codec's _canonical_codes probes them with 1 and
+        # clears only that bit): every lookup goes through System.canonical, and
+        # one world names all the states that store it.
+        self._canonical = [System.canonical(w) for w in self.ex.worlds]
+        self._states: dict[World, list[int]] = {}
+        for sid, canonical in enumerate(self._canonical):
+            self._states.setdefault(canonical, []).append(sid)
         # Breadth-first distances and a shortest-path tree, over edge ids.
         self.depth = [-1] * len(self.ex.worlds)
         self.parent_edge = [-1] * len(self.ex.worlds)
@@ -116,12 +125,12 @@ class StateGraph:
         for eid in walk:
             edge = self.edges[eid]
             canonical, positions = System.canonical_with_positions(world)
-            sid = self.ex.index[canonical]
-            if sid != edge.src:
+            if canonical != self._canonical[edge.src]:
+                sid = self.state_of(world)
                 raise ValueError(f"edge {edge.name} does not start where the walk is (s{sid})")
             stimulus, message, outcome = edge.label
             wanted = None if message is None else positions.index(message)
-            goal = self.ex.worlds[edge.dst]
+            goal = self._canonical[edge.dst]
             chosen = None
             for t in system.successors(world):
                 if t.stimulus is not stimulus or t.outcome is not outcome:
@@ -139,18 +148,23 @@ class StateGraph:
     def edge_of(self, world: World, step: Transition) -> int:
         """The edge id a concrete ``step`` out of ``world`` takes."""
         canonical, positions = System.canonical_with_positions(world)
-        sid = self.ex.index[canonical]
         message = None
         if step.message is not None:
             message = positions[step.message]
             # The explorer steps only the first of identical messages.
             twin = canonical.messages[message]
             message = canonical.messages.index(twin)
-        return self._by_label[(sid, (step.stimulus, message, step.outcome))]
+        label = (step.stimulus, message, step.outcome)
+        for sid in self._states[canonical]:
+            eid = self._by_label.get((sid, label))
+            if eid is not None:
+                return eid
+        raise KeyError(label)
 
     def state_of(self, world: World) -> int:
-        """The state id of a concrete ``world``."""
-        return self.ex.index[System.canonical(world)]
+        """The state id of a concrete ``world`` (the first, if the explorer stored it
+        as several)."""
+        return self._states[System.canonical(world)][0]
 
     def can_reach(self, goal: set[int]) -> list[bool]:
         """For each state: whether a walk from it can take one of the edges ``goal``."""

@@ -23,6 +23,7 @@ from fsm.analysis.system import Outcome, Stimulus, Transition
 from fsm.analysis.trace import Trace
 from fsm.model.design import ENVIRONMENTS, Design, get_design, read_regular_file
 from fsm.model.errors import SpecError, UnknownName
+from fsm.model.stimuli import MESSAGE_STIMULI as AIMED_STIMULI
 from fsm.testing.observation import Observation, observe
 
 __all__ = [
@@ -54,10 +55,9 @@ MAX_SUITE_BYTES = 64 * 1024 * 1024
 _MESSAGE = r"^m[1-9][0-9]*$"
 _NAME = r"^[a-z0-9][a-z0-9_.-]*$"
 
-#: The stimuli that concern one message already sent: a step of these names one.
-MESSAGE_STIMULI = frozenset(
-    {Stimulus.done, Stimulus.rest_ok, Stimulus.rest_error, Stimulus.rest_lost_response}
-)
+#: The stimuli that concern one message already sent: a step of these names one
+#: (:data:`fsm.model.stimuli.MESSAGE_STIMULI`: done, the REST outcomes, ack_timeout).
+MESSAGE_STIMULI = frozenset(AIMED_STIMULI)
 
 
 def message_index(name: str | None) -> int | None:
