@@ -44,6 +44,7 @@ bench: deps
 	$(BIN)/python benchmarks/explorer_versions.py
 	$(BIN)/python benchmarks/testgen.py
 	$(BIN)/python benchmarks/monitor.py
+	$(BIN)/python benchmarks/socketio_suites.py
 
 deps: $(STAMP) graphviz spin drivers
 

@@ -17,6 +17,7 @@ from fsm import Observation, Suite, SystemUnderTest, generate, get_design, get_e
 from fsm.analysis.checker import check
 from fsm.analysis.system import Message, Outcome, Stimulus, System, World
 from fsm.cli import main
+from fsm.model.design import load_design
 from fsm.model.vocabulary import ConnectionState, MessageState, Socket
 from fsm.testing.adapters import ModelAdapter, StepRefused, TransitionsAdapter, load_adapter
 from fsm.testing.generators import CRITERIA, optimal_tour
@@ -105,6 +106,22 @@ def test_every_suite_replays_green_through_both_adapters(design: str, criterion:
     for adapter in (ModelAdapter(), TransitionsAdapter()):
         report = replay(suite, adapter)
         assert report.passed, report.failures[0].describe()
+
+
+@pytest.mark.parametrize("criterion", ["rows", "transitions"])
+def test_a_design_file_with_acknowledgement_timeouts_gets_a_suite_that_replays(
+    criterion: Criterion,
+) -> None:
+    """socketio-4.8-retries: ack_timeout is a step aimed at a message, and every step
+    of the state graph is found on the concrete worlds of a walk."""
+    spec = load_design(
+        Path(__file__).resolve().parents[1] / "designs" / "socketio-4.8-retries.toml"
+    )
+    suite = generate(spec, get_environment("half-open"), 1, criterion)
+    assert any(step.stimulus is Stimulus.ack_timeout for c in suite.cases for step in c.steps)
+    assert Suite.model_validate_json(suite.model_dump_json()) == suite
+    report = replay(suite, ModelAdapter())
+    assert report.passed, report.failures[0].describe()
 
 
 @pytest.mark.parametrize("design", DESIGNS)
