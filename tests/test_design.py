@@ -45,7 +45,8 @@ def test_pre_fix_has_no_resilience_feature() -> None:
     features = get_design("pre-fix").features()
     # It has a REST endpoint and its server acknowledges messages: its transport, not
     # a resilience feature.
-    assert {k for k, v in features.items() if v is True} == {"rest_endpoint", "acknowledged"}
+    shown = {"rest_endpoint", "acknowledged", "send_failure_shown"}
+    assert {k for k, v in features.items() if v is True} == shown
     assert features["offline_send"] == "rest"
     assert features["ws_attempts"] == 1
     assert features["max_rest_attempts"] == 1
@@ -138,6 +139,7 @@ LIBRARY_FEATURES = [
     "ack_timer",
     "ack_fails_on_disconnect",
     "ws_attempts",
+    "send_failure_shown",
 ]
 
 
@@ -184,6 +186,7 @@ def _library_combination_valid(base: Design, values: dict[str, Any]) -> bool:
         and (not v["send_deadline_check"] or base.heartbeat)
         and (v["acknowledged"] or not fails)
         and (v["ws_attempts"] == 1 or (fails and base.resend_on_reconnect))
+        and (v["send_failure_shown"] or (base.send_failure_disconnects and not base.rest_fallback))
     )
 
 
@@ -199,6 +202,7 @@ def test_every_combination_of_the_libraries_features_builds_both_tables(name: st
         "ack_timer": [False, True],
         "ack_fails_on_disconnect": [False, True],
         "ws_attempts": [1, 2, 5],
+        "send_failure_shown": [False, True],
     }
     built = expected = 0
     for combination in itertools.product(*choices.values()):

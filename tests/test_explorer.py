@@ -53,12 +53,12 @@ def _graph(ex: Exploration) -> tuple[object, ...]:
 
 def test_message_codes_sort_like_the_symmetry_reduction() -> None:
     messages = [
-        Message(state, held, server, attempts, done, ws_failed)
+        Message(state, held, server, attempts, done, ws_tries)
         for state in [None, *MessageState]
         for held, done in itertools.product((False, True), repeat=2)
         for server in range(3)
         for attempts in range(4)
-        for ws_failed in (0, 1, 2, 5)
+        for ws_tries in (0, 1, 2, 5)
     ]
     canonical = [canonical_message(m)[1] for m in messages]
     by_key = sorted(canonical, key=lambda m: canonical_message(m)[0])

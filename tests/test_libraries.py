@@ -205,23 +205,24 @@ def _awaiting(
 def test_the_ack_timer_fails_the_attempt_and_writes_the_message_again_at_once() -> None:
     design = example("socketio-4.8-retries")
     system = System(design, get_environment("half-open"), 1)
-    open_ = _awaiting(design, Socket.open, server=1, done_owed=True)
+    open_ = _awaiting(design, Socket.open, server=1, done_owed=True, ws_tries=1)
     (timeout,) = [t for t in system.successors(open_) if t.stimulus is Stimulus.ack_timeout]
     fired = [(f.row.event, f.row.target) for f in timeout.fired]
     assert fired == [(ME.ack_retry, M.pending), (ME.resend_ws, M.sent_ws)]
     m = timeout.target.messages[0]
-    assert (m.state, m.held, m.server, m.ws_failed, m.done_owed) == (M.sent_ws, True, 2, 1, True)
-    # Into a half-open socket the copy vanishes; the attempt is counted all the same.
-    dead = _awaiting(design, Socket.half_open, C.suspended_stale)
+    # The resend is its second attempt (socket.io's tryCount counts what it writes).
+    assert (m.state, m.held, m.server, m.ws_tries, m.done_owed) == (M.sent_ws, True, 2, 2, True)
+    # Into a half-open socket the copy vanishes; the attempt counts all the same.
+    dead = _awaiting(design, Socket.half_open, C.suspended_stale, ws_tries=1)
     (timeout,) = [t for t in system.successors(dead) if t.stimulus is Stimulus.ack_timeout]
     m = timeout.target.messages[0]
-    assert (m.state, m.server, m.ws_failed) == (M.sent_ws, 0, 1)
+    assert (m.state, m.server, m.ws_tries) == (M.sent_ws, 0, 2)
 
 
 def test_the_last_attempt_shows_the_failure_even_where_the_server_has_it() -> None:
     design = example("socketio-4.8-retries")
     system = System(design, get_environment("half-open"), 1)
-    last = _awaiting(design, Socket.open, server=1, done_owed=True, ws_failed=3)
+    last = _awaiting(design, Socket.open, server=1, done_owed=True, ws_tries=4)
     (timeout,) = [t for t in system.successors(last) if t.stimulus is Stimulus.ack_timeout]
     assert [f.row.event for f in timeout.fired] == [ME.ack_failed]
     m = timeout.target.messages[0]
@@ -249,7 +250,7 @@ def test_a_disconnect_fails_every_attempt_awaiting_an_ack_but_spares_the_buffer(
         Socket.half_open,
         True,
         True,
-        (Message(M.sent_ws, True, 1), Message(M.buffered, True)),
+        (Message(M.sent_ws, True, 1, ws_tries=1), Message(M.buffered, True, ws_tries=1)),
     )
     (ping,) = [t for t in system.successors(world) if t.stimulus is Stimulus.ping_timeout]
     assert [(f.machine, f.message, f.row.event) for f in ping.fired] == [
@@ -257,8 +258,8 @@ def test_a_disconnect_fails_every_attempt_awaiting_an_ack_but_spares_the_buffer(
         ("message", 0, ME.ack_retry),
     ]
     first, second = ping.target.messages
-    assert (first.state, first.held, first.ws_failed) == (M.pending, True, 1)
-    assert second == Message(M.buffered, True)
+    assert (first.state, first.held, first.ws_tries) == (M.pending, True, 1)
+    assert second == Message(M.buffered, True, ws_tries=1)
     # Without the feature the same disconnect leaves the message waiting for ever.
     plain = System(example("socketio-4.8"), get_environment("half-open"), 2)
     world = world._replace(messages=(Message(M.sent_ws, False, 1), Message(M.buffered)))

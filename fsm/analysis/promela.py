@@ -285,6 +285,8 @@ class _Gen:
         for state in self.msg_sources(event):
             row = self.sys.message.step(state, event)
             body = [*self._rule_asserts(row), f"st[{i}] = {_m(row.target)};"]
+            if event.attempts_ws and self.sys.counts_ws_attempts:
+                body.append(f"wsf[{i}]++;")
             for action in row.actions:
                 body += self.run(action, i)
             lines.append(f":: st[{i}] == {_m(state)} ->")
@@ -413,7 +415,7 @@ class _Gen:
         """The WebSocket attempt budget rule (:meth:`Behaviour.after_ack_failure
         <fsm.model.behaviour.Behaviour.after_ack_failure>`)."""
         budget = self.sys.behaviour.ws_budget
-        lines = [f"wsf[{i}]++;"]
+        lines: list[str] = []
         retry_states = self.msg_sources(ME.ack_retry)
         if retry_states:
             allowed = " || ".join(f"st[{i}] == {_m(s)}" for s in retry_states)

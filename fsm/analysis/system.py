@@ -109,9 +109,9 @@ class Message(NamedTuple):
     attempts: int = 0
     #: The server owes a done/toolUse for it on the current socket.
     done_owed: bool = False
-    #: WebSocket attempts that failed (an acknowledgement timed out or died with
-    #: the connection).
-    ws_failed: int = 0
+    #: WebSocket attempts made at it, where a budget counts them (its send, each
+    #: resend; see :attr:`~fsm.model.vocabulary.MessageEvent.attempts_ws`).
+    ws_tries: int = 0
 
 
 class World(NamedTuple):
@@ -185,9 +185,9 @@ def canonical_message(m: Message) -> tuple[_MessageKey, Message]:
     hit = _CANON.get(m)
     if hit is None:
         n = m
-        if m.state in _FINAL and (m.attempts or m.ws_failed):
-            n = m._replace(attempts=0, ws_failed=0)
-        hit = ((_STATE_ORDER[n.state], n.held, n.server, n.attempts, n.done_owed, n.ws_failed), n)
+        if m.state in _FINAL and (m.attempts or m.ws_tries):
+            n = m._replace(attempts=0, ws_tries=0)
+        hit = ((_STATE_ORDER[n.state], n.held, n.server, n.attempts, n.done_owed, n.ws_tries), n)
         _CANON[m] = hit
     return hit
 
@@ -252,11 +252,12 @@ class _Step:
             self.hook(Hook.disconnected)
 
     def fire_message(self, i: int, event: MessageEvent) -> None:
-        state = self.messages[i].state
-        assert state is not None
-        row = self.sys.message.step(state, event)
+        m = self.messages[i]
+        assert m.state is not None
+        row = self.sys.message.step(m.state, event)
         self.fired.append(Fired("message", row, self.connection, i))
-        self.messages[i] = self.messages[i]._replace(state=row.target)
+        tries = m.ws_tries + 1 if event.attempts_ws and self.sys.counts_ws_attempts else m.ws_tries
+        self.messages[i] = m._replace(state=row.target, ws_tries=tries)
         for action in row.actions:
             self.run(action, i)
 
@@ -333,12 +334,11 @@ class _Step:
                 self.ws_attempt_failed(k)
 
     def ws_attempt_failed(self, i: int) -> None:
-        """Count message ``i``'s failed WebSocket attempt and fire what the budget
-        rule (:meth:`~fsm.model.behaviour.Behaviour.after_ack_failure`) says."""
+        """Message ``i``'s WebSocket attempt failed: fire what the budget rule
+        (:meth:`~fsm.model.behaviour.Behaviour.after_ack_failure`) says."""
         m = self.messages[i]
         assert m.state is not None
-        self.messages[i] = m._replace(ws_failed=m.ws_failed + 1)
-        self.fire_message(i, self.sys.behaviour.after_ack_failure(m.state, m.ws_failed + 1))
+        self.fire_message(i, self.sys.behaviour.after_ack_failure(m.state, m.ws_tries))
 
     def hook(self, hook: Hook, i: int | None = None) -> None:
         """Run the design's effect at ``hook`` (if it has one)."""
@@ -420,6 +420,7 @@ class System:
         #: Whether the server owes an acknowledgement for a copy written over the
         #: WebSocket, and what the guards read of the design, looked up once.
         self.acknowledges = self.behaviour.acknowledges
+        self.counts_ws_attempts = self.behaviour.counts_ws_attempts
         self.rules = self.behaviour.rules
 
     def initial(self) -> World:

@@ -88,12 +88,18 @@ class Behaviour:
         params = [self.effects.param(h) for h in (Hook.ack_timed_out, Hook.disconnected)]
         return max((p for p in params if p is not None), default=1)
 
-    def after_ack_failure(self, state: MessageState, failed: int) -> MessageEvent:
-        """The WebSocket attempt budget rule: what follows the ``failed``-th failed
-        WebSocket attempt of a message in ``state``. ``ack_retry`` (back into the
-        pending-retry list) while the budget allows one and the table has the row,
-        else ``ack_failed``."""
-        if failed < self.ws_budget and self.message.allows(state, MessageEvent.ack_retry):
+    @cached_property
+    def counts_ws_attempts(self) -> bool:
+        """Whether a message's WebSocket attempts are counted: a budget of more than one
+        weighs them (:attr:`MessageEvent.attempts_ws` says which rows are one)."""
+        return self.ws_budget > 1
+
+    def after_ack_failure(self, state: MessageState, attempts: int) -> MessageEvent:
+        """The WebSocket attempt budget rule: what follows a failed WebSocket attempt of
+        a message in ``state`` that has had ``attempts`` attempts (socket.io's
+        ``tryCount``). ``ack_retry`` (back into the pending-retry list) while they are
+        below the budget and the table has the row, else ``ack_failed``."""
+        if attempts < self.ws_budget and self.message.allows(state, MessageEvent.ack_retry):
             return MessageEvent.ack_retry
         return MessageEvent.ack_failed
 

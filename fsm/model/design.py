@@ -174,6 +174,14 @@ class Design(BaseModel):
         "first, the WebSocket attempt failed and the late acknowledgement is ignored "
         "(socket.io ackTimeout).",
     )
+    send_failure_shown: bool = Field(
+        default=True,
+        description="Where a WebSocket send that fails disconnects (send_failure_disconnects), "
+        "the app is told the send failed, or its REST retry takes it (the seed's fix). "
+        "False: the message stays as if written while the transport closes on its error "
+        "(socket.io, a browser WebSocket: the write returns, the error arrives as the "
+        "connection's close).",
+    )
     ack_fails_on_disconnect: bool = Field(
         default=False,
         description="When the connection closes, every message written over it and still "
@@ -254,6 +262,11 @@ def _incoherent(d: Design) -> list[str]:
         problems.append(
             "offline_send = 'queue' needs resend_on_reconnect: the queued message is sent "
             "by the resend when a connection is acknowledged"
+        )
+    if not d.send_failure_shown and (not d.send_failure_disconnects or d.rest_fallback):
+        problems.append(
+            "send_failure_shown = false needs send_failure_disconnects and no rest_fallback: "
+            "it says a failed send closes the connection and the message stays as written"
         )
     if d.send_deadline_check and not d.heartbeat:
         problems.append(

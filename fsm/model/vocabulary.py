@@ -255,6 +255,14 @@ class MessageEvent(Documented):
         """A row for this event that ends with a REST request in flight sends a new one."""
         return self in _STARTS_REST
 
+    @property
+    def attempts_ws(self) -> bool:
+        """A row for this event is one WebSocket attempt at the message, which a
+        WebSocket attempt budget counts: its send, a resend, or a send the heartbeat
+        deadline turned into the buffer (socket.io counts the try before it writes).
+        Flushing the offline buffer is not one: it writes an attempt already made."""
+        return self in _ATTEMPTS_WS
+
 
 class Socket(Documented):
     """What the socket under the client really is (the client cannot see it)."""
@@ -287,6 +295,14 @@ _STARTS_REST = frozenset(
     {MessageEvent.send_rest, MessageEvent.retry_rest, MessageEvent.rest_failed}
 )
 _DEAD = frozenset({Socket.suspended, Socket.half_open})
+_ATTEMPTS_WS = frozenset(
+    {
+        MessageEvent.ws_send_ok,
+        MessageEvent.ws_send_failed,
+        MessageEvent.deadline_buffer,
+        MessageEvent.resend_ws,
+    }
+)
 
 
 class Part(Documented):
@@ -400,9 +416,9 @@ class WriteNow:
 
 @dataclass(frozen=True)
 class FailWsAttempt:
-    """This message's WebSocket attempt failed: it is counted, and
-    ``Behaviour.after_ack_failure`` says which row fires (``ack_retry`` below the
-    budget, else ``ack_failed``)."""
+    """This message's WebSocket attempt failed: ``Behaviour.after_ack_failure`` says,
+    from the attempts it has had, which row fires (``ack_retry`` below the budget,
+    else ``ack_failed``)."""
 
 
 @dataclass(frozen=True)
@@ -464,8 +480,8 @@ class Meaning:
     #: The message is written over the WebSocket at once if the client reports
     #: connected (see :class:`WriteNow`).
     write_now: bool = False
-    #: The message's WebSocket attempt failed: counted against the budget of the
-    #: effect's parameter (see :class:`FailWsAttempt`).
+    #: The message's WebSocket attempt failed: its attempts are weighed against the
+    #: budget of the effect's parameter (see :class:`FailWsAttempt`).
     ws_budget: bool = False
     #: Every message awaiting its acknowledgement on the socket fails its attempt.
     each_unacked: bool = False
@@ -566,7 +582,7 @@ class Meaning:
         if self.write_now:
             parts.append("write it over the WebSocket now if connected")
         if self.ws_budget:
-            parts.append("count the failed WebSocket attempt against the budget")
+            parts.append("weigh the WebSocket attempts against the budget")
         if self.each_unacked:
             parts.append("every message awaiting its acknowledgement fails its attempt")
         return "; ".join(parts)
@@ -655,8 +671,8 @@ class Action(Documented):
     )
     fail_attempt = (
         "fail_attempt",
-        "Count the message's failed WebSocket attempt: ack_retry below the budget, else "
-        "ack_failed.",
+        "The message's WebSocket attempt failed: ack_retry while its attempts are below "
+        "the budget, else ack_failed.",
         Meaning(ws_budget=True),
     )
     fail_unacked = (

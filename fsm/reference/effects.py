@@ -140,6 +140,8 @@ class RowRunner:
         row = self.b.message.step(m.state, event)
         self._emit(ClientEvent.fired("message", row, self.conn, m.index))
         m.state = row.target
+        if event.attempts_ws and self.b.counts_ws_attempts:
+            m.ws_tries += 1
         self.outbox.set_state(m.key, m.state)
         self.acks.follow(m)
         for action in row.actions:
@@ -182,11 +184,10 @@ class RowRunner:
         self._fire_conn(CE.heartbeat_expired)
 
     def _attempt_failed(self, m: ClientMessage) -> None:
-        """``m``'s WebSocket attempt failed: stop waiting for its acknowledgement, count
-        the attempt, and fire what the budget rule says."""
-        m.ws_failed += 1
+        """``m``'s WebSocket attempt failed: stop waiting for its acknowledgement and fire
+        what the budget rule says of the attempts it had."""
         self.acks.expire(m)
-        self._fire_msg(m, self.b.after_ack_failure(m.state, m.ws_failed))
+        self._fire_msg(m, self.b.after_ack_failure(m.state, m.ws_tries))
 
     # -- the effects, with real I/O (fsm.model.vocabulary.ActionInterpreter) ------------
     def set_socket(self, action: Action, to: Socket, at: ClientMessage | None) -> None:

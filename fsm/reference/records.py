@@ -76,7 +76,7 @@ class ClientMessage:
     rest_attempt: int = 0  # which REST attempt is in flight (stale answers are ignored)
     #: WebSocket attempts that failed (its acknowledgement timed out or died with
     #: the connection).
-    ws_failed: int = 0
+    ws_tries: int = 0
     #: The acknowledgement id of its latest emit (written now, or buffered to be).
     ack_id: int = 0
     #: Acknowledgements with a lower id are late: the client stopped waiting for them.

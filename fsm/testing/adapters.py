@@ -252,7 +252,7 @@ class TransitionsAdapter:
         self.server = [0] * messages
         self.owed = [False] * messages
         self.attempts = [0] * messages
-        self.ws_failed = [0] * messages
+        self.ws_tries = [0] * messages
         self.socket = Socket.closed
         self.foreground = True
         self.network = True
@@ -450,11 +450,13 @@ class TransitionsAdapter:
     def _ws_attempt_failed(self, i: int) -> None:
         """The WebSocket attempt budget rule, on message ``i``."""
         assert self.behaviour is not None
-        self.ws_failed[i] += 1
         machine = self._message(i)
-        machine.fire(self.behaviour.after_ack_failure(machine.state, self.ws_failed[i]))
+        machine.fire(self.behaviour.after_ack_failure(machine.state, self.ws_tries[i]))
 
     def _message_fired(self, i: int, row: Row[MessageState, MessageEvent]) -> None:
+        assert self.behaviour is not None
+        if row.event.attempts_ws and self.behaviour.counts_ws_attempts:
+            self.ws_tries[i] += 1
         for action in row.actions:
             interpret(action, self, i)
 

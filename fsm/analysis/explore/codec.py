@@ -6,10 +6,10 @@ the search (:mod:`fsm.analysis.explore.search`) and the graph
 
 Layout::
 
-    message code (14 bits)      state order | held | server | attempts | done owed | ws failed
+    message code (14 bits)      state order | held | server | attempts | done owed | ws tries
                                  bits 13-11 |  10  |  9-8   |   7-4    |     3     |   2-0
         Codes sort like the symmetry reduction's key (state, held, server,
-        attempts, done owed, ws failed), so sorting a row of codes sorts the
+        attempts, done owed, ws tries), so sorting a row of codes sorts the
         messages.
 
     global code (below 100)     ((connection * sockets + socket) * 2 + foreground) * 2 + network
@@ -84,7 +84,7 @@ def aimed_rank(i: int, b: int) -> int:
 
 
 # -- message codes ------------------------------------------------------------------------
-WS_FAILED_SHIFT, WS_FAILED_MASK = 0, 0x7
+WS_TRIES_SHIFT, WS_TRIES_MASK = 0, 0x7
 DONE_OWED = 1 << 3
 ATTEMPTS_SHIFT, ATTEMPTS_MASK = 4, 0xF
 SERVER_SHIFT, SERVER_MASK = 8, 0x3
@@ -106,7 +106,7 @@ def message_code(m: Message) -> int:
     if (
         not 0 <= m.attempts <= ATTEMPTS_MASK
         or not 0 <= m.server <= SERVER_MASK
-        or not 0 <= m.ws_failed <= WS_FAILED_MASK
+        or not 0 <= m.ws_tries <= WS_TRIES_MASK
     ):
         raise SpecError(f"message out of the explorer's encoding: {m}")
     return (
@@ -115,7 +115,7 @@ def message_code(m: Message) -> int:
         | m.server << SERVER_SHIFT
         | m.attempts << ATTEMPTS_SHIFT
         | m.done_owed * DONE_OWED
-        | m.ws_failed << WS_FAILED_SHIFT
+        | m.ws_tries << WS_TRIES_SHIFT
     )
 
 
@@ -129,7 +129,7 @@ def decode_message(c: int) -> Message:
         c >> SERVER_SHIFT & SERVER_MASK,
         c >> ATTEMPTS_SHIFT & ATTEMPTS_MASK,
         bool(c & DONE_OWED),
-        c >> WS_FAILED_SHIFT & WS_FAILED_MASK,
+        c >> WS_TRIES_SHIFT & WS_TRIES_MASK,
     )
 
 
@@ -150,7 +150,7 @@ def _canonical_codes() -> NDArray[np.int16]:
     codes = np.arange(CODES, dtype=np.int64)
     cleared = np.zeros(STATE_ORDERS, np.int64)
     for state, order in STATE_ORDER.items():
-        probe = Message(state, True, SERVER_MASK, ATTEMPTS_MASK, True, WS_FAILED_MASK)
+        probe = Message(state, True, SERVER_MASK, ATTEMPTS_MASK, True, WS_TRIES_MASK)
         kept = message_code(canonical_message(probe)[1])
         cleared[order] = message_code(probe) & ~kept
     out: NDArray[np.int16] = (codes & ~cleared[codes >> STATE_SHIFT]).astype(np.int16)
