@@ -145,6 +145,7 @@ def test_every_valid_feature_combination_has_its_own_behaviour() -> None:
         "ack_fails_on_disconnect": [False, True],
         "ws_attempts": [1, 2, 5],
         "send_failure_shown": [False, True],
+        "ordered_queue": [False, True],
     }
     assert set(choices) == set(LIBRARY)
     for design in DESIGNS.values():

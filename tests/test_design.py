@@ -140,6 +140,7 @@ LIBRARY_FEATURES = [
     "ack_fails_on_disconnect",
     "ws_attempts",
     "send_failure_shown",
+    "ordered_queue",
 ]
 
 
@@ -187,6 +188,14 @@ def _library_combination_valid(base: Design, values: dict[str, Any]) -> bool:
         and (v["acknowledged"] or not fails)
         and (v["ws_attempts"] == 1 or (fails and base.resend_on_reconnect))
         and (v["send_failure_shown"] or (base.send_failure_disconnects and not base.rest_fallback))
+        and (
+            not v["ordered_queue"]
+            or (
+                base.resend_on_reconnect
+                and v["acknowledged"]
+                and base.pending_cleared_on == "own_confirmation"
+            )
+        )
     )
 
 
@@ -203,6 +212,7 @@ def test_every_combination_of_the_libraries_features_builds_both_tables(name: st
         "ack_fails_on_disconnect": [False, True],
         "ws_attempts": [1, 2, 5],
         "send_failure_shown": [False, True],
+        "ordered_queue": [False, True],
     }
     built = expected = 0
     for combination in itertools.product(*choices.values()):

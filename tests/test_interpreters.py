@@ -82,6 +82,8 @@ def test_every_meaning_field_is_an_effect() -> None:
         "write_now": True,
         "ws_budget": True,
         "each_unacked": True,
+        "oldest": MessageEvent.resend_ws,
+        "drain": True,
     }
     fields = {f.name for f in dataclasses.fields(Meaning)}
     assert fields == set(samples), "a new Meaning field needs a sample here and an Effect"
@@ -224,6 +226,10 @@ class Backend:
     def write_now(self, action: Action, at: int | None) -> None: ...
     def fail_ws_attempt(self, action: Action, at: int | None) -> None: ...
     def fail_each_unacked(self, action: Action, at: int | None) -> None: ...
+    def on_oldest(
+        self, action: Action, event: MessageEvent, over_ws: bool, at: int | None
+    ) -> None: ...
+    def drain_queue(self, action: Action, at: int | None) -> None: ...
 
 backend: ActionInterpreter[int | None, None] = Backend()
 interpret(Action.hold, backend, 0)

@@ -126,7 +126,7 @@ def test_the_buffer_is_flushed_when_a_connection_is_acknowledged_then_the_list_r
     retries = select_behaviour(example("socketio-4.8-retries")).connection.rows
     assert retries[(C.handshaking, CE.handshake_ack)].actions == (
         Action.flush_buffer,
-        Action.resend_pending_ws,
+        Action.resend_oldest,
     )
 
 
@@ -469,3 +469,53 @@ def test_a_message_the_deadline_buffered_while_the_queue_holds_it_is_written_twi
         world = system.step(world, label).target
     m = world.messages[0]
     assert (m.state, m.held, m.server) == (M.sent_ws, True, 2)
+
+
+# -- an ordered queue: one message in flight, oldest first --------------------------------------
+def _queue_system(environment: str = "ios-suspend", messages: int = 2) -> System:
+    return System(example("socketio-4.8-retries"), get_environment(environment), messages)
+
+
+def test_a_message_sent_while_the_oldest_awaits_its_ack_waits_behind_it() -> None:
+    system = _queue_system()
+    world = system.initial()
+    for label in [
+        (Stimulus.connect, None, None),
+        (Stimulus.handshake_ack, None, None),
+        (Stimulus.send, 0, Outcome.ws_delivered),
+        (Stimulus.send, 1, Outcome.ws_delivered),
+    ]:
+        world = system.step(world, label).target
+    first, second = world.messages
+    assert (first.state, first.server, first.ahead) == (M.sent_ws, 1, 0)
+    assert (second.state, second.held, second.server, second.ahead) == (M.pending, True, 0, 1)
+    # Its acknowledgement releases the oldest, and the queue writes the next at once.
+    done = system.step(world, (Stimulus.done, 0, None))
+    assert [(f.message, f.row.event) for f in done.fired] == [(0, ME.done), (1, ME.resend_ws)]
+    first, second = done.target.messages
+    assert (first.state, first.held) == (M.confirmed, False)
+    assert (second.state, second.server, second.ahead, second.ws_tries) == (M.sent_ws, 1, 0, 1)
+
+
+def test_a_new_connection_writes_the_oldest_queued_message_only() -> None:
+    system = _queue_system()
+    world = system.initial()
+    for label in [
+        (Stimulus.send, 0, Outcome.queued),
+        (Stimulus.send, 1, Outcome.queued),
+        (Stimulus.connect, None, None),
+        (Stimulus.handshake_ack, None, None),
+    ]:
+        world = system.step(world, label).target
+    first, second = world.messages
+    assert (first.state, first.server) == (M.sent_ws, 1)
+    assert (second.state, second.server, second.ahead) == (M.pending, 0, 1)
+
+
+def test_an_ordered_queue_is_explored_with_at_most_four_messages() -> None:
+    with pytest.raises(SpecError, match="at most 4 messages"):
+        _queue_system(messages=5)
+    assert main(
+        ["check", "--spec", str(ROOT / "designs" / "socketio-4.8-retries.toml"), "--messages", "5"],
+        io.StringIO(),
+    ) == 2

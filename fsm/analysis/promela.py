@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fsm.analysis.system import OVER_REST, System, World, disconnects
+from fsm.analysis.system import OVER_REST, WRITTEN, System, World, disconnects
 from fsm.model.errors import DefinitionError
 from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
 from fsm.model.stimuli import (
@@ -160,6 +160,11 @@ class Stranded:
         for action in actions:
             if action.meaning.each is not None:
                 everyone.add(action.meaning.each)
+            # An ordered queue writes its oldest held message, now or at a connection.
+            if action.meaning.oldest is not None:
+                free.add(action.meaning.oldest)
+            if action.meaning.drain:
+                free.add(ME.resend_ws)
         effects = system.behaviour.effects
         if effects.actions(Hook.ack_timed_out) or effects.actions(Hook.disconnected):
             # An acknowledgement that will not come moves the message either way.
@@ -326,9 +331,23 @@ class _Gen:
     def set_held(self, action: Action, value: bool, at: int | None) -> list[str]:
         if at is None:
             raise DefinitionError(f"action {action.value!r} needs a message")
-        return [f"held[{at}] = {int(value)};"]
+        if not self.sys.ordered:
+            return [f"held[{at}] = {int(value)};"]
+        others = [k for k in range(self.n) if k != at]
+        if value:  # it joins the queue at its end
+            count = " + ".join(f"held[{k}]" for k in others) or "0"
+            return [f"if :: !held[{at}] -> ahd[{at}] = {count}; held[{at}] = 1 :: else -> skip fi;"]
+        lines = [f"if :: held[{at}] ->"]
+        for k in others:
+            lines.append(
+                f"   if :: held[{k}] && ahd[{k}] > ahd[{at}] -> ahd[{k}]-- :: else -> skip fi;"
+            )
+        lines += [f"   held[{at}] = 0; ahd[{at}] = 0;", ":: else -> skip fi;"]
+        return lines
 
     def set_every_held(self, action: Action, value: bool, at: int | None) -> list[str]:
+        if self.sys.ordered:
+            raise DefinitionError(f"action {action.value!r}: an ordered queue holds one by one")
         return [f"held[{k}] = {int(value)};" for k in range(self.n)]
 
     def on_each_held(
@@ -366,6 +385,30 @@ class _Gen:
             body += self.fire_message(k, event)
             lines.append(f"if :: {allowed} ->")
             lines += ["   " + b for b in body]
+            lines.append(":: else -> skip fi;")
+        return lines
+
+    def on_oldest(
+        self, action: Action, event: MessageEvent, over_ws: bool, at: int | None
+    ) -> list[str]:
+        lines: list[str] = []
+        for k in range(self.n):
+            allowed = " || ".join(f"st[{k}] == {_m(s)}" for s in self.msg_sources(event))
+            if not allowed:
+                continue
+            body = self.deliver(k, over_ws=True) if over_ws else []
+            body += self.fire_message(k, event)
+            lines.append(f"if :: held[{k}] && ahd[{k}] == 0 && ({allowed}) ->")
+            lines += ["   " + b for b in body]
+            lines.append(":: else -> skip fi;")
+        return lines
+
+    def drain_queue(self, action: Action, at: int | None) -> list[str]:
+        lines: list[str] = []
+        for k in range(self.n):
+            pending = f"st[{k}] == {_m(MessageState.pending)}"
+            lines.append(f"if :: held[{k}] && ahd[{k}] == 0 && {pending} ->")
+            lines += ["   " + b for b in self.write_now(action, k)]
             lines.append(":: else -> skip fi;")
         return lines
 
@@ -509,6 +552,7 @@ class _Gen:
         lines = [
             f"st[{i}] = {_m(MessageState.pending)};",
             f"held[{i}] = 0; srv[{i}] = 0; att[{i}] = 0; owed[{i}] = 0; wsf[{i}] = 0;",
+            f"ahd[{i}] = 0;",
         ]
         for action in self.sys.on_accept:
             lines += self.run(action, i)
@@ -545,8 +589,21 @@ def promela(system: System) -> PromelaModel:
     stranded = Stranded.of(system)
     steps: list[tuple[str, str, list[str]]] = []  # (guard, label, body)
 
+    end = g.hook(Hook.step_end)
+
     def step(guard: str, label: str, body: list[str]) -> None:
-        steps.append((guard, label, body))
+        steps.append((guard, label, [*body, *end]))
+
+    def queued_behind(i: int, body: list[str]) -> list[str]:
+        """In an ordered queue a message with one ahead of it waits instead."""
+        if not system.ordered:
+            return body
+        lines = [f"if :: ahd[{i}] > 0 ->"]
+        lines += ["   " + b for b in g.fire_message(i, ME.queue)]
+        lines.append(":: else ->")
+        lines += ["   " + b for b in body]
+        lines.append("fi;")
+        return lines
 
     send_bodies = {
         Outcome.rest_direct: lambda i: g.accept(i) + g.fire_message(i, ME.send_rest),
@@ -574,11 +631,11 @@ def promela(system: System) -> PromelaModel:
             answer = g.any_of(conditions)
             if enabled is None or answer is None:
                 continue
-            step(
-                f"{first} && ({enabled}) && ({answer})",
-                f"send {i} {outcome.value}",
-                send_bodies[outcome](i),
-            )
+            body = send_bodies[outcome](i)
+            if outcome in WRITTEN:
+                accepted = len(g.accept(i))
+                body = body[:accepted] + queued_behind(i, body[accepted:])
+            step(f"{first} && ({enabled}) && ({answer})", f"send {i} {outcome.value}", body)
 
     kill = g.kill_socket
     bodies: dict[Stimulus, list[str]] = {
@@ -661,6 +718,7 @@ def promela(system: System) -> PromelaModel:
     w(f"byte att[{n}];")
     w(f"bool owed[{n}];")
     w(f"byte wsf[{n}];")
+    w(f"byte ahd[{n}];")
     w("")
     w("active proctype client() {")
     w("  do")

@@ -81,9 +81,11 @@ from fsm.model.vocabulary import (
 
 __all__ = [
     "LOCAL_ACTIONS",
+    "MOST_QUEUED",
     "OVER_REST",
     "SOCKET_ACTIONS",
     "STATE_ORDER",
+    "WRITTEN",
     "Fired",
     "Message",
     "Outcome",
@@ -92,6 +94,7 @@ __all__ = [
     "Transition",
     "World",
     "canonical_message",
+    "disconnects",
     "initial_world",
 ]
 
@@ -112,6 +115,8 @@ class Message(NamedTuple):
     #: WebSocket attempts made at it, where a budget counts them (its send, each
     #: resend; see :attr:`~fsm.model.vocabulary.MessageEvent.attempts_ws`).
     ws_tries: int = 0
+    #: In an ordered queue, how many held messages are ahead of it (0: the oldest).
+    ahead: int = 0
 
 
 class World(NamedTuple):
@@ -157,6 +162,11 @@ _STATE_ORDER: dict[MessageState | None, int] = {None: 0} | {
     s: i + 1 for i, s in enumerate(MessageState)
 }
 _FINAL = frozenset(s for s in MessageState if s.settled)
+#: Answers to a send that write the message (or would): an ordered queue holds a
+#: message behind its oldest one instead.
+WRITTEN = frozenset(
+    {Outcome.ws_delivered, Outcome.ws_raised, Outcome.ws_vanished, Outcome.deadline_passed}
+)
 #: A REST request carrying the message is in flight (:attr:`MessageState.rest_in_flight`).
 OVER_REST = frozenset(s for s in MessageState if s.rest_in_flight)
 
@@ -168,7 +178,7 @@ _LOCAL_ACTIONS = frozenset(a for a in Action if a.meaning.footprint.local)
 _SOCKET_ACTIONS = frozenset(a for a in Action if a.meaning.footprint.socket_only)
 
 
-_MessageKey = tuple[int, bool, int, int, bool, int]
+_MessageKey = tuple[int, bool, int, int, bool, int, int]
 _CANON: dict[Message, tuple[_MessageKey, Message]] = {}
 _SORTED: dict[tuple[Message, ...], tuple[tuple[Message, ...], tuple[int, ...]]] = {}
 #: Both caches hold pure functions of their keys; they are dropped when they
@@ -187,7 +197,8 @@ def canonical_message(m: Message) -> tuple[_MessageKey, Message]:
         n = m
         if m.state in _FINAL and (m.attempts or m.ws_tries):
             n = m._replace(attempts=0, ws_tries=0)
-        hit = ((_STATE_ORDER[n.state], n.held, n.server, n.attempts, n.done_owed, n.ws_tries), n)
+        key = (_STATE_ORDER[n.state], n.held, n.server, n.attempts, n.done_owed, n.ws_tries)
+        hit = ((*key, n.ahead), n)
         _CANON[m] = hit
     return hit
 
@@ -272,9 +283,25 @@ class _Step:
     def set_held(self, action: Action, value: bool, at: int | None) -> None:
         if at is None:
             raise DefinitionError(f"action {action.value!r} needs a message")
-        self.messages[at] = self.messages[at]._replace(held=value)
+        m = self.messages[at]
+        if m.held == value or not self.sys.ordered:
+            self.messages[at] = m._replace(held=value)
+            return
+        # An ordered queue: a message joins at its end, and those behind one that
+        # leaves move up.
+        if value:
+            ahead = sum(other.held for other in self.messages)
+            self.messages[at] = m._replace(held=True, ahead=ahead)
+            return
+        self.messages[at] = m._replace(held=False, ahead=0)
+        self.messages = [
+            o._replace(ahead=o.ahead - 1) if o.held and o.ahead > m.ahead else o
+            for o in self.messages
+        ]
 
     def set_every_held(self, action: Action, value: bool, at: int | None) -> None:
+        if self.sys.ordered:
+            raise DefinitionError(f"action {action.value!r}: an ordered queue holds one by one")
         self.messages = [m._replace(held=value) if m.held != value else m for m in self.messages]
 
     def on_each_held(
@@ -310,6 +337,31 @@ class _Step:
     def write_now(self, action: Action, at: int | None) -> None:
         if at is None:
             raise DefinitionError(f"action {action.value!r} needs a message")
+        self.write(at)
+
+    def oldest(self) -> int | None:
+        """The oldest message of an ordered queue: the held one nothing is ahead of."""
+        return next((k for k, m in enumerate(self.messages) if m.held and not m.ahead), None)
+
+    def on_oldest(self, action: Action, event: MessageEvent, over_ws: bool, at: int | None) -> None:
+        k = self.oldest()
+        if k is None:
+            return
+        state = self.messages[k].state
+        if state is not None and self.sys.message.allows(state, event):
+            if over_ws:
+                self.deliver(k, over_ws=True)
+            self.fire_message(k, event)
+
+    def drain_queue(self, action: Action, at: int | None) -> None:
+        k = self.oldest()
+        if k is not None and self.messages[k].state is MessageState.pending:
+            self.write(k)
+
+    def write(self, i: int) -> None:
+        """Write message ``i`` over the WebSocket at once, if the client reports
+        connected (see :class:`~fsm.model.vocabulary.WriteNow`)."""
+        at = i
         if not self.connection.reports_connected or self.socket is Socket.opening:
             return
         if self.socket is Socket.open:
@@ -344,6 +396,11 @@ class _Step:
         """Run the design's effect at ``hook`` (if it has one)."""
         for action in self.sys.behaviour.effects.actions(hook):
             self.run(action, i)
+
+
+#: The most messages an ordered queue is explored with: how far behind the oldest a
+#: message can be is part of its code (two bits).
+MOST_QUEUED = 4
 
 
 def disconnects(row: Row[Any, Any]) -> bool:
@@ -422,6 +479,14 @@ class System:
         self.acknowledges = self.behaviour.acknowledges
         self.counts_ws_attempts = self.behaviour.counts_ws_attempts
         self.rules = self.behaviour.rules
+        #: An ordered queue, and what runs at the end of every step.
+        self.ordered = self.behaviour.one_in_flight
+        self.at_step_end = self.behaviour.effects.actions(Hook.step_end)
+        if self.ordered and messages > MOST_QUEUED:
+            raise SpecError(
+                f"design {design.name!r}: an ordered queue is explored with at most "
+                f"{MOST_QUEUED} messages, got {messages}"
+            )
 
     def initial(self) -> World:
         """The app has just launched: no socket, foreground, network up, nothing sent."""
@@ -601,6 +666,8 @@ class System:
         if event is ConnectionEvent.handshake_ack:
             hooked = self.behaviour.effects.actions(Hook.connection_acknowledged)
             s.hook(Hook.connection_acknowledged)
+        s.hook(Hook.step_end)
+        hooked += self.at_step_end
         target = s.world()
         fired = tuple(s.fired)
         if any(disconnects(f.row) for f in fired):
@@ -624,6 +691,17 @@ class System:
     def _send_step(self, w: World, i: int, outcome: Outcome) -> Transition:
         s = _Step(self, w)
         s.accept(i)
+        if self.ordered and s.messages[i].ahead and outcome in WRITTEN:
+            # An ordered queue writes its oldest message first: this one waits.
+            s.fire_message(i, MessageEvent.queue)
+        else:
+            self._answer(s, i, outcome)
+        s.hook(Hook.step_end)
+        return Transition(Stimulus.send, i, outcome, s.world(), tuple(s.fired))
+
+    @staticmethod
+    def _answer(s: _Step, i: int, outcome: Outcome) -> None:
+        """What the client does with message ``i`` given the world's answer ``outcome``."""
         if outcome is Outcome.rest_direct:
             s.fire_message(i, MessageEvent.send_rest)
         elif outcome is Outcome.ws_delivered:
@@ -643,7 +721,6 @@ class System:
         else:  # deadline_passed: buffered, and the connection closed
             s.fire_message(i, MessageEvent.deadline_buffer)
             s.fire_connection(ConnectionEvent.heartbeat_expired)
-        return Transition(Stimulus.send, i, outcome, s.world(), tuple(s.fired))
 
     def _message_step(self, w: World, i: int, stimulus: Stimulus) -> Transition:
         """A step aimed at message ``i`` (done, or a REST outcome).
@@ -677,6 +754,8 @@ class System:
             if stimulus is Stimulus.rest_lost_response:
                 s.deliver(i, over_ws=False)
             s.fire_message(i, self._after_rest_failure(s, i))
+        s.hook(Hook.step_end)
+        hooked += self.at_step_end
         fired = tuple(s.fired)
         if set(hooked) <= _LOCAL_ACTIONS and all(
             f.message == i and set(f.row.actions) <= _LOCAL_ACTIONS for f in fired

@@ -89,6 +89,13 @@ class Behaviour:
         return max((p for p in params if p is not None), default=1)
 
     @cached_property
+    def one_in_flight(self) -> bool:
+        """The pending-retry list is a queue with one message in flight, oldest first
+        (the ``step_end`` effect drains it): each held message knows how many held
+        messages are ahead of it."""
+        return any(a.meaning.drain for a in self.effects.actions(Hook.step_end))
+
+    @cached_property
     def counts_ws_attempts(self) -> bool:
         """Whether a message's WebSocket attempts are counted: a budget of more than one
         weighs them (:attr:`MessageEvent.attempts_ws` says which rows are one)."""

@@ -174,6 +174,14 @@ class Design(BaseModel):
         "first, the WebSocket attempt failed and the late acknowledgement is ignored "
         "(socket.io ackTimeout).",
     )
+    ordered_queue: bool = Field(
+        default=False,
+        description="The pending-retry list is a queue with one message in flight: while "
+        "the client reports connected it writes its oldest message and waits for that "
+        "message's acknowledgement (or its last failed attempt) before it writes the next; "
+        "a message sent meanwhile waits behind it; a new connection writes the oldest "
+        "again (socket.io's retries queue, _drainQueue).",
+    )
     send_failure_shown: bool = Field(
         default=True,
         description="Where a WebSocket send that fails disconnects (send_failure_disconnects), "
@@ -212,6 +220,14 @@ class Design(BaseModel):
         return self.offline_send == "buffer" or self.send_deadline_check
 
     @property
+    def reconnect_resend(self) -> Literal["none", "all", "oldest"]:
+        """What a new connection writes of the pending-retry list: nothing, every
+        message, or the oldest one (an ordered queue)."""
+        if not self.resend_on_reconnect:
+            return "none"
+        return "oldest" if self.ordered_queue else "all"
+
+    @property
     def notices_ack_failure(self) -> bool:
         """Something tells the client an acknowledgement will not come: its timer, or
         the connection's close."""
@@ -222,7 +238,7 @@ class Design(BaseModel):
     @classmethod
     def derived(cls) -> tuple[str, ...]:
         """The properties a table row's condition may read besides the fields."""
-        return ("offline_buffer", "notices_ack_failure")
+        return ("offline_buffer", "notices_ack_failure", "reconnect_resend")
 
     def features(self) -> dict[str, Any]:
         """The feature fields, without name and summary."""
@@ -267,6 +283,14 @@ def _incoherent(d: Design) -> list[str]:
         problems.append(
             "send_failure_shown = false needs send_failure_disconnects and no rest_fallback: "
             "it says a failed send closes the connection and the message stays as written"
+        )
+    if d.ordered_queue and not (
+        d.resend_on_reconnect and d.acknowledged and d.pending_cleared_on == "own_confirmation"
+    ):
+        problems.append(
+            "ordered_queue needs resend_on_reconnect (the queue's oldest message is written "
+            "on a new connection), acknowledged (it waits for acknowledgements) and "
+            "pending_cleared_on = 'own_confirmation' (each message leaves it on its own)"
         )
     if d.send_deadline_check and not d.heartbeat:
         problems.append(

@@ -139,5 +139,7 @@ EFFECTS: tuple[Effect, ...] = (
            note="the attempt failed (socket.io ackTimeout)"),
     Effect(Hook.disconnected, (A.fail_unacked,), (on("ack_fails_on_disconnect"),),
            param="ws_attempts", note="acknowledgements die with the connection (_clearAcks)"),
+    Effect(Hook.step_end, (A.drain_queue,), (on("ordered_queue"),),
+           note="one message in flight, oldest first (_drainQueue)"),
 )
 # fmt: on

@@ -227,18 +227,20 @@ def _acknowledged(
 ) -> tuple[Row[ConnectionState, ConnectionEvent], ...]:
     """``source -handshake_ack-> connected``, once for each combination of what it
     writes: the offline buffer first (socket.io's emitBuffered), then the
-    pending-retry list (its _drainQueue(true) runs after)."""
+    pending-retry list, all of it or its oldest message (socket.io's
+    _drainQueue(true) runs after)."""
     rows = []
+    resends = {"none": (), "all": (A.resend_pending_ws,), "oldest": (A.resend_oldest,)}
     for flush in (False, True):
-        for resend in (False, True):
-            actions = (A.flush_buffer,) * flush + (A.resend_pending_ws,) * resend
+        for resend, written in resends.items():
+            actions = (A.flush_buffer,) * flush + written
             buffer = on("offline_buffer", flush)
             rows.append(
                 Row(
                     source,
                     CE.handshake_ack,
                     C.connected,
-                    (*when, on("resend_on_reconnect", resend), buffer),
+                    (*when, on("reconnect_resend", resend), buffer),
                     actions,
                     note=note,
                 )

@@ -32,6 +32,7 @@ __all__ = [
     "ConnectionState",
     "CountAttempt",
     "Documented",
+    "DrainQueue",
     "Effect",
     "FailEachUnacked",
     "FailWsAttempt",
@@ -43,6 +44,7 @@ __all__ = [
     "OnEach",
     "OnEachHeld",
     "OnEachOnServer",
+    "OnOldest",
     "Part",
     "ServerRule",
     "SetEveryHeld",
@@ -422,6 +424,23 @@ class FailWsAttempt:
 
 
 @dataclass(frozen=True)
+class OnOldest:
+    """``event`` fires on the oldest message of the pending-retry queue (the one no
+    held message is ahead of) if its state has a row for it; with ``over_ws`` its
+    copy reaches the server over the WebSocket first (the socket is open)."""
+
+    event: MessageEvent
+    over_ws: bool
+
+
+@dataclass(frozen=True)
+class DrainQueue:
+    """If the client reports connected over a socket that is not still opening and
+    the oldest message of the pending-retry queue waits (``pending``: nothing of the
+    queue is in flight), it is written at once, as :class:`WriteNow` writes."""
+
+
+@dataclass(frozen=True)
 class FailEachUnacked:
     """Every message written over the WebSocket and still awaiting its acknowledgement
     (``sent_ws``) fails its attempt, as :class:`FailWsAttempt`; a buffered one does not."""
@@ -442,6 +461,8 @@ Effect = (
     | WriteNow
     | FailWsAttempt
     | FailEachUnacked
+    | OnOldest
+    | DrainQueue
 )
 
 
@@ -485,6 +506,10 @@ class Meaning:
     ws_budget: bool = False
     #: Every message awaiting its acknowledgement on the socket fails its attempt.
     each_unacked: bool = False
+    #: This message event fires on the oldest message of the pending-retry queue.
+    oldest: MessageEvent | None = None
+    #: The queue writes its oldest message if it waits (see :class:`DrainQueue`).
+    drain: bool = False
 
     @cached_property
     def effects(self) -> tuple[Effect, ...]:
@@ -512,6 +537,10 @@ class Meaning:
             out.append(FailWsAttempt())
         if self.each_unacked:
             out.append(FailEachUnacked())
+        if self.oldest is not None:
+            out.append(OnOldest(self.oldest, self.over_ws))
+        if self.drain:
+            out.append(DrainQueue())
         return tuple(out)
 
     @cached_property
@@ -552,6 +581,14 @@ class Meaning:
                 case FailEachUnacked():
                     reads.add(Part.every_message)
                     writes.add(Part.every_message)
+                case OnOldest(over_ws=over_ws):
+                    reads |= {Part.pending_flags, Part.every_message}
+                    writes.add(Part.every_message)
+                    if over_ws:
+                        writes.add(Part.server_copies)
+                case DrainQueue():
+                    reads |= {Part.pending_flags, Part.every_message, Part.socket}
+                    writes |= {Part.every_message, Part.server_copies, Part.socket}
                 case _:
                     unhandled(effect)
         return Footprint(frozenset(reads), frozenset(writes))
@@ -585,6 +622,11 @@ class Meaning:
             parts.append("weigh the WebSocket attempts against the budget")
         if self.each_unacked:
             parts.append("every message awaiting its acknowledgement fails its attempt")
+        if self.oldest is not None:
+            via = " (over the WebSocket)" if self.over_ws else ""
+            parts.append(f"{self.oldest.value} on the oldest held message{via}")
+        if self.drain:
+            parts.append("the queue writes its oldest message if it waits")
         return "; ".join(parts)
 
 
@@ -675,6 +717,18 @@ class Action(Documented):
         "the budget, else ack_failed.",
         Meaning(ws_budget=True),
     )
+    resend_oldest = (
+        "resend_oldest",
+        "Resend the oldest message of the pending-retry queue over the new WebSocket "
+        "(socket.io's _drainQueue(true) at connect).",
+        Meaning(oldest=MessageEvent.resend_ws, over_ws=True),
+    )
+    drain_queue = (
+        "drain_queue",
+        "The queue writes its oldest message if it waits and the client reports connected "
+        "(socket.io's _drainQueue).",
+        Meaning(drain=True),
+    )
     fail_unacked = (
         "fail_unacked",
         "Fail the WebSocket attempt of every message still awaiting its acknowledgement "
@@ -718,6 +772,10 @@ class ActionInterpreter(Protocol, Generic[_At, _R]):
 
     def fail_each_unacked(self, action: Action, at: _At) -> _R: ...
 
+    def on_oldest(self, action: Action, event: MessageEvent, over_ws: bool, at: _At) -> _R: ...
+
+    def drain_queue(self, action: Action, at: _At) -> _R: ...
+
 
 _At2 = TypeVar("_At2")
 _R2 = TypeVar("_R2")
@@ -750,6 +808,10 @@ def interpret(action: Action, backend: ActionInterpreter[_At2, _R2], at: _At2) -
                 out.append(backend.fail_ws_attempt(action, at))
             case FailEachUnacked():
                 out.append(backend.fail_each_unacked(action, at))
+            case OnOldest(event, over_ws):
+                out.append(backend.on_oldest(action, event, over_ws, at))
+            case DrainQueue():
+                out.append(backend.drain_queue(action, at))
             case _:
                 unhandled(effect)
     return out
@@ -795,4 +857,9 @@ class Hook(Documented):
     disconnected = (
         "disconnected",
         "The client's connection left a state that reports connected (its disconnect event).",
+    )
+    step_end = (
+        "step_end",
+        "The end of every step: where the pending-retry list is an ordered queue, the point "
+        "where it writes its oldest message if nothing of it is in flight.",
     )

@@ -39,7 +39,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from typing_extensions import assert_never
 
-from fsm.analysis.system import Outcome, Stimulus, System, Transition, World
+from fsm.analysis.system import WRITTEN, Outcome, Stimulus, System, Transition, World
 from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design, Environment
 from fsm.model.errors import SpecError, StepRefused, UnknownName
@@ -249,6 +249,8 @@ class TransitionsAdapter:
         )
         self.messages: list[Machine[MessageState, MessageEvent] | None] = [None] * messages
         self.held = [False] * messages
+        #: An ordered queue's held messages, oldest first.
+        self.queue: list[int] = []
         self.server = [0] * messages
         self.owed = [False] * messages
         self.attempts = [0] * messages
@@ -280,6 +282,7 @@ class TransitionsAdapter:
         scene = Scene(self.connection.state, self.socket, self.foreground, self.network)
         if stimulus is Stimulus.send:
             self._on_send(scene, message, outcome)
+            self._step_end()
             return self.observation()
         aim = None
         if stimulus.aimed:
@@ -293,7 +296,13 @@ class TransitionsAdapter:
             self._aimed(stimulus, message)
         else:
             self._world(stimulus)
+        self._step_end()
         return self.observation()
+
+    def _step_end(self) -> None:
+        assert self.behaviour is not None
+        for action in self.behaviour.effects.actions(Hook.step_end):
+            interpret(action, self, None)
 
     def _world(self, stimulus: Stimulus) -> None:
         """A step of the world around the connection (its guard has held)."""
@@ -392,6 +401,9 @@ class TransitionsAdapter:
             interpret(action, self, i)
         machine = self.messages[i]
         assert machine is not None
+        if self.behaviour.one_in_flight and self.queue[:1] != [i] and answer in WRITTEN:
+            machine.fire(MessageEvent.queue)  # the queue's oldest message goes first
+            return
         match answer:
             case Outcome.rest_direct:
                 machine.fire(MessageEvent.send_rest)
@@ -467,9 +479,14 @@ class TransitionsAdapter:
         if at is None:
             raise StepRefused(f"{action.value} needs a message")
         self.held[at] = value
+        if value and at not in self.queue:
+            self.queue.append(at)
+        elif not value and at in self.queue:
+            self.queue.remove(at)
 
     def set_every_held(self, action: Action, value: bool, at: int | None) -> None:
         self.held = [value] * len(self.held)
+        self.queue = [k for k, m in enumerate(self.messages) if m is not None] if value else []
 
     def on_each_held(
         self, action: Action, event: MessageEvent, over_ws: bool, at: int | None
@@ -498,10 +515,27 @@ class TransitionsAdapter:
                     self._deliver(k, over_ws=True)
                 machine.fire(event)
 
+    def on_oldest(self, action: Action, event: MessageEvent, over_ws: bool, at: int | None) -> None:
+        if not self.queue:
+            return
+        k = self.queue[0]
+        machine = self._message(k)
+        if machine.may(event):
+            if over_ws:
+                self._deliver(k, over_ws=True)
+            machine.fire(event)
+
+    def drain_queue(self, action: Action, at: int | None) -> None:
+        if self.queue and self._message(self.queue[0]).state is MessageState.pending:
+            self._write(self.queue[0])
+
     def write_now(self, action: Action, at: int | None) -> None:
         """Write message ``at`` over the WebSocket now, if the client reports connected."""
         if at is None:
             raise StepRefused(f"{action.value} needs a message")
+        self._write(at)
+
+    def _write(self, at: int) -> None:
         if not self.connection.state.reports_connected or self.socket is Socket.opening:
             return
         machine = self._message(at)

@@ -155,9 +155,12 @@ class _Entry:
     next: dict[str, _Entry] | None = None
 
 
-def _compile(table: Any, machine: str, on_disconnect: bool) -> dict[Any, dict[str, _Entry]]:
+def _compile(
+    table: Any, machine: str, on_disconnect: bool, ordered: bool = False
+) -> dict[Any, dict[str, _Entry]]:
     """``table``'s rows as entries; ``on_disconnect``: the design has an effect at the
-    client's disconnect, which a row that disconnects runs (it is not plain)."""
+    client's disconnect, which a row that disconnects runs (it is not plain);
+    ``ordered``: an ordered queue may write after any event (no row is plain)."""
     out: dict[Any, dict[str, _Entry]] = {state: {} for state in table.states}
     for row in table:
         rules = [r for r in FORBIDDEN if r.machine == machine and r.matches_row(row)]
@@ -171,6 +174,7 @@ def _compile(table: Any, machine: str, on_disconnect: bool) -> dict[Any, dict[st
             tuple(r for r in rules if r.while_connection is not None),
             row,
             plain=not actions
+            and not ordered
             and not rules
             and event not in _COMPOSITE
             and not (on_disconnect and disconnects(row)),
@@ -217,8 +221,10 @@ class Monitor:
         self._trim_at = 2 * window
         self.raise_on_violation = raise_on_violation
         on_disconnect = bool(b.effects.actions(Hook.disconnected))
-        self._conn = _compile(b.connection, "connection", on_disconnect)
-        self._msg = _compile(b.message, "message", on_disconnect)
+        ordered = b.one_in_flight
+        self._conn = _compile(b.connection, "connection", on_disconnect, ordered)
+        self._msg = _compile(b.message, "message", on_disconnect, ordered)
+        self._at_step_end = b.effects.actions(Hook.step_end)
         self._on_accept = b.effects.actions(Hook.accept)
         self._pending = b.message.initial
         #: For the fast path of ``send``: whether accepting holds the message, or
@@ -226,12 +232,16 @@ class Monitor:
         self._accept: bool | None = (
             True if self._on_accept == (Action.hold,) else (False if not self._on_accept else None)
         )
+        if ordered:
+            self._accept = None  # holding a message puts it at the end of the queue
         self.connection: ConnectionState = b.connection.initial
         self._here = self._conn[self.connection]
         #: Each message id's state, in the order they were sent.
         self.messages: dict[str, MessageState] = {}
         #: The message ids in the pending-retry list.
         self.held: set[str] = set()
+        #: In an ordered queue, the held message ids, oldest first.
+        self.queue: list[str] = []
         #: Whether the client's socket was suspended with the app (it went to the
         #: background while a socket was open or opening, and none was opened or
         #: closed since): what writing a message again does depends on it.
@@ -301,6 +311,7 @@ class Monitor:
             self.connection,
             dict(self.messages),
             set(self.held),
+            list(self.queue),
             self.suspended,
             len(self.trace),
             len(self.violations),
@@ -308,7 +319,15 @@ class Monitor:
         try:
             handle(*args)
         except (ForbiddenTransition, MonitorError, UnknownName):
-            self.connection, self.messages, self.held, self.suspended, length, found = saved
+            (
+                self.connection,
+                self.messages,
+                self.held,
+                self.queue,
+                self.suspended,
+                length,
+                found,
+            ) = saved
             self._here = self._conn[self.connection]
             del self.trace[length:]
             del self.violations[found:]
@@ -335,6 +354,13 @@ class Monitor:
         if event == "handshake_ack":
             for action in self.behaviour.effects.actions(Hook.connection_acknowledged):
                 self._run(action, None)
+        self._step_end()
+
+    def _step_end(self) -> None:
+        """What runs at the end of a step (an ordered queue writes its oldest message):
+        after every event but ``send``, whose answer the client reports next."""
+        for action in self._at_step_end:
+            self._run(action, None)
 
     def _silently_dropped(self) -> bool:
         """A send raised or a heartbeat went unanswered while the client believed it
@@ -405,6 +431,7 @@ class Monitor:
         elif event == "rest_ok":
             for action in self.behaviour.effects.actions(Hook.rest_succeeded):
                 self._run(action, message)
+        self._step_end()
 
     def _fire_message(self, message: str, entry: _Entry) -> None:
         before = self.messages[message]
@@ -431,12 +458,29 @@ class Monitor:
         if at is None:
             raise DefinitionError(f"action {action.value!r} needs a message")
         if value:
+            if at not in self.held:
+                self.queue.append(at)
             self.held.add(at)
         else:
             self.held.discard(at)
+            if at in self.queue:
+                self.queue.remove(at)
 
     def set_every_held(self, action: Action, value: bool, at: str | None) -> None:
         self.held = set(self.messages) if value else set()
+        self.queue = list(self.messages) if value else []
+
+    def on_oldest(self, action: Action, event: MessageEvent, over_ws: bool, at: str | None) -> None:
+        if self.queue:
+            entry = self._msg[self.messages[self.queue[0]]].get(event.value)
+            if entry is not None:
+                self._fire_message(self.queue[0], entry)
+
+    def drain_queue(self, action: Action, at: str | None) -> None:
+        """The oldest queued message is written if it waits and the client reports
+        connected (a socket still opening aside, which the monitor cannot tell)."""
+        if self.queue and self.messages[self.queue[0]] is MessageState.pending:
+            self.write_now(action, self.queue[0])
 
     def on_each_held(
         self, action: Action, event: MessageEvent, over_ws: bool, at: str | None

@@ -6,11 +6,11 @@ the search (:mod:`fsm.analysis.explore.search`) and the graph
 
 Layout::
 
-    message code (14 bits)      state order | held | server | attempts | done owed | ws tries
-                                 bits 13-11 |  10  |  9-8   |   7-4    |     3     |   2-0
+    message code (15 bits)      state | held | server | attempts | done owed | ws tries | ahead
+                                14-12 |  11  |  10-9  |   8-6    |     5     |   4-2    |  1-0
         Codes sort like the symmetry reduction's key (state, held, server,
-        attempts, done owed, ws tries), so sorting a row of codes sorts the
-        messages.
+        attempts, done owed, ws tries, ahead), so sorting a row of codes sorts
+        the messages. A code fits an int16.
 
     global code (below 100)     ((connection * sockets + socket) * 2 + foreground) * 2 + network
         The two low bits are the app's lifecycle and the network; the rest,
@@ -84,14 +84,15 @@ def aimed_rank(i: int, b: int) -> int:
 
 
 # -- message codes ------------------------------------------------------------------------
-WS_TRIES_SHIFT, WS_TRIES_MASK = 0, 0x7
-DONE_OWED = 1 << 3
-ATTEMPTS_SHIFT, ATTEMPTS_MASK = 4, 0xF
-SERVER_SHIFT, SERVER_MASK = 8, 0x3
-HELD_SHIFT = 10
+AHEAD_SHIFT, AHEAD_MASK = 0, 0x3
+WS_TRIES_SHIFT, WS_TRIES_MASK = 2, 0x7
+DONE_OWED = 1 << 5
+ATTEMPTS_SHIFT, ATTEMPTS_MASK = 6, 0x7
+SERVER_SHIFT, SERVER_MASK = 9, 0x3
+HELD_SHIFT = 11
 HELD = 1 << HELD_SHIFT
-STATE_SHIFT = 11
-CODE_BITS = 14
+STATE_SHIFT = 12
+CODE_BITS = 15
 CODES = 1 << CODE_BITS
 #: A multiset key numbers the kinds of message a search meets (a few hundred at
 #: most), each in at most this many bits.
@@ -107,6 +108,7 @@ def message_code(m: Message) -> int:
         not 0 <= m.attempts <= ATTEMPTS_MASK
         or not 0 <= m.server <= SERVER_MASK
         or not 0 <= m.ws_tries <= WS_TRIES_MASK
+        or not 0 <= m.ahead <= AHEAD_MASK
     ):
         raise SpecError(f"message out of the explorer's encoding: {m}")
     return (
@@ -116,6 +118,7 @@ def message_code(m: Message) -> int:
         | m.attempts << ATTEMPTS_SHIFT
         | m.done_owed * DONE_OWED
         | m.ws_tries << WS_TRIES_SHIFT
+        | m.ahead << AHEAD_SHIFT
     )
 
 
@@ -130,6 +133,7 @@ def decode_message(c: int) -> Message:
         c >> ATTEMPTS_SHIFT & ATTEMPTS_MASK,
         bool(c & DONE_OWED),
         c >> WS_TRIES_SHIFT & WS_TRIES_MASK,
+        c >> AHEAD_SHIFT & AHEAD_MASK,
     )
 
 
@@ -150,7 +154,7 @@ def _canonical_codes() -> NDArray[np.int16]:
     codes = np.arange(CODES, dtype=np.int64)
     cleared = np.zeros(STATE_ORDERS, np.int64)
     for state, order in STATE_ORDER.items():
-        probe = Message(state, True, SERVER_MASK, ATTEMPTS_MASK, True, WS_TRIES_MASK)
+        probe = Message(state, True, SERVER_MASK, ATTEMPTS_MASK, True, WS_TRIES_MASK, AHEAD_MASK)
         kept = message_code(canonical_message(probe)[1])
         cleared[order] = message_code(probe) & ~kept
     out: NDArray[np.int16] = (codes & ~cleared[codes >> STATE_SHIFT]).astype(np.int16)

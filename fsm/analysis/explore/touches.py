@@ -125,15 +125,21 @@ def traits(system: System) -> Traits:
         for a in effects.actions(h)
     ] + [a for row in behaviour.message for a in row.actions if row.event is not _ACK_RETRY]
     # A message row or per-message effect that moves the socket makes every step loose;
-    # the acknowledgement's retry is learnt whole by its stimulus (moving_stimuli).
-    loose = any(
-        a.meaning.socket is not None or _writes_and_may_close(system, a.meaning)
-        for a in per_message
-    ) or any(
-        a.meaning.socket is not None
-        for row in behaviour.message
-        if row.event is _ACK_RETRY
-        for a in row.actions
+    # the acknowledgement's retry is learnt whole by its stimulus (moving_stimuli). So
+    # does an ordered queue, where a message's hold or release moves the others and
+    # the end of every step may write into the socket.
+    loose = (
+        behaviour.one_in_flight
+        or any(
+            a.meaning.socket is not None or _writes_and_may_close(system, a.meaning)
+            for a in per_message
+        )
+        or any(
+            a.meaning.socket is not None
+            for row in behaviour.message
+            if row.event is _ACK_RETRY
+            for a in row.actions
+        )
     )
     separable = (
         not loose
