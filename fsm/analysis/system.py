@@ -43,10 +43,15 @@ the order the row lists them and each action's effects in
 :attr:`~fsm.model.vocabulary.Meaning.effects` order, a row fired by an action
 running its own actions before the action goes on to the next message; after a
 connection row that leaves a state reporting connected, the ``disconnected``
-effect; and last the effect at the step's own hook (``connection_acknowledged``
-after ``handshake_ack``, ``rest_succeeded`` after ``rest_ok``). So at
-``handshake_ack`` the buffer is flushed, then the pending-retry list resent,
-then the server's state refetched.
+effect; then the effect at the step's own hook (``connection_acknowledged``
+after ``handshake_ack``, ``rest_succeeded`` after ``rest_ok``, ``ack_timed_out``
+after ``ack_timeout``); and last the ``step_end`` effect (an ordered queue writes
+its oldest message if it waits). So at ``handshake_ack`` the buffer is flushed,
+then the pending-retry list resent, then the server's state refetched.
+
+An ordered queue (socket.io's retries) has one message in flight, oldest first:
+each held message records how many held messages are ahead of it, so the order
+is part of the state and the symmetry reduction stays sound.
 """
 
 from __future__ import annotations
