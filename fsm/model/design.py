@@ -174,6 +174,22 @@ class Design(BaseModel):
         "first, the WebSocket attempt failed and the late acknowledgement is ignored "
         "(socket.io ackTimeout).",
     )
+    ack_fails_on_disconnect: bool = Field(
+        default=False,
+        description="When the connection closes, every message written over it and still "
+        "awaiting its acknowledgement fails its attempt at once (socket.io _clearAcks, for "
+        "acknowledgement handlers that take an error).",
+    )
+    ws_attempts: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="WebSocket attempts per message, counted as they are made (its send, "
+        "each resend). A failed attempt (see ack_timer and ack_fails_on_disconnect) with "
+        "attempts left puts the message back into the pending-retry list and writes it "
+        "again at once if the client reports connected, else at the next connection; "
+        "otherwise the failure is shown (socket.io retries + 1, its tryCount).",
+    )
     ordered_queue: bool = Field(
         default=False,
         description="The pending-retry list is a queue with one message in flight: while "
@@ -189,22 +205,6 @@ class Design(BaseModel):
         "False: the message stays as if written while the transport closes on its error "
         "(socket.io, a browser WebSocket: the write returns, the error arrives as the "
         "connection's close).",
-    )
-    ack_fails_on_disconnect: bool = Field(
-        default=False,
-        description="When the connection closes, every message written over it and still "
-        "awaiting its acknowledgement fails its attempt at once (socket.io _clearAcks, for "
-        "acknowledgement handlers that take an error).",
-    )
-    ws_attempts: int = Field(
-        default=1,
-        ge=1,
-        le=5,
-        description="WebSocket attempts per message. A failed attempt (see ack_timer and "
-        "ack_fails_on_disconnect) with attempts left puts the message back into the "
-        "pending-retry list and writes it again at once if the client reports connected, "
-        "else at the next connection; the last failed attempt is shown (socket.io retries "
-        "+ 1).",
     )
 
     @model_validator(mode="after")
