@@ -2,7 +2,7 @@
 #   make review   check every built-in design, render the diagrams, write the review
 #   make test     mypy --strict, ruff, the import-layer contracts, the docs build and the
 #                 whole test suite (about 2 minutes on a quiet 2-core machine)
-# Also: make docs (the documentation site into site/), make bench (about 14 minutes).
+# Also: make docs (the documentation site into site/), make bench (about 17 minutes).
 # Both create or update .venv, install the project with its extras and make
 # sure Graphviz's `dot` exists; `make test` also installs headless Chromium and its
 # driver for the browser test of review.html (skipped, with the reason, without them).

@@ -13,9 +13,11 @@
 //     ws_vanished      the client is connected and its connection is dead
 //                      (black-holed): the bytes go nowhere
 //     ws_raised        as ws_vanished, and the dead connection answers the bytes
-//                      with a reset (RST): the one way a write fails on Node, where
-//                      the ws package never throws from send() on an open socket
-//                      and reports the failure as an error event instead
+//                      written during this step with a reset (RST): the one way a
+//                      write fails on Node, where the ws package never throws from
+//                      send() on an open socket and reports the failure as an error
+//                      event instead (a send that waits in the retry queue writes
+//                      nothing, and later writes vanish)
 //     deadline_passed  the client is connected, its connection is dead, and the app
 //                      was frozen past the heartbeat deadline since it opened
 //     buffered, queued the client is not connected
@@ -170,6 +172,7 @@ class Run {
     this.frozen = false;
     this.network = true;
     this.expiredEngine = null; // the engine the app was frozen past its heartbeat deadline
+    this.rejecting = null; // the connection that answers this step's write with a reset
     this.ackTimers = new Map(); // fake timer id -> message id, for every acknowledgement timer
     this.messages = Array.from({ length: messages }, (_, i) => ({
       mid: `m${i + 1}`,
@@ -376,7 +379,11 @@ class Run {
         break;
       case "ws_raised":
         if (!connected || !dead) refuse("a raised send needs the client connected over a dead connection");
+        // Only this step's write is answered with a reset: a send that waits in the
+        // retry queue writes nothing now, and a later write into the connection
+        // vanishes (observe() drops the reset again).
         await this.world.call("reject", { port: conn.port });
+        this.rejecting = conn.port;
         break;
       case "deadline_passed":
         if (!connected || !dead || this.expiredEngine !== this.engine()) {
@@ -479,6 +486,10 @@ class Run {
 
   async observe() {
     const { applied } = await this.settle();
+    if (this.rejecting !== null) {
+      await this.world.call("reject", { port: this.rejecting, on: false });
+      this.rejecting = null;
+    }
     const queue = this.socket._queue || [];
     const buffered = (m) => this.socket.sendBuffer.some((p) => p.data && p.data[1] && p.data[1].id === m.mid);
     return {

@@ -12,8 +12,9 @@
 //                                     connection
 //   {id, cmd: "blackhole", ports}     those connections (all without ports): bytes in
 //                                     both directions are dropped, nothing is closed
-//   {id, cmd: "reject", port}         a black-holed connection answers the next bytes
-//                                     the client writes into it with a reset (RST)
+//   {id, cmd: "reject", port, on}     a black-holed connection answers the next bytes
+//                                     the client writes into it with a reset (RST); with
+//                                     on: false it drops them again (if not reset yet)
 //   {id, cmd: "reset_conns", ports}   those connections are reset (RST to the client)
 //   {id, cmd: "network", up}          down: new connections are accepted and held, no
 //                                     byte forwarded; up: held ones start forwarding
@@ -240,6 +241,10 @@ const commands = {
   },
   reject(msg) {
     const conn = conns.find((c) => c.port === msg.port && c.mode === "blackholed");
+    if (msg.on === false) {
+      if (conn !== undefined) conn.reject = false;
+      return {};
+    }
     if (conn === undefined) throw new Error(`no black-holed connection ${msg.port}`);
     conn.reject = true;
     return {};
