@@ -515,7 +515,16 @@ def test_a_new_connection_writes_the_oldest_queued_message_only() -> None:
 def test_an_ordered_queue_is_explored_with_at_most_four_messages() -> None:
     with pytest.raises(SpecError, match="at most 4 messages"):
         _queue_system(messages=5)
-    assert main(
-        ["check", "--spec", str(ROOT / "designs" / "socketio-4.8-retries.toml"), "--messages", "5"],
-        io.StringIO(),
-    ) == 2
+    assert (
+        main(
+            [
+                "check",
+                "--spec",
+                str(ROOT / "designs" / "socketio-4.8-retries.toml"),
+                "--messages",
+                "5",
+            ],
+            io.StringIO(),
+        )
+        == 2
+    )
