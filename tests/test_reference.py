@@ -166,6 +166,29 @@ def test_outbox_write_ahead_is_one_transaction(tmp_path: Path) -> None:
     again.close()
 
 
+def test_outbox_keeps_the_pending_lists_order_and_the_attempts(tmp_path: Path) -> None:
+    """The pending-retry list is kept in the order its messages joined it (an ordered
+    queue writes its oldest first), and each message's WebSocket attempts with it."""
+    box = Outbox(tmp_path / "o.sqlite")
+    for key in ("k1", "k2", "k3"):
+        box.accept(key, key, MessageState.pending, hold=False)
+    for key in ("k2", "k1", "k3", "k2"):  # held again, k2 keeps its place
+        box.hold(key, True)
+    box.hold("k2", False)
+    box.hold("k2", True)  # released and held again: at the end
+    box.set_state("k1", MessageState.sent_ws, ws_tries=2)
+    box.set_state("k1", MessageState.sent_ws)  # the attempts stay
+    box.close()
+    again = Outbox(tmp_path / "o.sqlite")
+    assert again.held_in_order() == ["k1", "k3", "k2"]
+    assert [(m.key, m.state, m.ws_tries) for m in again.load()] == [
+        ("k1", MessageState.sent_ws, 2),
+        ("k2", MessageState.pending, 0),
+        ("k3", MessageState.pending, 0),
+    ]
+    again.close()
+
+
 @pytest.mark.parametrize(("design", "delivered"), [("hardened", 1), ("pre-fix", 0)])
 def test_killed_client_process_loses_nothing_it_accepted(
     tmp_path: Path, design: str, delivered: int

@@ -18,7 +18,9 @@ real world has: a ``handshake_ack`` needs the server to hold the hello, a
 the message's request, an ``ack_timeout`` the message's pending acknowledgement
 timer. A ``send`` also needs m to be the next message, and is refused while it
 would wait for a handshake; where the client decides how a send goes (not
-connected, or past the heartbeat deadline) the outcome is the client's.
+connected, or past the heartbeat deadline) the outcome is the client's. A message
+sent while an ordered queue holds another ahead of it waits behind it (the
+``queue`` row), whatever the world would have done to its write, as in the model.
 
 The socket's truth comes from the proxy (forwarding, held, black-holed by a
 suspension or by a silent drop) and the client's own socket object.

@@ -17,6 +17,8 @@ first (``connected -> suspended_stale``, a row every design has), then the event
 A send does what the design's rows say: while the client is not connected, the
 row the message table has from ``pending`` for ``send_rest``, ``buffer``,
 ``queue`` or ``refuse`` (the design's ``offline_send``); while it is connected,
+``queue`` where the pending-retry list is an ordered queue and another held
+message is ahead of it (it waits behind: one message in flight, oldest first),
 ``deadline_buffer`` and ``heartbeat_expired`` where the table has that row and
 the client's clock is past the socket's heartbeat deadline (socket.io 4.8's
 ``_hasPingExpired``: the app was frozen past it), else a WebSocket write.
@@ -29,8 +31,11 @@ back in the foreground, as iOS does (Starscream#908).
 
 All work runs in one actor task that takes events from a queue
 (:class:`~fsm.reference.records.Event`), so the client's state changes one event
-at a time. It reports what it observes through ``on_event`` (:class:`ClientEvent`),
-for a runtime monitor. The I/O is :mod:`fsm.reference.transport`'s.
+at a time; the end of handling an event is the end of a step of the design
+(:meth:`~fsm.reference.effects.RowRunner._step_end`: an ordered queue writes its
+oldest message there if nothing of it is in flight). It reports what it observes
+through ``on_event`` (:class:`ClientEvent`), for a runtime monitor. The I/O is
+:mod:`fsm.reference.transport`'s.
 """
 
 from __future__ import annotations
@@ -121,6 +126,7 @@ class ReferenceClient(RowRunner):
         self.io = Transport(ws_url, rest_url, self.t.io_timeout, self.activity, self._post, headers)
         self.conn = C.idle
         self.messages: list[ClientMessage] = []
+        self.queue: list[ClientMessage] = []
         self._by_ref: dict[str, ClientMessage] = {}
         self.sock: Sock | None = None
         self._epochs = itertools.count(1)
@@ -146,9 +152,12 @@ class ReferenceClient(RowRunner):
         self.io.start()
         for i, stored in enumerate(self.outbox.load()):
             m = ClientMessage(stored.key, stored.body, i, stored.state, stored.held)
+            m.ws_tries = stored.ws_tries
             self.messages.append(m)
             self._by_ref[stored.key] = m
             self._by_ref[stored.body] = m
+        # The pending-retry list in the order its messages joined it.
+        self.queue = [self._by_ref[key] for key in self.outbox.held_in_order()]
         self._actor = asyncio.ensure_future(self._run())
         self._post(Event(Kind.restart))
         if connect:
@@ -175,6 +184,12 @@ class ReferenceClient(RowRunner):
     def connect(self) -> None:
         """Open a socket now (what the backoff timer does when it fires)."""
         self._post(Event(Kind.connect))
+
+    @property
+    def send_waits(self) -> bool:
+        """Whether a message sent now would wait behind the ordered queue's oldest
+        message instead of being written: accepting holds it, and another is held."""
+        return self.b.one_in_flight and self.policy.holds_first and bool(self.queue)
 
     @property
     def idle(self) -> bool:
@@ -234,16 +249,22 @@ class ReferenceClient(RowRunner):
                 self.activity.bump()
 
     async def _handle(self, ev: SendRequest | Event) -> None:
+        """Handle one event, then end the step (:meth:`_step_end`); while the app is
+        suspended, an event waits for the foreground instead."""
         if isinstance(ev, SendRequest):
             if self.suspended:
                 self._deferred.append(ev)
-            else:
-                await self._on_send(ev)
-            return
-        if self.suspended and ev.kind is not Kind.foreground:
+                return
+            await self._on_send(ev)
+        elif self.suspended and ev.kind is not Kind.foreground:
             if ev.kind is not Kind.background:
                 self._deferred.append(ev)
             return
+        else:
+            await self._dispatch(ev)
+        await self._step_end()
+
+    async def _dispatch(self, ev: Event) -> None:
         match ev.kind:
             case Kind.restart:
                 await self._on_restart()
@@ -315,8 +336,7 @@ class ReferenceClient(RowRunner):
     def _declare_dead(self, event: ConnectionEvent) -> None:
         """The transport says the socket is dead: ``connection_dropped`` first if the
         client still thinks it is live, then ``event`` if the design has a row."""
-        if self.conn is C.connected and self._can_conn(CE.connection_dropped):
-            self._fire_conn(CE.connection_dropped)
+        self._found_dropped()
         if self._can_conn(event):
             self._fire_conn(event)
 
@@ -339,6 +359,8 @@ class ReferenceClient(RowRunner):
         hold = self.policy.holds_first
         self.outbox.accept(key, ev.body, M.pending, hold=hold)  # the write-ahead
         m.held = hold
+        if hold:
+            self.queue.append(m)  # at the end of the pending-retry list
         self.messages.append(m)
         self._by_ref[key] = m
         self._by_ref[ev.body] = m
@@ -355,7 +377,13 @@ class ReferenceClient(RowRunner):
             await self._await_handshake(self.sock)
         if not self.is_connected:
             self._send_offline(m)
+        elif self.b.one_in_flight and m.held and self.queue[0] is not m:
+            # One message in flight, oldest first: this one waits behind the oldest.
+            self._emit(ClientEvent("send", m.index, Outcome.queued.value))
+            self._fire_msg(m, ME.queue)
         elif self._deadline_passed():
+            # What the client found comes before its answer to the send.
+            self._found_dropped()
             self._emit(ClientEvent("send", m.index, Outcome.deadline_passed.value))
             self._buffer_at_deadline(m)
         else:
@@ -393,14 +421,15 @@ class ReferenceClient(RowRunner):
             ok = True
         else:
             ok = sock is not None and await self._ws_send(sock, m)
+        if not ok:
+            # What the client found comes before its answer to the send.
+            self._found_dropped()
         self._emit(ClientEvent("send", m.index, "ws_ok" if ok else "ws_raised"))
         if ok:
             self._fire_msg(m, ME.ws_send_ok)
             if self.policy.pings and self.policy.acks and sock is not None:
                 self._arm_ack(sock, m)
         else:
-            if self.conn is C.connected and self._can_conn(CE.connection_dropped):
-                self._fire_conn(CE.connection_dropped)
             self._fire_msg(m, ME.ws_send_failed)
             if self._can_conn(CE.send_failed):
                 self._fire_conn(CE.send_failed)

@@ -15,7 +15,9 @@ step                   real action
                        it stays black-holed (the send returns and the bytes vanish);
                        ``buffered``, ``queued``, ``refused``, ``rest_direct`` and
                        ``deadline_passed`` are the client's own doing (not connected,
-                       or its clock past the socket's heartbeat deadline)
+                       or its clock past the socket's heartbeat deadline); a message
+                       that waits behind an ordered queue's oldest writes nothing, so
+                       the proxy is left alone
 ``connect``            the client's reconnect timer fires (or, with none, ``connect()``)
 ``handshake_ack``      the server sends ``hello`` on the newest socket
 ``handshake_fail``     the client's handshake timeout fires
@@ -43,7 +45,14 @@ The server holds every handshake, done and REST request until a step releases
 it, and the clock moves only when a step fires a timer, so a run is
 deterministic. After each step the driver waits (bounded) until the world is
 quiet: the client has nothing queued, every REST request it has in flight is
-held at the server, and no byte has moved for a few polls of the loop.
+held at the server, and no byte has moved for a few polls of the loop. The
+client ends each event it handles with the design's ``step_end`` effect (an
+ordered queue writes its oldest message) and its writes while it still counts
+as busy, so a quiet world is one where the step has ended.
+
+:meth:`LockstepDriver.restart` is no step of the model: the client is stopped with
+no cleanup, as a killed process is, and a new one starts on the same SQLite store
+(its messages, their states and attempts, the pending-retry list in its order).
 
 REST requests go through their own proxy, which no step faults: a REST
 outcome is the model's step, so a request made while the network is lost
@@ -135,6 +144,12 @@ class LockstepDriver:
         self._run_loop().run(self._apply(stimulus, message, outcome))
         return self.observe()
 
+    def restart(self) -> RealState:
+        """Kill the client and start it again on its store (no step of the model);
+        the world around it (server, proxies, clock) stays."""
+        self._run_loop().run(self._restart())
+        return self.observe()
+
     def close(self) -> None:
         """Stop the world (sockets, server, proxies, store) and the loop's thread; the
         loop stops even if the world does not stop cleanly. Safe to call twice."""
@@ -175,6 +190,16 @@ class LockstepDriver:
         await self.world.new_client(design, behaviour_=behaviour_, on_event=self._on_event)
         await self._settle()
 
+    async def _restart(self) -> None:
+        world = self.world
+        assert world is not None
+        old = self.client
+        store = old.outbox.path
+        design, behaviour_ = old.design, old.b
+        await old.close()  # nothing is flushed: what a killed process leaves behind
+        await world.new_client(design, store=store, behaviour_=behaviour_, on_event=self._on_event)
+        await self._settle()
+
     async def _settle(self) -> None:
         world = self.world
         assert world is not None
@@ -193,7 +218,7 @@ class LockstepDriver:
         client = self.client
         S = Stimulus
         if stimulus is S.send:
-            if outcome is Outcome.ws_raised:
+            if outcome is Outcome.ws_raised and not client.send_waits:
                 world.ws_proxy.reset(only_defunct=True)
                 await self._settle()
             index = len(client.messages)

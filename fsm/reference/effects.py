@@ -12,11 +12,14 @@ socket := opening          open a WebSocket through the proxy (``ws_connect``); 
 (``open_socket``)          server's ``hello`` is the handshake acknowledgement
 socket := closed           abort the socket
 held := yes / no           write / delete the message's row of the SQLite pending list
+                           (a message joins it at its end: ``queue`` keeps the order)
 every held := no           empty the pending list (``pendingRetryMessages = nil``)
 event on every held        fire it on each held message (``retry_rest`` POSTs it);
 message                    over the WebSocket (``resend_ws``) send each again first
 event on every message     over the WebSocket (``flush``): write each message with a
 (``flush_buffer``)         row for it (the offline buffer, in order), then fire it
+event on the oldest        over the WebSocket (``resend_ws``): write the queue's oldest
+(``resend_oldest``)        message if it has a row for it, then fire it
 event on every message     ``GET /messages?ref=...`` (without REST, a ``fetch`` frame
 the server has             over the socket); fire it (``recovered``) on those the
                            server applied
@@ -25,8 +28,10 @@ write now (``write_now``)  while the client reports connected: a socket still op
                            deadline, ``deadline_buffer`` and ``heartbeat_expired``;
                            else ``resend_ws``, and the frame is written (it reaches
                            the server, or vanishes into a dead socket)
-failed WebSocket attempt   count it; ``ack_retry`` or ``ack_failed`` by the budget
-(``fail_attempt``)         rule (``Behaviour.after_ack_failure``)
+drain (``drain_queue``)    if the queue's oldest message is ``pending`` (nothing of
+                           the queue is in flight), write it as ``write_now`` does
+failed WebSocket attempt   ``ack_retry`` or ``ack_failed`` by the budget rule
+(``fail_attempt``)         (``Behaviour.after_ack_failure``) on the attempts made
 every unacked one fails    the same for every message in ``sent_ws`` (a buffered one
 (``fail_unacked``)         is spared)
 server rule, budget        the server's, and read where a REST attempt fails
@@ -39,7 +44,18 @@ composed system does (:func:`fsm.analysis.system.disconnects`). Writes that an
 action asks for are queued (:class:`~fsm.reference.records.Deferred`) and made,
 in order, once the event is handled (:meth:`RowRunner._flush_io`); so at a
 handshake's acknowledgement the buffer is flushed, then the pending-retry list
-resent, then the server's state refetched.
+(or its oldest message) resent, then the server's state refetched.
+
+The end of handling each event (:meth:`RowRunner._step_end`) is the end of a step:
+once those writes are made, the design's effect at the ``step_end`` hook runs
+(an ordered queue writes its oldest message if nothing of it is in flight, as
+socket.io's ``_drainQueue`` does after each emit and each acknowledgement), and
+the writes it asks for are made before the client takes its next event.
+
+In an ordered queue (socket.io's retries queue; ``Behaviour.one_in_flight``) the
+held messages are in :attr:`RowRunner.queue`, oldest first: a message joins it at
+its end when it is held and leaves it when it is released, and the SQLite
+pending list keeps that order across a restart.
 """
 
 from __future__ import annotations
@@ -89,6 +105,9 @@ class RowRunner:
     clock: Clock
     conn: ConnectionState
     messages: list[ClientMessage]
+    #: The held messages in the order they joined the pending-retry list, oldest
+    #: first (what an ordered queue writes from).
+    queue: list[ClientMessage]
     sock: Sock | None
     io: Transport
     outbox: Outbox
@@ -142,7 +161,7 @@ class RowRunner:
         m.state = row.target
         if event.attempts_ws and self.b.counts_ws_attempts:
             m.ws_tries += 1
-        self.outbox.set_state(m.key, m.state)
+        self.outbox.set_state(m.key, m.state, ws_tries=m.ws_tries)
         self.acks.follow(m)
         for action in row.actions:
             interpret(action, self, m)
@@ -156,8 +175,22 @@ class RowRunner:
         return list(self.b.effects.actions(hook))
 
     def _set_held(self, m: ClientMessage, held: bool) -> None:
+        """Hold ``m`` at the end of the queue (where it is held, it keeps its place),
+        or release it."""
+        if held and not m.held:
+            self.queue.append(m)
+        elif not held and m.held:
+            self.queue.remove(m)
         m.held = held
         self.outbox.hold(m.key, held)
+
+    async def _step_end(self) -> None:
+        """The end of handling one event: the writes its rows asked for, then the
+        design's effect at the ``step_end`` hook, then the writes the effect asked for."""
+        await self._flush_io()
+        for action in self._hook(Hook.step_end):
+            interpret(action, self, None)
+        await self._flush_io()
 
     # -- the heartbeat deadline and failed attempts -------------------------------------
     def _deadline_passed(self) -> bool:
@@ -174,11 +207,16 @@ class RowRunner:
             conn = table.step(conn, CE.connection_dropped).target
         return table.allows(conn, CE.heartbeat_expired)
 
+    def _found_dropped(self) -> None:
+        """The client found its socket dead while it believed it ``connected``: the
+        connection was dropped first (``connection_dropped``, a row every design has)."""
+        if self.conn is C.connected and self._can_conn(CE.connection_dropped):
+            self._fire_conn(CE.connection_dropped)
+
     def _buffer_at_deadline(self, m: ClientMessage) -> None:
         """The deadline passed: ``m`` goes into the offline buffer (a new emit) and
         the connection closes (``heartbeat_expired``)."""
-        if self.conn is C.connected and self._can_conn(CE.connection_dropped):
-            self._fire_conn(CE.connection_dropped)
+        self._found_dropped()
         self.acks.emit(m)
         self._fire_msg(m, ME.deadline_buffer)
         self._fire_conn(CE.heartbeat_expired)
@@ -206,12 +244,13 @@ class RowRunner:
         self._set_held(at, value)
 
     def set_every_held(self, action: Action, value: bool, at: ClientMessage | None) -> None:
-        for other in self.messages:
-            other.held = value
         if value:
             for other in self.messages:
-                self.outbox.hold(other.key, True)
+                self._set_held(other, True)
         else:
+            for other in self.messages:
+                other.held = False
+            self.queue.clear()
             self.outbox.release_all()
 
     def on_each_held(
@@ -221,7 +260,7 @@ class RowRunner:
             # Sent over the socket once the row that asked for it has finished.
             self._io.append(Deferred("held", event))
         else:
-            for other in self._with_row(event, held=True):
+            for other in self._with_row(event, "held"):
                 self._fire_msg(other, event)
 
     def on_each(
@@ -230,7 +269,7 @@ class RowRunner:
         if over_ws:
             self._io.append(Deferred("each", event))
         else:
-            for other in self._with_row(event, held=False):
+            for other in self._with_row(event, "each"):
                 self._fire_msg(other, event)
 
     def server_rule(
@@ -246,9 +285,26 @@ class RowRunner:
     ) -> None:
         self._io.append(Deferred("fetch", event))
 
+    def on_oldest(
+        self, action: Action, event: MessageEvent, over_ws: bool, at: ClientMessage | None
+    ) -> None:
+        if over_ws:
+            self._io.append(Deferred("oldest", event))
+        elif self.queue and self._can_msg(self.queue[0], event):
+            self._fire_msg(self.queue[0], event)
+
+    def drain_queue(self, action: Action, at: ClientMessage | None) -> None:
+        if self.queue and self.queue[0].state is MessageState.pending:
+            self._write(self.queue[0])
+
     def write_now(self, action: Action, at: ClientMessage | None) -> None:
         if at is None:
             raise DefinitionError(f"action {action.value!r} needs a message")
+        self._write(at)
+
+    def _write(self, at: ClientMessage) -> None:
+        """Write ``at`` over the WebSocket now, if the client reports connected (see
+        :class:`~fsm.model.vocabulary.WriteNow`)."""
         sock = self.sock
         if not self.is_connected:
             return
@@ -275,8 +331,14 @@ class RowRunner:
                 self._attempt_failed(m)
 
     # -- deferred I/O -------------------------------------------------------------------
-    def _with_row(self, event: MessageEvent, *, held: bool) -> list[ClientMessage]:
-        """The messages (the held ones) with a row for ``event``, in send order."""
+    def _with_row(
+        self, event: MessageEvent, what: Literal["each", "held", "oldest"]
+    ) -> list[ClientMessage]:
+        """The messages with a row for ``event``: every one or every held one, in send
+        order, or the queue's oldest."""
+        if what == "oldest":
+            return self.queue[:1] if self.queue and self._can_msg(self.queue[0], event) else []
+        held = what == "held"
         return [m for m in self.messages if (m.held or not held) and self._can_msg(m, event)]
 
     async def _flush_io(self) -> None:
@@ -305,8 +367,8 @@ class RowRunner:
                     continue
                 sock = self.sock
                 # A flushed message keeps the id it was buffered with; a resend is an emit.
-                fresh = item.what == "held"
-                for m in self._with_row(item.event, held=item.what == "held"):
+                fresh = item.what != "each"
+                for m in self._with_row(item.event, item.what):
                     if sock is None or not await self._ws_send(sock, m, fresh=fresh):
                         break
                     self._fire_msg(m, item.event)

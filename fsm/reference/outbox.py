@@ -4,13 +4,16 @@ Two tables:
 
 ``messages``
     Every message the user sent, in order, with its client key (which doubles as
-    the client message id on the wire where the design sends ids), its text and
-    the message machine's state. This is the chat's local history: a client
-    that is killed and started again shows the same messages.
+    the client message id on the wire where the design sends ids), its text, the
+    message machine's state and the WebSocket attempts made at it (where a budget
+    counts them). This is the chat's local history: a client that is killed and
+    started again shows the same messages, with the same attempts left.
 ``pending``
     The pending-retry list (the seed's ``pendingRetryMessages``): the keys of the
-    messages held for a retry. Designs with the write-ahead put a message here in
-    the same transaction that records it, before any transport sees it.
+    messages held for a retry, in the order they joined it (``seq``: an ordered
+    queue writes its oldest first, and a restarted client keeps that order).
+    Designs with the write-ahead put a message here in the same transaction that
+    records it, before any transport sees it.
 
 Every change commits at once. The database runs in WAL mode with
 ``synchronous=NORMAL``: a commit survives the process being killed (not a power
@@ -35,10 +38,12 @@ CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL UNIQUE,
     body TEXT NOT NULL,
-    state TEXT NOT NULL
+    state TEXT NOT NULL,
+    ws_tries INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS pending (
-    key TEXT PRIMARY KEY REFERENCES messages(key)
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE REFERENCES messages(key)
 );
 """
 
@@ -49,6 +54,7 @@ class StoredMessage:
     body: str
     state: MessageState
     held: bool
+    ws_tries: int = 0
 
 
 class Outbox:
@@ -81,10 +87,19 @@ class Outbox:
             if hold:
                 self._db.execute("INSERT INTO pending (key) VALUES (?)", (key,))
 
-    def set_state(self, key: str, state: MessageState) -> None:
-        self._db.execute("UPDATE messages SET state = ? WHERE key = ?", (state.value, key))
+    def set_state(self, key: str, state: MessageState, *, ws_tries: int | None = None) -> None:
+        """The message's state and (if given) the WebSocket attempts made at it."""
+        if ws_tries is None:
+            self._db.execute("UPDATE messages SET state = ? WHERE key = ?", (state.value, key))
+        else:
+            self._db.execute(
+                "UPDATE messages SET state = ?, ws_tries = ? WHERE key = ?",
+                (state.value, ws_tries, key),
+            )
 
     def hold(self, key: str, held: bool) -> None:
+        """Put ``key`` at the end of the pending-retry list (where it is already
+        held, it keeps its place), or take it out."""
         if held:
             self._db.execute("INSERT OR IGNORE INTO pending (key) VALUES (?)", (key,))
         else:
@@ -96,7 +111,11 @@ class Outbox:
     def load(self) -> list[StoredMessage]:
         """Every message, in the order the user sent them."""
         rows = self._db.execute(
-            "SELECT m.key, m.body, m.state, p.key IS NOT NULL "
+            "SELECT m.key, m.body, m.state, p.key IS NOT NULL, m.ws_tries "
             "FROM messages m LEFT JOIN pending p ON p.key = m.key ORDER BY m.seq"
         ).fetchall()
-        return [StoredMessage(k, b, _STATES[s], bool(h)) for k, b, s, h in rows]
+        return [StoredMessage(k, b, _STATES[s], bool(h), t) for k, b, s, h, t in rows]
+
+    def held_in_order(self) -> list[str]:
+        """The keys in the pending-retry list, in the order they joined it."""
+        return [k for (k,) in self._db.execute("SELECT key FROM pending ORDER BY seq")]

@@ -74,8 +74,8 @@ class ClientMessage:
     held: bool
     attempts: int = 0
     rest_attempt: int = 0  # which REST attempt is in flight (stale answers are ignored)
-    #: WebSocket attempts that failed (its acknowledgement timed out or died with
-    #: the connection).
+    #: WebSocket attempts made at it (its send, each resend), where the design's
+    #: budget counts them (:attr:`~fsm.model.behaviour.Behaviour.counts_ws_attempts`).
     ws_tries: int = 0
     #: The acknowledgement id of its latest emit (written now, or buffered to be).
     ack_id: int = 0
@@ -144,12 +144,13 @@ class Deferred:
     """I/O a row's action asked for, run in order once the event is handled.
 
     ``each`` / ``held``: write every message (every one / every held one) with a row
-    for ``event`` over the socket, then fire ``event`` on it; ``write``: write
-    ``message`` (whose row fired already) over ``sock``; ``fetch``: ask the server
-    which messages with a row for ``event`` it applied, and fire it on those.
+    for ``event`` over the socket, then fire ``event`` on it; ``oldest``: the same
+    for the oldest message of the pending-retry queue; ``write``: write ``message``
+    (whose row fired already) over ``sock``; ``fetch``: ask the server which
+    messages with a row for ``event`` it applied, and fire it on those.
     """
 
-    what: Literal["each", "held", "write", "fetch"]
+    what: Literal["each", "held", "oldest", "write", "fetch"]
     event: MessageEvent | None = None
     message: ClientMessage | None = None
     sock: Sock | None = None
