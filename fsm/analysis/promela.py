@@ -291,7 +291,8 @@ class _Gen:
             row = self.sys.message.step(state, event)
             body = [*self._rule_asserts(row), f"st[{i}] = {_m(row.target)};"]
             if event.attempts_ws and self.sys.counts_ws_attempts:
-                body.append(f"wsf[{i}]++;")
+                budget = self.sys.behaviour.ws_budget
+                body.append(f"if :: wsf[{i}] < {budget} -> wsf[{i}]++ :: else -> skip fi;")
             for action in row.actions:
                 body += self.run(action, i)
             lines.append(f":: st[{i}] == {_m(state)} ->")

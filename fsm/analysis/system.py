@@ -118,7 +118,8 @@ class Message(NamedTuple):
     #: The server owes a done/toolUse for it on the current socket.
     done_owed: bool = False
     #: WebSocket attempts made at it, where a budget counts them (its send, each
-    #: resend; see :attr:`~fsm.model.vocabulary.MessageEvent.attempts_ws`).
+    #: resend; see :attr:`~fsm.model.vocabulary.MessageEvent.attempts_ws`), up to
+    #: the budget: past it every failed attempt is the last all the same.
     ws_tries: int = 0
     #: In an ordered queue, how many held messages are ahead of it (0: the oldest).
     ahead: int = 0
@@ -272,7 +273,9 @@ class _Step:
         assert m.state is not None
         row = self.sys.message.step(m.state, event)
         self.fired.append(Fired("message", row, self.connection, i))
-        tries = m.ws_tries + 1 if event.attempts_ws and self.sys.counts_ws_attempts else m.ws_tries
+        tries = m.ws_tries
+        if event.attempts_ws and self.sys.counts_ws_attempts:
+            tries = min(tries + 1, self.sys.ws_budget)
         self.messages[i] = m._replace(state=row.target, ws_tries=tries)
         for action in row.actions:
             self.run(action, i)
@@ -483,6 +486,7 @@ class System:
         #: WebSocket, and what the guards read of the design, looked up once.
         self.acknowledges = self.behaviour.acknowledges
         self.counts_ws_attempts = self.behaviour.counts_ws_attempts
+        self.ws_budget = self.behaviour.ws_budget
         self.rules = self.behaviour.rules
         #: An ordered queue, and what runs at the end of every step.
         self.ordered = self.behaviour.one_in_flight

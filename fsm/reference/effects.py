@@ -160,7 +160,7 @@ class RowRunner:
         self._emit(ClientEvent.fired("message", row, self.conn, m.index))
         m.state = row.target
         if event.attempts_ws and self.b.counts_ws_attempts:
-            m.ws_tries += 1
+            m.ws_tries = min(m.ws_tries + 1, self.b.ws_budget)
         self.outbox.set_state(m.key, m.state, ws_tries=m.ws_tries)
         self.acks.follow(m)
         for action in row.actions:

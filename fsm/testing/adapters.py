@@ -468,7 +468,7 @@ class TransitionsAdapter:
     def _message_fired(self, i: int, row: Row[MessageState, MessageEvent]) -> None:
         assert self.behaviour is not None
         if row.event.attempts_ws and self.behaviour.counts_ws_attempts:
-            self.ws_tries[i] += 1
+            self.ws_tries[i] = min(self.ws_tries[i] + 1, self.behaviour.ws_budget)
         for action in row.actions:
             interpret(action, self, i)
 
