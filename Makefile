@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make review   check every built-in design, render the diagrams, write the review
 #   make test     mypy --strict, ruff, the import-layer contracts, the docs build and the
-#                 whole test suite (about 2 minutes on a quiet 2-core machine)
+#                 whole test suite (about 3.5 minutes on a quiet 2-core machine)
 # Also: make docs (the documentation site into site/), make bench (about 17 minutes).
 # Both create or update .venv, install the project with its extras and make
 # sure Graphviz's `dot` exists; `make test` also installs headless Chromium and its
@@ -36,7 +36,10 @@ lint: deps
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# fsm's bytecode, written once: many tests start fsm in a child process, and an
+# environment with PYTHONDONTWRITEBYTECODE set would compile it in each of them.
 pytest: deps chromium
+	$(BIN)/python -m compileall -q fsm
 	$(BIN)/python -m pytest
 
 bench: deps

@@ -39,6 +39,14 @@ EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "designs"
 EXAMPLES = sorted(p.stem for p in EXAMPLE_DIR.glob("*.toml"))
 
 
+def no_dot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Graphviz's ``dot`` is missing for the rest of the test: diagram sources only."""
+    real = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda name, *a, **k: None if name == "dot" else real(name)
+    )
+
+
 def design_named(name: str) -> Design:
     """A built-in design, or an example design of ``designs/`` by its name."""
     return get_design(name) if name in DESIGNS else load_design(EXAMPLE_DIR / f"{name}.toml")

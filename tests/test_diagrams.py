@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import no_dot
 from hypothesis import HealthCheck, given, settings
 
 from fsm import strategies as fst
@@ -407,13 +408,6 @@ def test_diff_lists_and_counts_effect_changes() -> None:
     words = label_text(diff_dot(MESSAGE, DESIGNS["pre-fix"], fixed))
     assert "effects: 0 removed, 1 added, 0 changed" in words
     assert "+ accept / hold" in words
-
-
-def no_dot(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = shutil.which
-    monkeypatch.setattr(
-        shutil, "which", lambda name, *a, **k: None if name == "dot" else real(name)
-    )
 
 
 def sources(root: Path) -> dict[str, bytes]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from browser import WINDOW, browser_missing, open_page
+from conftest import no_dot
 
 from fsm.analysis.ablation import ablate
 from fsm.analysis.checker import CheckResult, check
@@ -30,13 +31,6 @@ from fsm.render.text import trace_words
 
 HAS_DOT = shutil.which("dot") is not None
 BROWSER_MISSING = browser_missing()
-
-
-def no_dot(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = shutil.which
-    monkeypatch.setattr(
-        shutil, "which", lambda name, *a, **k: None if name == "dot" else real(name)
-    )
 
 
 @pytest.fixture

@@ -633,19 +633,26 @@ def test_a_suite_cannot_put_terminal_escapes_on_the_screen(
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("aiohttp") is None, reason="the reference adapter needs aiohttp"
-)
-@pytest.mark.parametrize("after", [6.0, 9.0])
-def test_ctrl_c_during_a_reference_replay_leaves_no_pending_task(
-    tmp_path: Path, after: float
-) -> None:
-    suite = tmp_path / "suite.json"
+@pytest.fixture(scope="module")
+def long_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A suite whose replay on the reference client takes tens of seconds."""
+    suite = tmp_path_factory.mktemp("long") / "suite.json"
     made = _fsm(
         "testgen", "--design", "hardened", "--messages", "2", "--criterion", "transitions",
         "--out", str(suite),
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
+    return suite
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("aiohttp") is None, reason="the reference adapter needs aiohttp"
+)
+@pytest.mark.parametrize("after", [3.0, 4.5])
+def test_ctrl_c_during_a_reference_replay_leaves_no_pending_task(
+    long_suite: Path, after: float
+) -> None:
+    suite = long_suite
     proc = subprocess.Popen(
         [sys.executable, "-m", "fsm", "replay", str(suite), "--adapter", "reference"],
         cwd=ROOT,

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import no_dot
 
 import fsm
 from fsm import Suite, generate, get_design, get_environment, replay
@@ -66,11 +67,14 @@ def fsm_adapter():
 
 
 def _pytest(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """pytest in ``folder`` (its own root: no project options), importing this tree's fsm."""
+    """pytest in ``folder`` (its own root: no project options), importing this tree's fsm;
+    without the plugins of hypothesis and xdist, which the generated modules do not use
+    (they only slow each start)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("PYTEST_ADDOPTS", None)
+    quiet = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:xdist")
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        [sys.executable, "-m", "pytest", "-q", *quiet, *args],
         cwd=folder,
         env=env,
         capture_output=True,
@@ -512,6 +516,7 @@ def test_suite_files_are_regular_and_bounded(
 def test_diagrams_of_a_design_file_stay_out_of_the_committed_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    no_dot(monkeypatch)  # folders are the point here, not pictures: sources only
     spec = _mine(tmp_path)
     shutil.copytree(
         ROOT / "diagrams",
