@@ -38,6 +38,19 @@ BOOLEAN_FEATURES = [name for name, f in Design.model_fields.items() if f.annotat
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "designs"
 EXAMPLES = sorted(p.stem for p in EXAMPLE_DIR.glob("*.toml"))
 
+#: Values of each feature of the client libraries, for tests that try their combinations.
+LIBRARY_CHOICES: dict[str, list[object]] = {
+    "rest_endpoint": [False, True],
+    "offline_send": ["rest", "buffer", "queue", "refuse"],
+    "send_deadline_check": [False, True],
+    "acknowledged": [False, True],
+    "ack_timer": [False, True],
+    "ack_fails_on_disconnect": [False, True],
+    "ws_attempts": [1, 2, 5],
+    "send_failure_shown": [False, True],
+    "ordered_queue": [False, True],
+}
+
 
 def no_dot(monkeypatch: pytest.MonkeyPatch) -> None:
     """Graphviz's ``dot`` is missing for the rest of the test: diagram sources only."""

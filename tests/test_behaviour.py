@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import LIBRARY_CHOICES
 from pydantic import ValidationError
 
 from fsm import (
@@ -136,17 +137,7 @@ def test_every_valid_feature_combination_has_its_own_behaviour() -> None:
                 )
     seed = len(seen)
     assert seed > 1000
-    choices: dict[str, list[Any]] = {
-        "rest_endpoint": [False, True],
-        "offline_send": ["rest", "buffer", "queue", "refuse"],
-        "send_deadline_check": [False, True],
-        "acknowledged": [False, True],
-        "ack_timer": [False, True],
-        "ack_fails_on_disconnect": [False, True],
-        "ws_attempts": [1, 2, 5],
-        "send_failure_shown": [False, True],
-        "ordered_queue": [False, True],
-    }
+    choices = LIBRARY_CHOICES
     assert set(choices) == set(LIBRARY)
     for design in DESIGNS.values():
         for combination in itertools.product(*choices.values()):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import BOOLEAN_FEATURES
+from conftest import BOOLEAN_FEATURES, LIBRARY_CHOICES
 from pydantic import ValidationError
 
 from fsm import (
@@ -203,17 +203,7 @@ def _library_combination_valid(base: Design, values: dict[str, Any]) -> bool:
 def test_every_combination_of_the_libraries_features_builds_both_tables(name: str) -> None:
     """Every combination of the client libraries' features on each built-in design."""
     base = get_design(name)
-    choices: dict[str, list[Any]] = {
-        "rest_endpoint": [False, True],
-        "offline_send": ["rest", "buffer", "queue", "refuse"],
-        "send_deadline_check": [False, True],
-        "acknowledged": [False, True],
-        "ack_timer": [False, True],
-        "ack_fails_on_disconnect": [False, True],
-        "ws_attempts": [1, 2, 5],
-        "send_failure_shown": [False, True],
-        "ordered_queue": [False, True],
-    }
+    choices = LIBRARY_CHOICES
     built = expected = 0
     for combination in itertools.product(*choices.values()):
         values = dict(zip(choices, combination, strict=True))

@@ -354,17 +354,7 @@ class _Gen:
     def on_each_held(
         self, action: Action, event: MessageEvent, over_ws: bool, at: int | None
     ) -> list[str]:
-        lines: list[str] = []
-        for k in range(self.n):
-            allowed = " || ".join(f"st[{k}] == {_m(s)}" for s in self.msg_sources(event))
-            if not allowed:
-                continue
-            body = self.deliver(k, over_ws=True) if over_ws else []
-            body += self.fire_message(k, event)
-            lines.append(f"if :: held[{k}] && ({allowed}) ->")
-            lines += ["   " + b for b in body]
-            lines.append(":: else -> skip fi;")
-        return lines
+        return self._each(event, over_ws, held_only=True)
 
     def server_rule(
         self, action: Action, how: Literal["count", "once"], at: int | None
@@ -377,6 +367,11 @@ class _Gen:
     def on_each(
         self, action: Action, event: MessageEvent, over_ws: bool, at: int | None
     ) -> list[str]:
+        return self._each(event, over_ws, held_only=False)
+
+    def _each(self, event: MessageEvent, over_ws: bool, *, held_only: bool) -> list[str]:
+        """``event`` on every message it applies to (only the held ones if ``held_only``),
+        each first written over the WebSocket if ``over_ws``."""
         lines: list[str] = []
         for k in range(self.n):
             allowed = " || ".join(f"st[{k}] == {_m(s)}" for s in self.msg_sources(event))
@@ -384,7 +379,8 @@ class _Gen:
                 continue
             body = self.deliver(k, over_ws=True) if over_ws else []
             body += self.fire_message(k, event)
-            lines.append(f"if :: {allowed} ->")
+            guard = f"held[{k}] && ({allowed})" if held_only else allowed
+            lines.append(f"if :: {guard} ->")
             lines += ["   " + b for b in body]
             lines.append(":: else -> skip fi;")
         return lines
