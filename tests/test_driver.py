@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -345,3 +346,43 @@ def test_the_reference_client_gives_the_same_results_through_the_protocol() -> N
         through = replay(small, driver)
     assert in_process.passed
     assert [r.model_dump() for r in through.results] == [r.model_dump() for r in in_process.results]
+
+
+def _exchanges(page: Path) -> list[list[str]]:
+    """The ``text`` blocks of ``page`` that are exchanges: lines of ``> `` and ``< ``."""
+    blocks = re.findall(r"```text\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    return [b.splitlines() for b in blocks if b.startswith("> {")]
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/driver-protocol.md"])
+def test_the_exchange_a_page_shows_is_what_a_served_adapter_answers(page: str) -> None:
+    """Each ``>`` line is sent (a shortened design or environment is the built-in one
+    it names) and each ``<`` line must be the answer, byte for byte."""
+    [lines] = _exchanges(ROOT / page)
+    with subprocess.Popen(
+        [*SERVE, "--adapter", "transitions"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    ) as proc:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        answers = 0
+        for line in lines:
+            kind, text = line[:2], line[2:]
+            if kind == "> ":
+                request = json.loads(text)
+                if request["type"] == "reset":
+                    design = get_design(request["design"]["name"])
+                    environment = get_environment(request["environment"]["name"])
+                    request["design"] = json.loads(design.model_dump_json())
+                    request["environment"] = json.loads(environment.model_dump_json())
+                proc.stdin.write(json.dumps(request) + "\n")
+                proc.stdin.flush()
+            else:
+                assert kind == "< ", line
+                assert proc.stdout.readline().rstrip("\n") == text
+                answers += 1
+        assert answers >= 4
+        assert proc.wait(timeout=30) == 0
