@@ -133,13 +133,16 @@ def test_spin_report_has_the_explorers_trace_shape() -> None:
     ]
 
 
-@pytest.mark.parametrize("design", ["fixed", "hardened"])
-def test_multi_core_and_swarm_give_the_same_verdicts(design: str) -> None:
+def test_multi_core_and_swarm_give_the_same_verdicts() -> None:
+    """On ``pre-fix`` in ``half-open``, where some properties hold and some do not (each
+    multi-core run of SPIN's verifier waits a second before it ends: one design)."""
+    design = "pre-fix"
     exhaustive = _spin(get_design(design), "half-open", 2).result
     cores = _spin(get_design(design), "half-open", 2, cores=2).result
     swarm = _spin(get_design(design), "half-open", 2, swarm=2)
     assert cores.states == exhaustive.states
     assert not swarm.exhaustive
+    assert {exhaustive.verdict(pid).holds for pid in JUDGED} == {True, False}
     for pid in JUDGED:
         assert cores.verdict(pid).holds == exhaustive.verdict(pid).holds
         # A swarm violation is real; on a model this small it finds them all.
