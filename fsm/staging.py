@@ -285,6 +285,7 @@ class Staging:
         #: Whether the commit exchanges the whole output folder (else each sub-folder).
         self.whole = False
         self._target = Path()
+        self._derived: dict[str, str] = {}
 
     def _fail(self, exc: OSError) -> OutputError:
         return OutputError(f"cannot write to {self.out}: {exc.strerror or exc}")
@@ -343,18 +344,26 @@ class Staging:
             p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()
         )
 
-    def commit(self, prune: Sequence[str] = (), last: Sequence[str] = ()) -> list[str]:
+    def commit(
+        self,
+        prune: Sequence[str] = (),
+        last: Sequence[str] = (),
+        derived: Mapping[str, str] | None = None,
+    ) -> list[str]:
         """Make the staged tree the output; the staged files, ``last`` ones at the end.
 
         Files of the previous output that were not staged are carried over, except
-        generated ones (of a staged kind) in the ``prune`` sub-directories: nothing
-        generates them any more. A file where a staged folder goes (or a folder
-        where a staged file goes) is an :class:`OutputError`, raised before the
-        output changes.
+        generated ones in the ``prune`` sub-directories: those of a staged kind
+        (nothing generates them any more), and those of a ``derived`` kind (a
+        suffix, mapped to the suffix of its source) whose source was not staged,
+        such as the picture of a diagram that is gone while the pictures were not
+        drawn again. A file where a staged folder goes (or a folder where a staged
+        file goes) is an :class:`OutputError`, raised before the output changes.
         """
         files = self.files()
         order = [f for f in files if f not in last] + [f for f in last if f in files]
         kinds = {Path(f).suffix for f in files}
+        self._derived = dict(derived or {})
         target = self._target
         try:
             if self.whole:
@@ -386,6 +395,15 @@ class Staging:
             f"cannot write to {self.out}: {path} is {found} where fsm writes {wanted}; move it away"
         )
 
+    def _generated(self, new: Path, name: str, kinds: set[str]) -> bool:
+        """Whether the old file ``name`` beside the staged folder ``new`` is generated
+        output that nothing generates any more."""
+        suffix = Path(name).suffix
+        if suffix in kinds:
+            return True
+        source = self._derived.get(suffix)
+        return source is not None and not (new / f"{name[: -len(suffix)]}{source}").exists()
+
     def _complete(self, new: Path, old: Path, rel: str, prune: set[str], kinds: set[str]) -> None:
         """Copy into the staged folder ``new`` what it lacks of the old folder ``old``."""
         if not os.path.lexists(old):
@@ -413,5 +431,5 @@ class Staging:
                 dst.mkdir()
                 self._complete(dst, Path(entry.path), sub, prune, kinds)
                 os.chmod(dst, stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode))
-            elif not (rel in prune and Path(name).suffix in kinds and entry.is_file()):
+            elif not (rel in prune and entry.is_file() and self._generated(new, name, kinds)):
                 _carry(entry.path, dst)

@@ -102,6 +102,23 @@ def test_the_swap_keeps_the_folder_its_mode_and_the_user_s_files(tmp_path: Path)
     assert staging_folders(tmp_path, out) == []
 
 
+def test_without_dot_a_picture_stays_while_its_source_does(tmp_path: Path) -> None:
+    """Pictures are not drawn again without Graphviz: those of a diagram that is still
+    written are kept, those of a diagram that is gone go with its source."""
+    out = tmp_path / "out"
+    assert diagrams(out) == 0
+    kept = out / "pre-fix" / "connection"
+    gone = out / "pre-fix" / "counterexample-ios-suspend-gone"
+    gone.with_suffix(".dot").write_text("digraph {}\n")
+    for stem in (kept, gone):
+        for suffix in (".png", ".svg"):
+            stem.with_suffix(suffix).write_bytes(b"a picture")
+    assert diagrams(out) == 0
+    assert kept.with_suffix(".png").read_bytes() == b"a picture"
+    assert kept.with_suffix(".svg").read_bytes() == b"a picture"
+    assert sorted(p.name for p in (out / "pre-fix").glob(f"{gone.name}.*")) == []
+
+
 def test_the_commit_is_one_exchange_of_complete_trees(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -98,7 +98,7 @@ def cmd_diagrams(args: argparse.Namespace, out: TextIO) -> int:
     with Staging(target) as staging:
         staging.write_all(sources.sources(diagrams))
         graphviz.render(diagrams, staging.root)
-        written = staging.commit(prune=catalog.complete_dirs(designs))
+        written = staging.commit(prune=catalog.complete_dirs(designs), derived=graphviz.PICTURES)
     out.write(f"{len(written)} files written to {shown(target)}\n")
     return 0
 
@@ -112,7 +112,11 @@ def cmd_review(args: argparse.Namespace, out: TextIO) -> int:
         rendered = graphviz.render(data.diagrams, staging.root)
         staging.write("REVIEW.md", review.markdown(data, rendered))
         staging.write("review.html", review.html_page(data, staging.root, rendered))
-        staging.commit(prune=catalog.complete_dirs(designs), last=("REVIEW.md", "review.html"))
+        staging.commit(
+            prune=catalog.complete_dirs(designs),
+            last=("REVIEW.md", "review.html"),
+            derived=graphviz.PICTURES,
+        )
     out.write(
         f"review written to {shown(target / 'REVIEW.md')} and {shown(target / 'review.html')}\n"
     )

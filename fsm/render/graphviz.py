@@ -23,7 +23,10 @@ from typing import TextIO
 from fsm.model.errors import RenderError
 from fsm.render.catalog import Diagram
 
-__all__ = ["DOT_TIMEOUT", "INSTALL_HINT", "render", "svg_of"]
+__all__ = ["DOT_TIMEOUT", "INSTALL_HINT", "PICTURES", "render", "svg_of"]
+
+#: The pictures drawn from each ``.dot`` source, by suffix.
+PICTURES = {".svg": ".dot", ".png": ".dot"}
 
 #: What to tell a user without Graphviz.
 INSTALL_HINT = (
