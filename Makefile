@@ -36,11 +36,11 @@ lint: deps
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-# fsm's bytecode, written once: many tests start fsm in a child process, and an
-# environment with PYTHONDONTWRITEBYTECODE set would compile it in each of them.
+# Bytecode is cached (in __pycache__, ignored by git) even where the environment sets
+# PYTHONDONTWRITEBYTECODE: many tests start fsm or pytest in a child process, and
+# each would otherwise compile fsm and rewrite the assertions of pytest's plugins.
 pytest: deps chromium
-	$(BIN)/python -m compileall -q fsm
-	$(BIN)/python -m pytest
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
 
 bench: deps
 	$(BIN)/python benchmarks/explore.py
