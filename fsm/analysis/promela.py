@@ -290,7 +290,7 @@ class _Gen:
         for state in self.msg_sources(event):
             row = self.sys.message.step(state, event)
             body = [*self._rule_asserts(row), f"st[{i}] = {_m(row.target)};"]
-            if event.attempts_ws and self.sys.counts_ws_attempts:
+            if self.sys.behaviour.counts_attempt(event):
                 budget = self.sys.behaviour.ws_budget
                 body.append(f"if :: wsf[{i}] < {budget} -> wsf[{i}]++ :: else -> skip fi;")
             for action in row.actions:

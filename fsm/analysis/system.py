@@ -273,9 +273,7 @@ class _Step:
         assert m.state is not None
         row = self.sys.message.step(m.state, event)
         self.fired.append(Fired("message", row, self.connection, i))
-        tries = m.ws_tries
-        if event.attempts_ws and self.sys.counts_ws_attempts:
-            tries = min(tries + 1, self.sys.ws_budget)
+        tries = self.sys.behaviour.ws_tries_after(event, m.ws_tries)
         self.messages[i] = m._replace(state=row.target, ws_tries=tries)
         for action in row.actions:
             self.run(action, i)
@@ -485,8 +483,6 @@ class System:
         #: Whether the server owes an acknowledgement for a copy written over the
         #: WebSocket, and what the guards read of the design, looked up once.
         self.acknowledges = self.behaviour.acknowledges
-        self.counts_ws_attempts = self.behaviour.counts_ws_attempts
-        self.ws_budget = self.behaviour.ws_budget
         self.rules = self.behaviour.rules
         #: An ordered queue, and what runs at the end of every step.
         self.ordered = self.behaviour.one_in_flight

@@ -101,6 +101,16 @@ class Behaviour:
         weighs them (:attr:`MessageEvent.attempts_ws` says which rows are one)."""
         return self.ws_budget > 1
 
+    def counts_attempt(self, event: MessageEvent) -> bool:
+        """Whether a message row on ``event`` is a WebSocket attempt this design counts."""
+        return event.attempts_ws and self.counts_ws_attempts
+
+    def ws_tries_after(self, event: MessageEvent, tries: int) -> int:
+        """A message's counted WebSocket attempts after a row on ``event``: one more if
+        it is an attempt (:meth:`counts_attempt`), up to the budget; past it every
+        failed attempt is the last all the same."""
+        return min(tries + 1, self.ws_budget) if self.counts_attempt(event) else tries
+
     def after_ack_failure(self, state: MessageState, attempts: int) -> MessageEvent:
         """The WebSocket attempt budget rule: what follows a failed WebSocket attempt of
         a message in ``state`` that has had ``attempts`` attempts (socket.io's

@@ -159,8 +159,7 @@ class RowRunner:
         row = self.b.message.step(m.state, event)
         self._emit(ClientEvent.fired("message", row, self.conn, m.index))
         m.state = row.target
-        if event.attempts_ws and self.b.counts_ws_attempts:
-            m.ws_tries = min(m.ws_tries + 1, self.b.ws_budget)
+        m.ws_tries = self.b.ws_tries_after(event, m.ws_tries)
         self.outbox.set_state(m.key, m.state, ws_tries=m.ws_tries)
         self.acks.follow(m)
         for action in row.actions:
@@ -256,20 +255,19 @@ class RowRunner:
     def on_each_held(
         self, action: Action, event: MessageEvent, over_ws: bool, at: ClientMessage | None
     ) -> None:
-        if over_ws:
-            # Sent over the socket once the row that asked for it has finished.
-            self._io.append(Deferred("held", event))
-        else:
-            for other in self._with_row(event, "held"):
-                self._fire_msg(other, event)
+        self._each(event, over_ws, "held")
 
     def on_each(
         self, action: Action, event: MessageEvent, over_ws: bool, at: ClientMessage | None
     ) -> None:
+        self._each(event, over_ws, "each")
+
+    def _each(self, event: MessageEvent, over_ws: bool, which: Literal["held", "each"]) -> None:
         if over_ws:
-            self._io.append(Deferred("each", event))
+            # Sent over the socket once the row that asked for it has finished.
+            self._io.append(Deferred(which, event))
         else:
-            for other in self._with_row(event, "each"):
+            for other in self._with_row(event, which):
                 self._fire_msg(other, event)
 
     def server_rule(

@@ -467,8 +467,7 @@ class TransitionsAdapter:
 
     def _message_fired(self, i: int, row: Row[MessageState, MessageEvent]) -> None:
         assert self.behaviour is not None
-        if row.event.attempts_ws and self.behaviour.counts_ws_attempts:
-            self.ws_tries[i] = min(self.ws_tries[i] + 1, self.behaviour.ws_budget)
+        self.ws_tries[i] = self.behaviour.ws_tries_after(row.event, self.ws_tries[i])
         for action in row.actions:
             interpret(action, self, i)
 
