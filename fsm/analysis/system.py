@@ -65,6 +65,7 @@ from fsm.model.errors import DefinitionError, SpecError, require_instance, requi
 from fsm.model.stimuli import (
     CONNECTION_STIMULI,
     MESSAGE_STIMULI,
+    WRITTEN,
     Aim,
     Outcome,
     Scene,
@@ -168,11 +169,6 @@ _STATE_ORDER: dict[MessageState | None, int] = {None: 0} | {
     s: i + 1 for i, s in enumerate(MessageState)
 }
 _FINAL = frozenset(s for s in MessageState if s.settled)
-#: Answers to a send that write the message (or would): an ordered queue holds a
-#: message behind its oldest one instead.
-WRITTEN = frozenset(
-    {Outcome.ws_delivered, Outcome.ws_raised, Outcome.ws_vanished, Outcome.deadline_passed}
-)
 #: A REST request carrying the message is in flight (:attr:`MessageState.rest_in_flight`).
 OVER_REST = frozenset(s for s in MessageState if s.rest_in_flight)
 

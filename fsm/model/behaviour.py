@@ -89,6 +89,12 @@ class Behaviour:
         return max((p for p in params if p is not None), default=1)
 
     @cached_property
+    def acts_on_disconnect(self) -> bool:
+        """The design has an effect at the client's disconnect (it acts on the
+        messages when a row leaves a state that reports connected)."""
+        return bool(self.effects.actions(Hook.disconnected))
+
+    @cached_property
     def one_in_flight(self) -> bool:
         """The pending-retry list is a queue with one message in flight, oldest first
         (the ``step_end`` effect drains it): each held message knows how many held

@@ -34,10 +34,12 @@ from fsm.model.vocabulary import (
 
 __all__ = [
     "CONNECTION_STIMULI",
+    "DECIDED_BY_CLIENT",
     "ENABLED",
     "MESSAGE_STIMULI",
     "OUTCOMES",
     "REST_STIMULI",
+    "WRITTEN",
     "Aim",
     "Condition",
     "EnvironmentFlag",
@@ -120,6 +122,23 @@ class Outcome(Documented):
         "buffered the message and closed the connection (socket.io-client 4.8).",
     )
 
+
+#: Answers to a send that write the message (or would): an ordered queue holds a
+#: message behind its oldest one instead.
+WRITTEN = frozenset(
+    {Outcome.ws_delivered, Outcome.ws_raised, Outcome.ws_vanished, Outcome.deadline_passed}
+)
+#: Answers the client gives by itself, the world having no say: it is not connected,
+#: or it found the heartbeat deadline passed.
+DECIDED_BY_CLIENT = frozenset(
+    {
+        Outcome.rest_direct,
+        Outcome.buffered,
+        Outcome.queued,
+        Outcome.refused,
+        Outcome.deadline_passed,
+    }
+)
 
 #: Steps aimed at one message, in the order the composed system lists them.
 MESSAGE_STIMULI: tuple[Stimulus, ...] = (

@@ -46,7 +46,14 @@ from fsm.analysis.report import message_name
 from fsm.analysis.system import Outcome, Stimulus
 from fsm.model.behaviour import Behaviour, select_behaviour
 from fsm.model.design import Design, Environment
-from fsm.model.stimuli import REST_STIMULI, Aim, Scene, refusal, send_outcomes
+from fsm.model.stimuli import (
+    DECIDED_BY_CLIENT,
+    REST_STIMULI,
+    Aim,
+    Scene,
+    refusal,
+    send_outcomes,
+)
 from fsm.model.vocabulary import ConnectionEvent, ConnectionState, MessageEvent, Socket
 from fsm.reference.client import ClientEvent, ReferenceClient
 from fsm.reference.driver import LockstepDriver, RealState
@@ -68,18 +75,6 @@ _IMPLIED = frozenset(
         "resend_ws",
         "flush",
     },
-)
-
-#: Send outcomes the client decides by itself (the world has no say): not connected,
-#: or connected past the heartbeat deadline.
-_DECIDED = frozenset(
-    {
-        Outcome.rest_direct,
-        Outcome.buffered,
-        Outcome.queued,
-        Outcome.refused,
-        Outcome.deadline_passed,
-    }
 )
 
 
@@ -281,7 +276,7 @@ class ReferenceAdapter:
             outcomes = send_outcomes(scene, env, rules)
             if not outcomes:
                 raise refuse("the send would wait for the handshake")
-            if outcomes[0] in _DECIDED:
+            if outcomes[0] in DECIDED_BY_CLIENT:
                 # Not connected, or past the heartbeat deadline: the client decides.
                 return outcomes[0]
             if socket.dead:

@@ -220,7 +220,7 @@ class Monitor:
         self.window = window
         self._trim_at = 2 * window
         self.raise_on_violation = raise_on_violation
-        on_disconnect = bool(b.effects.actions(Hook.disconnected))
+        on_disconnect = b.acts_on_disconnect
         ordered = b.one_in_flight
         self._conn = _compile(b.connection, "connection", on_disconnect, ordered)
         self._msg = _compile(b.message, "message", on_disconnect, ordered)

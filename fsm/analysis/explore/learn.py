@@ -37,7 +37,7 @@ from fsm.analysis.explore.graph import USER_STIMULI
 from fsm.analysis.system import OVER_REST, STATE_ORDER, Message, Stimulus, System, Transition, World
 from fsm.model.errors import SpecError
 from fsm.model.forbidden import FORBIDDEN, ForbiddenRule
-from fsm.model.vocabulary import Hook, MessageState
+from fsm.model.vocabulary import MessageState
 
 __all__ = ["Learner"]
 
@@ -115,7 +115,7 @@ class Learner:
         self.separable = traits.separable
         self.spread = traits.spread
         self.held_value = traits.held_value
-        self.on_disconnect = bool(system.behaviour.effects.actions(Hook.disconnected))
+        self.on_disconnect = system.behaviour.acts_on_disconnect
         #: Aimed kinds (FIRST_AIMED_KIND + which aimed stimulus) whose steps may move the
         #: global part: learnt on the whole multiset and the whole global part.
         self.moving_kinds = np.array(

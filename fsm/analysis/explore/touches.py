@@ -241,9 +241,7 @@ def spreads(system: System, t: Transition, held_value: bool) -> int:
     # Every action the step ran, with whether its parts other than setting
     # every held flag may run. The disconnect's effect acts on every message on
     # its own, but what it fires may hold a message again: never spread over it.
-    if any(disconnects(f.row) for f in t.fired) and system.behaviour.effects.actions(
-        Hook.disconnected
-    ):
+    if system.behaviour.acts_on_disconnect and any(disconnects(f.row) for f in t.fired):
         return 0
     ran = [(a, touches_only_its_message(a.meaning)) for a in before]
     rows_setting_every_flag = False
