@@ -194,6 +194,7 @@ def _library_combination_valid(base: Design, values: dict[str, Any]) -> bool:
                 base.resend_on_reconnect
                 and v["acknowledged"]
                 and base.pending_cleared_on == "own_confirmation"
+                and v["offline_send"] == "queue"
             )
         )
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from fsm.analysis.checker import CheckResult, check
 from fsm.analysis.questions import Dependence, send_dependence
@@ -528,3 +529,13 @@ def test_an_ordered_queue_is_explored_with_at_most_four_messages() -> None:
         )
         == 2
     )
+
+
+@pytest.mark.parametrize("offline_send", ["buffer", "refuse"])
+def test_an_ordered_queue_holds_what_is_sent_while_not_connected(offline_send: str) -> None:
+    """A message sent behind the queue's oldest waits in the queue (its ``queue`` row);
+    so does one sent while not connected: any other offline send is refused in one line."""
+    base = load_design(ROOT / "designs" / "socketio-4.8-retries.toml").model_dump()
+    with pytest.raises(ValidationError, match="offline_send = 'queue'") as caught:
+        Design.model_validate({**base, "offline_send": offline_send})
+    assert "ordered_queue needs" in str(caught.value)

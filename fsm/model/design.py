@@ -285,12 +285,17 @@ def _incoherent(d: Design) -> list[str]:
             "it says a failed send closes the connection and the message stays as written"
         )
     if d.ordered_queue and not (
-        d.resend_on_reconnect and d.acknowledged and d.pending_cleared_on == "own_confirmation"
+        d.resend_on_reconnect
+        and d.acknowledged
+        and d.pending_cleared_on == "own_confirmation"
+        and d.offline_send == "queue"
     ):
         problems.append(
             "ordered_queue needs resend_on_reconnect (the queue's oldest message is written "
-            "on a new connection), acknowledged (it waits for acknowledgements) and "
-            "pending_cleared_on = 'own_confirmation' (each message leaves it on its own)"
+            "on a new connection), acknowledged (it waits for acknowledgements), "
+            "pending_cleared_on = 'own_confirmation' (each message leaves it on its own) and "
+            "offline_send = 'queue' (a message sent while not connected waits in the queue, "
+            "as one sent behind its oldest message does)"
         )
     if d.send_deadline_check and not d.heartbeat:
         problems.append(
